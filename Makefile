@@ -1,0 +1,26 @@
+# Two commands set everything up on a fresh machine with Python 3.11:
+#   make run    creates .venv if missing, installs requirements.txt, trains the NumPy CNN
+#   make test   creates .venv if missing, installs requirements.txt, runs pytest
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed-requirements
+PYTEST_ARGS ?=
+
+.PHONY: run test bench clean-venv
+
+$(STAMP): requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python cnn_from_scratch.py
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/numpy_vs_torch.py
+
+clean-venv:
+	rm -rf $(VENV)
