@@ -1,0 +1,590 @@
+"""Convolutional networks for MNIST in PyTorch: a model zoo, a training loop, and weight
+transfer to and from the NumPy `CNN` of cnn_from_scratch.py.
+
+What it teaches: the same SimpleCNN as the from-scratch NumPy code, then the tricks that
+take MNIST from ~99.0% to ~99.6% (BatchNorm, Dropout, residual connections, data
+augmentation, a one-cycle learning-rate schedule, early stopping on a validation split),
+and how PyTorch's parameter layouts map onto the NumPy ones.
+
+Run it:
+    python cnn_pytorch.py --quick                       # a few seconds: 4,000 images, 1 epoch
+    python cnn_pytorch.py --model simple --epochs 3     # SimpleCNN, about 99% test accuracy
+    python cnn_pytorch.py --model resnet --epochs 15 --augment --save checkpoints/resnet.pt
+    python cnn_pytorch.py --model deep|separable|mlp ... [--batch-size --lr --seed --device --no-progress]
+In a REPL:
+    >>> from cnn_pytorch import build_model, fit, evaluate
+    >>> model = build_model("simple"); model
+"""
+import argparse
+import copy
+import math
+import os
+import random
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data import load_mnist
+
+# --- Seeds and device ---
+
+
+def set_seed(seed):
+    """Seed every random number generator this script touches (the one place seeds are set)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA
+    # CPU kernels are deterministic already; this makes PyTorch warn about the few
+    # nondeterministic CUDA kernels instead of silently using them.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def choose_device(name=None):
+    """Return torch.device(name), or the best available one: cuda, then mps, then cpu."""
+    if name is not None:
+        if name.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for but torch.cuda.is_available() is False")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# --- Building blocks ---
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "tanh": nn.Tanh}
+
+
+def make_activation(name):
+    """nn.Module for an activation name: 'relu', 'leaky_relu', 'elu' or 'tanh'."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+def conv_output_size(size, kernel_size, stride=1, padding=0):
+    """Spatial size after a convolution or pooling: H_out = 1 + (H + 2 * padding - HH) // stride."""
+    return 1 + (size + 2 * padding - kernel_size) // stride
+
+
+def conv_bn_relu(in_channels, out_channels, kernel_size=3, stride=1, groups=1):
+    """Conv (no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU; 'same' padding for odd kernels."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                  groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    )
+
+
+def count_parameters(model):
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- Models ---
+
+
+class SimpleCNN(nn.Module):
+    """The project's SimpleCNN, layer for layer the NumPy `make_simple_cnn`:
+
+    Conv(k, padding k//2) ReLU MaxPool2 -> Conv ReLU MaxPool2 -> Flatten -> Linear ReLU -> Linear.
+
+    Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32), kernel_size=3, hidden_units=128,
+                 image_size=28):
+        super().__init__()
+        channels_1, channels_2 = channels
+        padding = kernel_size // 2
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, channels_1, kernel_size, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels_1, channels_2, kernel_size, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        size = image_size
+        for _ in range(2):  # conv keeps the size for odd kernels, pooling halves it: 28 -> 14 -> 7
+            size = conv_output_size(conv_output_size(size, kernel_size, padding=padding), 2, stride=2)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (N, C2, size, size) -> (N, C2 * size * size), in C, H, W order like the NumPy FlattenLayer
+            nn.Linear(channels_2 * size * size, hidden_units), nn.ReLU(),
+            nn.Linear(hidden_units, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class DeepCNN(nn.Module):
+    """Stages of (Conv-BN-ReLU) x convs_per_stage -> MaxPool2 -> Dropout, then Linear-BN-ReLU-Dropout-Linear.
+
+    Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64), convs_per_stage=2, hidden_units=128,
+                 dropout=0.25, image_size=28):
+        super().__init__()
+        layers, size = [], image_size
+        for out_channels in channels:
+            for _ in range(convs_per_stage):
+                layers.append(conv_bn_relu(in_channels, out_channels))
+                in_channels = out_channels
+            layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
+            size = conv_output_size(size, 2, stride=2)  # 28 -> 14 -> 7
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
+            nn.Linear(in_channels * size * size, hidden_units, bias=False), nn.BatchNorm1d(hidden_units), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(hidden_units, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class ResidualBlock(nn.Module):
+    """out = relu(F(x) + shortcut(x)) with F = Conv-BN-ReLU-Conv-BN (He et al. 2015, "Deep Residual Learning").
+
+    The shortcut is the identity when shapes match, else a 1x1 convolution (a "projection")
+    with the same stride, so that the two terms can be added.
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = conv_bn_relu(in_channels, out_channels, stride=stride)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+class ResNetCNN(nn.Module):
+    """Stem Conv-BN-ReLU, then one stage of residual blocks per entry of `channels` (every stage
+    after the first halves the size with stride 2), global average pooling, Linear.
+
+    Inputs: x of shape (N, in_channels, H, W). Returns logits of shape (N, num_classes).
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), blocks_per_stage=1, dropout=0.0):
+        super().__init__()
+        layers = [conv_bn_relu(in_channels, channels[0])]
+        in_channels = channels[0]
+        for stage, out_channels in enumerate(channels):
+            for block in range(blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1  # 28 -> 28 -> 14 -> 7
+                layers.append(ResidualBlock(in_channels, out_channels, stride))
+                in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (N, C, H, W) -> (N, C, 1, 1) -> (N, C)
+            nn.Dropout(dropout), nn.Linear(in_channels, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def separable_conv(in_channels, out_channels, stride=1):
+    """Depthwise 3x3 conv (one filter per channel, groups=C) then pointwise 1x1 conv (MobileNet, Howard et al. 2017).
+
+    Parameters: C * 3 * 3 + C * F instead of C * F * 3 * 3 for a full convolution (BatchNorm aside).
+    """
+    return nn.Sequential(conv_bn_relu(in_channels, in_channels, 3, stride=stride, groups=in_channels),
+                         conv_bn_relu(in_channels, out_channels, 1))
+
+
+class SeparableCNN(nn.Module):
+    """A full stem convolution, then depthwise-separable convolutions (every stage after the
+    first downsamples with stride 2), global average pooling, Linear.
+
+    Inputs: x of shape (N, in_channels, H, W). Returns logits of shape (N, num_classes).
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), convs_per_stage=2):
+        super().__init__()
+        layers = [conv_bn_relu(in_channels, channels[0])]
+        in_channels = channels[0]
+        for stage, out_channels in enumerate(channels):
+            for conv in range(convs_per_stage):
+                layers.append(separable_conv(in_channels, out_channels, stride=2 if stage > 0 and conv == 0 else 1))
+                in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (N, C, H, W) -> (N, C)
+                                        nn.Linear(in_channels, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class MLP(nn.Module):
+    """The fully connected baseline: Flatten -> (Linear ReLU Dropout) per hidden layer -> Linear.
+
+    Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
+    """
+
+    def __init__(self, in_channels=1, num_classes=10, hidden_sizes=(512, 256), dropout=0.2, image_size=28):
+        super().__init__()
+        layers, in_features = [nn.Flatten()], in_channels * image_size * image_size  # (N, C, H, W) -> (N, C*H*W)
+        for hidden_units in hidden_sizes:
+            layers += [nn.Linear(in_features, hidden_units), nn.ReLU(), nn.Dropout(dropout)]
+            in_features = hidden_units
+        layers.append(nn.Linear(in_features, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def make_cnn(num_conv_layers=2, activation="relu", in_channels=1, num_classes=10, base_channels=16,
+             kernel_size=3, hidden_units=128, image_size=28):
+    """A plain CNN for the depth and activation experiments: num_conv_layers x (Conv act MaxPool2),
+    channels doubling from base_channels, then Flatten -> Linear act -> Linear.
+
+    Sizes for 28x28: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 layers.
+    Returns: an nn.Sequential mapping (N, in_channels, image_size, image_size) to (N, num_classes).
+    """
+    if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
+        raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
+    make_activation(activation)  # raises ValueError for an unknown name before anything is built
+    layers, size, channels = [], image_size, in_channels
+    for layer in range(num_conv_layers):
+        out_channels = base_channels * 2 ** layer
+        layers += [nn.Conv2d(channels, out_channels, kernel_size, padding=kernel_size // 2),
+                   make_activation(activation), nn.MaxPool2d(2)]
+        size = conv_output_size(conv_output_size(size, kernel_size, padding=kernel_size // 2), 2, stride=2)
+        channels = out_channels
+    if size < 1:
+        raise ValueError(f"image_size {image_size} is too small for {num_conv_layers} conv+pool layers")
+    layers += [nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
+               nn.Linear(channels * size * size, hidden_units), make_activation(activation),
+               nn.Linear(hidden_units, num_classes)]
+    return nn.Sequential(*layers)
+
+
+MODELS = {"simple": SimpleCNN, "deep": DeepCNN, "resnet": ResNetCNN, "separable": SeparableCNN, "mlp": MLP}
+
+
+def build_model(name, **kwargs):
+    """Build a model by name: 'simple', 'deep', 'resnet', 'separable' or 'mlp' (kwargs go to its class)."""
+    if name not in MODELS:
+        raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
+    return MODELS[name](**kwargs)
+
+
+# --- Data and augmentation ---
+
+
+def to_tensors(x, y, device):
+    """NumPy arrays -> (float32 tensor of shape (N, C, H, W), int64 tensor of shape (N,)) on `device`."""
+    return (torch.as_tensor(x, dtype=torch.float32, device=device),
+            torch.as_tensor(y, dtype=torch.int64, device=device))
+
+
+def random_affine(x, generator, degrees=10.0, translate=0.1, zoom=0.1):
+    """Rotate, shift and zoom each image of a batch by its own random amount.
+
+    Inputs:
+    - x: images of shape (N, C, H, W)
+    - generator: a CPU torch.Generator, so that augmentation follows the run's seed
+    - degrees, translate (fraction of the image size), zoom (fraction): the largest change
+    Returns: augmented images of shape (N, C, H, W), zeros (black) where no pixel maps.
+    Note: torchvision's v2.RandomAffine draws one transform per call, so on a batch tensor every
+    image moves the same way, and calling it per image costs minutes per epoch on a CPU. This
+    builds one 2x3 matrix per image and applies all of them with one grid_sample call instead.
+    """
+    n = len(x)
+    uniform = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731, uniform in [-1, 1), shape (N,)
+    angle, scale = uniform() * math.radians(degrees), 1 + uniform() * zoom
+    shift_x, shift_y = uniform() * 2 * translate, uniform() * 2 * translate  # grid coordinates span [-1, 1]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1),
+                         torch.stack([sin, cos, shift_y], 1)], 1)  # (N, 2, 3): output pixel -> input pixel
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)  # (N, H, W, 2)
+    return F.grid_sample(x, grid, align_corners=False)
+
+
+# --- Training ---
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, batch_size=1000):
+    """Mean cross-entropy loss and accuracy of `model` on x of shape (N, C, H, W), y of shape (N,)."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])  # (B, num_classes)
+        labels = y[start:start + batch_size]
+        total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == labels).sum().item()
+    return total_loss / len(x), correct / len(x)
+
+
+def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, generator, augment=False, label_smoothing=0.0,
+                    progress=False, description="train"):
+    """One pass over x (N, C, H, W), y (N,) in a random order drawn from `generator`.
+
+    Returns: (mean training loss, training accuracy) over the epoch (with dropout and augmentation on).
+    Raises FloatingPointError when the loss stops being finite.
+    """
+    model.train()
+    order = torch.randperm(len(x), generator=generator).to(x.device)  # (N,)
+    total_loss, correct = 0.0, 0
+    batches = tqdm(range(0, len(x), batch_size), desc=description, leave=False, disable=not progress)
+    for batch, start in enumerate(batches):
+        index = order[start:start + batch_size]
+        inputs, labels = x[index], y[index]  # (B, C, H, W), (B,)
+        if augment:
+            inputs = random_affine(inputs, generator)
+        logits = model(inputs)  # (B, num_classes)
+        loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at batch {batch} ({description}); the learning rate "
+                                     f"{optimizer.param_groups[0]['lr']:.3g} is probably too high")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += loss.item() * len(index)
+        correct += (logits.argmax(dim=1) == labels).sum().item()
+        batches.set_postfix(loss=f"{loss.item():.4f}")
+    return total_loss / len(x), correct / len(x)
+
+
+def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch):
+    """AdamW with a one-cycle schedule (Smith & Topin 2018): the learning rate warms up for 25% of
+    the steps to `learning_rate`, then anneals to almost zero. Returns (optimizer, scheduler)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                    total_steps=epochs * steps_per_epoch, pct_start=0.25)
+    return optimizer, scheduler
+
+
+def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learning_rate=3e-3, weight_decay=1e-4,
+        augment=False, label_smoothing=0.0, patience=None, seed=0, progress=True, log=print):
+    """Train `model` with AdamW + one-cycle, keep the weights with the best validation accuracy.
+
+    Inputs: x_* tensors of shape (N, C, H, W) and y_* of shape (N,), already on the model's device;
+    patience: stop after this many epochs without a better validation accuracy (None: never).
+    Returns: history, a dict of lists with one entry per epoch: train_loss, train_accuracy,
+      val_loss, val_accuracy, learning_rate. The model ends with its best-validation weights.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got epochs={epochs}, batch_size={batch_size}")
+    generator = torch.Generator().manual_seed(seed)  # shuffling and augmentation
+    optimizer, scheduler = make_optimizer(model, learning_rate, weight_decay, epochs,
+                                          steps_per_epoch=math.ceil(len(x_train) / batch_size))
+    history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate")}
+    best_accuracy, best_state, epochs_without_improvement = -1.0, None, 0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        history["learning_rate"].append(optimizer.param_groups[0]["lr"])
+        train_loss, train_accuracy = train_one_epoch(
+            model, optimizer, scheduler, x_train, y_train, batch_size, generator, augment, label_smoothing,
+            progress, description=f"epoch {epoch}/{epochs}")
+        val_loss, val_accuracy = evaluate(model, x_val, y_val)
+        for key, value in zip(("train_loss", "train_accuracy", "val_loss", "val_accuracy"),
+                              (train_loss, train_accuracy, val_loss, val_accuracy)):
+            history[key].append(value)
+        log(f"epoch {epoch:2d}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
+            f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  ({time.perf_counter() - start:.1f} s)")
+        if val_accuracy > best_accuracy:
+            best_accuracy, epochs_without_improvement = val_accuracy, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            epochs_without_improvement += 1
+            if patience is not None and epochs_without_improvement >= patience:
+                log(f"early stopping: no better validation accuracy for {patience} epochs")
+                break
+    model.load_state_dict(best_state)  # restore the best epoch (chosen on validation, never on test)
+    return history
+
+
+# --- Checkpoints ---
+
+
+def save_checkpoint(model, path, model_name=None, model_kwargs=None, history=None):
+    """Save the state_dict (and how to rebuild the model) atomically: a temp file, then os.replace,
+    so that an interrupted save never leaves a half-written checkpoint behind."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    checkpoint = {"model_name": model_name, "model_kwargs": model_kwargs or {}, "history": history,
+                  "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()}}
+    descriptor, temporary_path = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    os.close(descriptor)
+    try:
+        torch.save(checkpoint, temporary_path)
+        os.replace(temporary_path, path)
+    finally:
+        if os.path.exists(temporary_path):
+            os.remove(temporary_path)
+
+
+def load_checkpoint(path, model=None, device="cpu"):
+    """Load a checkpoint written by save_checkpoint into `model` (or a model rebuilt from the
+    checkpoint's name and kwargs). Returns (model, checkpoint dict).
+    Raises ValueError for a corrupt file or weights that do not fit the model."""
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a truncated zip, a pickle error, ...
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path}: expected a dict with a 'state_dict' (written by save_checkpoint), "
+                         f"got {type(checkpoint).__name__}")
+    if model is None:
+        if checkpoint.get("model_name") is None:
+            raise ValueError(f"{path}: the checkpoint does not name its model; pass model=...")
+        model = build_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:  # missing or unexpected keys, shape mismatches
+        raise ValueError(f"{path}: the weights do not fit {type(model).__name__}: {error}") from None
+    return model.to(device), checkpoint
+
+
+# --- Weight transfer with the NumPy CNN ---
+# Both sides use NCHW, and both flatten (N, C, H, W) into (N, C * H * W) in C, H, W order,
+# so the first fully connected layer needs no reordering: only transposes. Convolution
+# kernels have the same (F, C, HH, WW) layout and both frameworks compute cross-correlation.
+# The NumPy FullyConnectedLayer computes x @ W + b with W of shape (in, out); torch's
+# nn.Linear computes x @ weight.T + bias with weight of shape (out, in), so W = weight.T.
+
+
+def _numpy_weight_layers(numpy_model):
+    """Layers of a NumPy CNN that carry a weight: conv (W of 4 dims) or fully connected (W of 2 dims)."""
+    layers = [layer for layer in numpy_model.layers if "W" in getattr(layer, "params", {})]
+    for layer in layers:
+        if layer.params["W"].ndim not in (2, 4) or set(layer.params) != {"W", "b"}:
+            raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
+                             f"with params {sorted(layer.params)}")
+    return layers
+
+
+def _paired_layers(numpy_model, torch_model):
+    """Pair the NumPy and torch weight layers in order, checking kinds, counts and conv settings."""
+    numpy_layers = _numpy_weight_layers(numpy_model)
+    torch_layers = [m for m in torch_model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    others = [type(m).__name__ for m in torch_model.modules()
+              if not isinstance(m, (nn.Conv2d, nn.Linear)) and any(True for _ in m.parameters(recurse=False))]
+    if others:
+        raise ValueError(f"the torch model has parameters outside Conv2d/Linear ({others}); only models built "
+                         f"from Conv2d and Linear (like SimpleCNN) can be transferred")
+    if len(numpy_layers) != len(torch_layers):
+        raise ValueError(f"the NumPy model has {len(numpy_layers)} weight layers, the torch model "
+                         f"{len(torch_layers)}: {[type(m).__name__ for m in torch_layers]}")
+    for numpy_layer, torch_layer in zip(numpy_layers, torch_layers):
+        is_conv = numpy_layer.params["W"].ndim == 4
+        if is_conv != isinstance(torch_layer, nn.Conv2d):
+            raise ValueError(f"layer kinds differ: NumPy {numpy_layer!r} vs torch {torch_layer}")
+        if torch_layer.bias is None:
+            raise ValueError(f"torch layer {torch_layer} has no bias; the NumPy layers always have one")
+        if is_conv:
+            for name in ("stride", "padding"):
+                numpy_value = getattr(numpy_layer, name, None)
+                if numpy_value is not None and tuple(np.broadcast_to(numpy_value, 2)) != tuple(getattr(torch_layer, name)):
+                    raise ValueError(f"{name} differs: NumPy {numpy_value} vs torch {getattr(torch_layer, name)} "
+                                     f"in {torch_layer}")
+    return list(zip(numpy_layers, torch_layers))
+
+
+def numpy_to_torch(numpy_model, torch_model):
+    """Copy the weights of a NumPy `CNN` into a torch model with the same layers, in order. Returns torch_model."""
+    for numpy_layer, torch_layer in _paired_layers(numpy_model, torch_model):
+        W, b = numpy_layer.params["W"], numpy_layer.params["b"]
+        weight = W if W.ndim == 4 else W.T  # conv: (F, C, HH, WW) both sides; FC: (in, out) -> (out, in)
+        if tuple(weight.shape) != tuple(torch_layer.weight.shape) or b.shape != tuple(torch_layer.bias.shape):
+            raise ValueError(f"shape mismatch: NumPy W {W.shape}, b {b.shape} cannot fill torch {torch_layer} "
+                             f"with weight {tuple(torch_layer.weight.shape)}, bias {tuple(torch_layer.bias.shape)}")
+        with torch.no_grad():
+            torch_layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+            torch_layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+    return torch_model
+
+
+def torch_to_numpy(torch_model, numpy_model):
+    """Copy the weights of a torch model into a NumPy `CNN` with the same layers, in place. Returns numpy_model."""
+    for numpy_layer, torch_layer in _paired_layers(numpy_model, torch_model):
+        weight = torch_layer.weight.detach().cpu().numpy()
+        W = weight if weight.ndim == 4 else weight.T  # FC: torch (out, in) -> NumPy (in, out)
+        bias = torch_layer.bias.detach().cpu().numpy()
+        if W.shape != numpy_layer.params["W"].shape or bias.shape != numpy_layer.params["b"].shape:
+            raise ValueError(f"shape mismatch: torch {torch_layer} gives W {W.shape}, b {bias.shape}; the NumPy "
+                             f"layer holds W {numpy_layer.params['W'].shape}, b {numpy_layer.params['b'].shape}")
+        numpy_layer.params["W"][...] = W  # in place, so an optimizer holding these arrays sees the new values
+        numpy_layer.params["b"][...] = bias
+    return numpy_model
+
+
+# --- Command line ---
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Train a PyTorch CNN on MNIST.")
+    parser.add_argument("--model", default="simple", choices=sorted(MODELS))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
+    parser.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    parser.add_argument("--save", default=None, metavar="PATH", help="save the best checkpoint here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--quick", action="store_true", help="4,000 training and 2,000 test images, 1 epoch")
+    args = parser.parse_args()
+
+    set_seed(args.seed)
+    device = choose_device(args.device)
+    print(f"device: {device}, threads: {torch.get_num_threads()}")
+    data = load_mnist(seed=args.seed)
+    if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
+        data.x_train, data.y_train = data.x_train[:4000], data.y_train[:4000]
+        data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
+                                                            data.x_test[:2000], data.y_test[:2000])
+        args.epochs = 1
+    x_train, y_train = to_tensors(data.x_train, data.y_train, device)
+    x_val, y_val = to_tensors(data.x_val, data.y_val, device)
+    x_test, y_test = to_tensors(data.x_test, data.y_test, device)
+    print(f"train {tuple(x_train.shape)}, val {tuple(x_val.shape)}, test {tuple(x_test.shape)}")
+
+    start = time.perf_counter()
+    model = build_model(args.model).to(device)
+    print(model)
+    print(f"{args.model}: {count_parameters(model):,} parameters")
+    history = fit(model, x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
+                  learning_rate=args.lr, weight_decay=args.weight_decay, augment=args.augment,
+                  label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
+                  progress=not args.no_progress)
+    train_seconds = time.perf_counter() - start
+    _, val_accuracy = evaluate(model, x_val, y_val)
+    test_loss, test_accuracy = evaluate(model, x_test, y_test)
+    print(f"best validation accuracy: {100 * val_accuracy:.2f}%")
+    print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(x_test)} images)")
+    print(f"training time: {train_seconds:.1f} s")
+    if args.save:
+        save_checkpoint(model, args.save, model_name=args.model, history=history)
+        print(f"saved {args.save}")
+
+
+if __name__ == "__main__":
+    main()
