@@ -1,0 +1,989 @@
+"""A convolutional neural network in NumPy alone, with every backward pass written by hand.
+
+Read it top to bottom beside the README: helpers, then convolution and pooling as
+functions (a loop version that reads like the formula, and a vectorized version
+with the same signature), then layers, loss, initialization and optimizers, then
+the `CNN` container that trains with mini-batches, then `main()`.
+
+Run it:
+    python cnn_from_scratch.py            # trains SimpleCNN on MNIST, prints test accuracy
+    python cnn_from_scratch.py --quick    # a few seconds on a slice of MNIST
+    python cnn_from_scratch.py --epochs 6 --batch-size 64 --seed 0 --save simple_cnn.npz
+
+In a REPL:
+    >>> import numpy as np
+    >>> from cnn_from_scratch import make_simple_cnn, numerical_gradient, rel_error
+    >>> model = make_simple_cnn(rng=np.random.default_rng(0))
+    >>> print(model.summary())
+
+Conventions: activations are NCHW, `x` of shape (N, C, H, W); filters are
+`w` of shape (F, C, HH, WW); outputs have spatial size (H_out, W_out); `dout` is
+the upstream gradient and `dx`, `dw`, `db` are the gradients of the loss with
+respect to `x`, `w`, `b`. float32 by default; float64 in gives float64 out, so
+gradients can be checked to machine precision.
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+try:  # The progress bar is optional: without tqdm, fit() prints one line per epoch.
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
+
+
+# --- Helpers ---
+
+def _pair(value, name, minimum=1):
+    """Turn an int or an (height, width) pair into a checked tuple of two ints."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+        raise ValueError(f"{name} must be an int >= {minimum} or a (height, width) pair of such ints, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def check_images(x, channels=None, name="x"):
+    """Raise a clear error unless x is a finite floating array of shape (N, channels, H, W)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of shape (N, C, H, W), got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name} must be a floating array (float32 or float64) scaled to [0, 1], got dtype "
+                        f"{x.dtype}; for uint8 images use x.astype(np.float32) / 255")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {x.shape}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channel(s) in axis 1 (N, C, H, W), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def check_labels(y, num_examples, num_classes):
+    """Raise a clear error unless y is an integer array of shape (N,) with values in [0, num_classes)."""
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer) or y.shape != (num_examples,):
+        raise ValueError(f"labels must be integers of shape ({num_examples},), got dtype {y.dtype} shape {y.shape}")
+    if num_examples and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got values from {y.min()} to {y.max()}")
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """H_out = 1 + (H + 2 * padding - HH) // stride, flooring like PyTorch; checked to be positive."""
+    if kernel > size + 2 * padding:
+        raise ValueError(f"kernel size {kernel} is larger than the padded input size {size} + 2 * {padding}")
+    return 1 + (size + 2 * padding - kernel) // stride
+
+
+def rel_error(a, b):
+    """Largest absolute difference, relative to the largest magnitude in a or b: max|a - b| / max(|a|, |b|)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), np.finfo(np.float64).tiny)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def numerical_gradient(f, x, dout=None, h=1e-6):
+    """Centred finite differences: df/dx[i] ~ (f(x + h e_i) - f(x - h e_i)) / (2 h).
+
+    Inputs:
+    - f: function of no arguments that reads x (changed in place here) and returns a
+      scalar, or an array when dout is given
+    - x: float64 array to differentiate with respect to
+    - dout: upstream gradient of f's output; then the result is the gradient of sum(f() * dout)
+    Returns: array of x's shape. The error is O(h^2) plus rounding of order eps / h.
+    """
+    grad = np.zeros_like(x, dtype=np.float64)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + h
+        plus = np.asarray(f(), dtype=np.float64).copy()
+        x[index] = original - h
+        minus = np.asarray(f(), dtype=np.float64).copy()
+        x[index] = original
+        difference = plus - minus if dout is None else np.sum((plus - minus) * dout)
+        grad[index] = difference / (2 * h)
+    return grad
+
+
+# --- Convolution ---
+
+def conv2d_forward_naive(x, w, b, stride=1, padding=0):
+    """Convolution (cross-correlation, like every framework) with explicit loops.
+
+    out[n, f, i, j] = sum over c, u, v of x_pad[n, c, i * stride + u, j * stride + v] * w[f, c, u, v] + b[f]
+
+    Inputs:
+    - x: array of shape (N, C, H, W); w: filters of shape (F, C, HH, WW); b: biases of shape (F,)
+    - stride, padding: int or (height, width) pair; zero padding on both sides
+    Returns: out of shape (N, F, H_out, W_out), cache for the backward pass, where
+      H_out = 1 + (H + 2 * padding - HH) // stride and likewise W_out.
+    Note: the kernel is not flipped: this is cross-correlation, as in PyTorch and Keras.
+    """
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H + 2 * ph, W + 2 * pw)
+    out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x_pad[n, :, i * sh:i * sh + HH, j * sw:j * sw + WW]  # (C, HH, WW)
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    return out, (x, w, (sh, sw), (ph, pw))
+
+
+def conv2d_backward_naive(dout, cache, compute_dx=True):
+    """Backward pass of conv2d_forward_naive, loop by loop.
+
+    Each output element used the window x_pad[n, :, i*sh:i*sh+HH, j*sw:j*sw+WW] and filter w[f], so
+    dw[f] += dout[n, f, i, j] * window, dx_pad[window] += dout[n, f, i, j] * w[f], db[f] += dout[n, f, i, j].
+    Inputs: dout of shape (N, F, H_out, W_out); cache from the forward pass
+    Returns: dx of shape (N, C, H, W) (None when compute_dx is False), dw of shape (F, C, HH, WW), db of shape (F,)
+    """
+    x, w, (sh, sw), (ph, pw) = cache
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    _, _, H_out, W_out = dout.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dx_pad = np.zeros_like(x_pad, dtype=np.result_type(x, w, dout))
+    dw = np.zeros_like(w, dtype=dx_pad.dtype)
+    db = dout.sum(axis=(0, 2, 3))
+    for n in range(N):
+        for f in range(F):
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows, cols = slice(i * sh, i * sh + HH), slice(j * sw, j * sw + WW)
+                    dw[f] += dout[n, f, i, j] * x_pad[n, :, rows, cols]
+                    dx_pad[n, :, rows, cols] += dout[n, f, i, j] * w[f]
+    dx = dx_pad[:, :, ph:ph + H, pw:pw + W] if compute_dx else None
+    return dx, dw, db
+
+
+def im2col(x, HH, WW, stride, padding):
+    """Copy every (HH, WW) window of x into a column, so convolution becomes one matrix product.
+
+    Inputs: x of shape (N, C, H, W); stride and padding as (height, width) pairs
+    Returns: cols of shape (C * HH * WW, N * H_out * W_out), ordered (c, u, v) by (n, i, j).
+    One slice copy per kernel offset (u, v): HH * WW copies of size (C, N, H_out, W_out), no Python loop over pixels.
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    N, C, H, W = x.shape
+    H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
+    x_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)  # channel-first so each copy below is contiguous
+    x_pad[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)  # (N, C, H, W) -> (C, N, H, W)
+    cols = np.empty((C, HH, WW, N, H_out, W_out), dtype=x.dtype)
+    for u in range(HH):
+        for v in range(WW):
+            cols[:, u, v] = x_pad[:, :, u:u + sh * H_out:sh, v:v + sw * W_out:sw]  # (C, N, H_out, W_out)
+    return cols.reshape(C * HH * WW, N * H_out * W_out)
+
+
+def col2im(dcols, x_shape, HH, WW, stride, padding):
+    """Inverse bookkeeping of im2col: add each column's gradient back to the pixels it was copied from.
+
+    Inputs: dcols of shape (C * HH * WW, N * H_out * W_out); x_shape = (N, C, H, W)
+    Returns: dx of shape (N, C, H, W). Overlapping windows add up, which is why this is += and not =.
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    N, C, H, W = x_shape
+    H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
+    dcols = dcols.reshape(C, HH, WW, N, H_out, W_out)
+    dx_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
+    for u in range(HH):
+        for v in range(WW):
+            dx_pad[:, :, u:u + sh * H_out:sh, v:v + sw * W_out:sw] += dcols[:, u, v]  # (C, N, H_out, W_out)
+    return np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Vectorized convolution: im2col, then one matrix product. Same signature and result as the naive version.
+
+    Inputs: x of shape (N, C, H, W); w of shape (F, C, HH, WW); b of shape (F,); stride, padding: int or pair
+    Returns: out of shape (N, F, H_out, W_out), with H_out = 1 + (H + 2 * padding - HH) // stride; cache
+    """
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    cols = im2col(x, HH, WW, stride, padding)  # (C * HH * WW, N * H_out * W_out)
+    H_out, W_out = conv_output_size(H, HH, stride[0], padding[0]), conv_output_size(W, WW, stride[1], padding[1])
+    out = w.reshape(F, -1) @ cols  # (F, C * HH * WW) x (C * HH * WW, N * H_out * W_out) -> (F, N * H_out * W_out)
+    out += b[:, None]
+    out = np.ascontiguousarray(out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3))  # -> (N, F, H_out, W_out)
+    return out, (x.shape, cols, w, stride, padding)
+
+
+def conv2d_backward(dout, cache, compute_dx=True):
+    """Backward pass of conv2d_forward: three matrix products and a col2im.
+
+    Inputs: dout of shape (N, F, H_out, W_out); cache from conv2d_forward
+    Returns: dx of shape (N, C, H, W) (None when compute_dx is False), dw of shape (F, C, HH, WW), db of shape (F,)
+    """
+    x_shape, cols, w, stride, padding = cache
+    F, _, HH, WW = w.shape
+    dout_rows = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (N, F, H_out, W_out) -> (F, N * H_out * W_out)
+    db = dout_rows.sum(axis=1)
+    dw = (dout_rows @ cols.T).reshape(w.shape)  # (F, N * H_out * W_out) x (N * H_out * W_out, C * HH * WW)
+    if not compute_dx:
+        return None, dw, db
+    dcols = w.reshape(F, -1).T @ dout_rows  # (C * HH * WW, F) x (F, N * H_out * W_out)
+    return col2im(dcols, x_shape, HH, WW, stride, padding), dw, db
+
+
+# --- Pooling ---
+
+def _pool_geometry(x_shape, kernel_size, stride):
+    (kh, kw) = _pair(kernel_size, "kernel_size")
+    (sh, sw) = (kh, kw) if stride is None else _pair(stride, "stride")
+    _, _, H, W = x_shape
+    return (kh, kw), (sh, sw), conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0)
+
+
+def pool2d_forward_naive(x, kernel_size=2, stride=None, mode="max"):
+    """Max or average pooling with explicit loops; stride defaults to kernel_size.
+
+    out[n, c, i, j] = max (or mean) over u, v of x[n, c, i * stride + u, j * stride + v]
+    Inputs: x of shape (N, C, H, W); kernel_size, stride: int or (height, width) pair; mode "max" or "avg"
+    Returns: out of shape (N, C, H_out, W_out) with H_out = 1 + (H - kernel) // stride; cache
+    """
+    (kh, kw), (sh, sw), H_out, W_out = _pool_geometry(x.shape, kernel_size, stride)
+    N, C, _, _ = x.shape
+    out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]  # (kh, kw)
+                    out[n, c, i, j] = window.max() if mode == "max" else window.mean()
+    return out, (x, (kh, kw), (sh, sw), mode)
+
+
+def pool2d_backward_naive(dout, cache):
+    """Backward pass of pool2d_forward_naive.
+
+    Max pooling sends each window's gradient to one element: the first maximum in row-major
+    order, which is what PyTorch does when a window has ties. Average pooling spreads it evenly.
+    Inputs: dout of shape (N, C, H_out, W_out); cache. Returns: dx of shape (N, C, H, W)
+    """
+    x, (kh, kw), (sh, sw), mode = cache
+    N, C, H_out, W_out = dout.shape
+    dx = np.zeros_like(x, dtype=np.result_type(x, dout))
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
+                    if mode == "max":
+                        u, v = np.unravel_index(np.argmax(x[n, c, rows, cols]), (kh, kw))  # argmax: first maximum
+                        dx[n, c, i * sh + u, j * sw + v] += dout[n, c, i, j]
+                    else:
+                        dx[n, c, rows, cols] += dout[n, c, i, j] / (kh * kw)
+    return dx
+
+
+def _window_offsets(x_shape, kernel, stride, output_size):
+    """Yield (u, v, index) with the slice that picks x[n, c, i * sh + u, j * sw + v] for every output (i, j)."""
+    (kh, kw), (sh, sw), (H_out, W_out) = kernel, stride, output_size
+    for u in range(kh):
+        for v in range(kw):
+            yield (slice(None), slice(None), slice(u, u + sh * H_out, sh), slice(v, v + sw * W_out, sw))
+
+
+def pool2d_forward(x, kernel_size=2, stride=None, mode="max"):
+    """Vectorized pooling: one strided slice per kernel offset (u, v). Same signature and result as the naive version.
+
+    Instead of looping over the N * C * H_out * W_out windows, loop over the kh * kw positions inside
+    a window: x[:, :, u::sh, v::sw] (cut to H_out x W_out) holds element (u, v) of every window at once.
+    Inputs: x of shape (N, C, H, W); kernel_size, stride: int or (height, width) pair; mode "max" or "avg"
+    Returns: out of shape (N, C, H_out, W_out) with H_out = 1 + (H - kernel) // stride; cache
+    """
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    kernel, stride, H_out, W_out = _pool_geometry(x.shape, kernel_size, stride)
+    slices = list(_window_offsets(x.shape, kernel, stride, (H_out, W_out)))
+    out = x[slices[0]].copy()  # (N, C, H_out, W_out): element (0, 0) of every window
+    if mode == "avg":
+        for window_slice in slices[1:]:
+            out += x[window_slice]
+        return out / out.dtype.type(len(slices)), (x.shape, None, kernel, stride, mode)
+    # argmax[n, c, i, j] = k when the window's first maximum is its k-th element (row-major, k = u * kw + v).
+    # Offsets come in increasing k, so "max(argmax, k if strictly better else 0)" keeps the latest strict
+    # improvement, and a tie keeps the earlier, first maximum, as PyTorch does.
+    argmax = np.zeros(out.shape, dtype=np.uint8 if len(slices) < 256 else np.intp)
+    for k, window_slice in enumerate(slices[1:], start=1):
+        candidate = x[window_slice]
+        np.maximum(argmax, (candidate > out) * argmax.dtype.type(k), out=argmax)
+        np.maximum(out, candidate, out=out)
+    return out, (x.shape, argmax, kernel, stride, mode)
+
+
+def pool2d_backward(dout, cache):
+    """Backward pass of pool2d_forward.
+
+    Max pooling sends each window's gradient to the one element that was its (first) maximum: compute
+    that element's flat index in x and add dout there with np.bincount, which sums repeated indices,
+    so overlapping windows that share a maximum are handled too. Average pooling spreads dout evenly.
+    Inputs: dout of shape (N, C, H_out, W_out); cache. Returns: dx of shape (N, C, H, W)
+    """
+    x_shape, argmax, kernel, stride, mode = cache
+    N, C, H, W = x_shape
+    _, _, H_out, W_out = dout.shape
+    if mode == "avg":
+        dx = np.zeros(x_shape, dtype=dout.dtype)
+        for window_slice in _window_offsets(x_shape, kernel, stride, (H_out, W_out)):
+            dx[window_slice] += dout / (kernel[0] * kernel[1])
+        return dx
+    # Flat index of window (n, c, i, j)'s top-left pixel: ((n * C + c) * H + i * sh) * W + j * sw.
+    plane_start = np.arange(N * C).reshape(N, C, 1, 1) * (H * W)
+    window_start = (np.arange(H_out) * stride[0] * W)[:, None] + np.arange(W_out) * stride[1]  # (H_out, W_out)
+    offset_in_x = np.array([u * W + v for u in range(kernel[0]) for v in range(kernel[1])])  # k -> u * W + v
+    flat_index = plane_start + window_start + offset_in_x[argmax]  # (N, C, H_out, W_out)
+    if stride[0] >= kernel[0] and stride[1] >= kernel[1]:  # Windows do not overlap: every index is distinct.
+        dx = np.zeros(N * C * H * W, dtype=dout.dtype)
+        dx[flat_index.ravel()] = dout.ravel()
+        return dx.reshape(x_shape)
+    dx = np.bincount(flat_index.ravel(), weights=dout.ravel(), minlength=N * C * H * W)  # sums in float64
+    return dx.astype(dout.dtype, copy=False).reshape(x_shape)
+
+
+# --- Initialization ---
+
+def init_weights(shape, fan_in, fan_out, scheme, rng, dtype):
+    """Xavier/Glorot (uniform, limit sqrt(6 / (fan_in + fan_out)), Glorot & Bengio 2010) for tanh-like
+    activations, or He/Kaiming (normal, std sqrt(2 / fan_in), He et al. 2015) for ReLU-like ones."""
+    if scheme == "xavier":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, size=shape).astype(dtype)
+    if scheme == "he":
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    raise ValueError(f"init must be 'he' or 'xavier', got {scheme!r}")
+
+
+# --- Layers ---
+
+class Layer:
+    """What every layer shares: `params` and `grads` dicts with the same keys, a train/eval flag."""
+
+    def __init__(self):
+        self.params, self.grads, self.buffers = {}, {}, {}
+        self.training = True
+        self.needs_input_grad = True  # The CNN turns this off for its first layer: nobody uses d(loss)/d(images).
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def config(self):
+        """The constructor arguments, so that save/load can rebuild the layer."""
+        return {}
+
+    def astype(self, dtype):
+        """Cast parameters and buffers in place (float64 for gradient checks); returns self."""
+        for store in (self.params, self.buffers):
+            for key in store:
+                store[key] = store[key].astype(dtype)
+        return self
+
+    def __repr__(self):
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+class ConvolutionLayer(Layer):
+    """2-D convolution: params["W"] of shape (F, C, HH, WW), params["b"] of shape (F,)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init="he", rng=None,
+                 dtype=np.float32):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
+        self.kernel_size, self.stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+        self.padding, self.init = _pair(padding, "padding", minimum=0), init
+        rng = np.random.default_rng() if rng is None else rng
+        HH, WW = self.kernel_size
+        fan_in, fan_out = in_channels * HH * WW, out_channels * HH * WW
+        self.params["W"] = init_weights((out_channels, in_channels, HH, WW), fan_in, fan_out, init, rng, dtype)
+        self.params["b"] = np.zeros(out_channels, dtype=dtype)
+
+    def forward(self, x):
+        check_images(x, self.in_channels)
+        out, self.cache = conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
+        return out
+
+    def backward(self, dout):
+        dx, self.grads["W"], self.grads["b"] = conv2d_backward(dout, self.cache, self.needs_input_grad)
+        return dx
+
+    def config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
+                    stride=self.stride, padding=self.padding, init=self.init)
+
+
+class PoolingLayer(Layer):
+    """Max or average pooling; stride defaults to kernel_size. Max routes each window's gradient to
+    its first maximum, as PyTorch does."""
+
+    def __init__(self, kernel_size=2, stride=None, mode="max"):
+        super().__init__()
+        if mode not in ("max", "avg"):
+            raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.mode = mode
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"PoolingLayer expects input of shape (N, C, H, W), got shape {x.shape}")
+        out, self.cache = pool2d_forward(x, self.kernel_size, self.stride, self.mode)
+        return out
+
+    def backward(self, dout):
+        return pool2d_backward(dout, self.cache)
+
+    def config(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, mode=self.mode)
+
+
+class ReLULayer(Layer):
+    """max(0, x); the gradient at exactly 0 is taken as 0, as in PyTorch."""
+
+    def forward(self, x):
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (self.out > 0)
+
+
+class LeakyReLULayer(Layer):
+    """x if x > 0 else negative_slope * x."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        self.positive = x > 0
+        return np.where(self.positive, x, x * self.negative_slope)
+
+    def backward(self, dout):
+        return np.where(self.positive, dout, dout * self.negative_slope)
+
+    def config(self):
+        return dict(negative_slope=self.negative_slope)
+
+
+class ELULayer(Layer):
+    """x if x > 0 else alpha * (exp(x) - 1) (Clevert et al. 2015); its slope for x <= 0 is alpha * exp(x)."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        self.x = x
+        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+
+    def backward(self, dout):
+        return np.where(self.x > 0, dout, dout * self.alpha * np.exp(np.minimum(self.x, 0)))
+
+    def config(self):
+        return dict(alpha=self.alpha)
+
+
+class TanhLayer(Layer):
+    """tanh(x); d tanh(x) / dx = 1 - tanh(x)^2."""
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out * self.out)
+
+
+class FlattenLayer(Layer):
+    """(N, C, H, W) -> (N, C * H * W) in C, H, W order, like torch.flatten(x, 1)."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, C * H * W)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)  # (N, C * H * W) -> (N, C, H, W)
+
+
+class FullyConnectedLayer(Layer):
+    """out = x @ W + b with params["W"] of shape (in_features, out_features) (torch's Linear.weight
+    transposed, Keras's Dense kernel as is) and params["b"] of shape (out_features,)."""
+
+    def __init__(self, in_features, out_features, init="he", rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        rng = np.random.default_rng() if rng is None else rng
+        self.params["W"] = init_weights((in_features, out_features), in_features, out_features, init, rng, dtype)
+        self.params["b"] = np.zeros(out_features, dtype=dtype)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"FullyConnectedLayer expects input of shape (N, {self.in_features}), got {x.shape}")
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]  # (N, D) x (D, M) -> (N, M)
+
+    def backward(self, dout):
+        self.grads["W"] = self.x.T @ dout  # (D, N) x (N, M) -> (D, M)
+        self.grads["b"] = dout.sum(axis=0)
+        return dout @ self.params["W"].T if self.needs_input_grad else None  # (N, M) x (M, D) -> (N, D)
+
+    def config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features, init=self.init)
+
+
+class BatchNormLayer(Layer):
+    """Batch normalization (Ioffe & Szegedy 2015) over N (and H, W for 4-D input), per feature/channel.
+
+    Training normalizes with the batch mean and biased variance and updates running averages
+    (momentum 0.1, unbiased variance, as PyTorch does); evaluation uses the running averages.
+    params: "gamma" (scale) and "beta" (shift) of shape (C,); buffers: "running_mean", "running_var".
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.params["gamma"] = np.ones(num_features, dtype=dtype)
+        self.params["beta"] = np.zeros(num_features, dtype=dtype)
+        self.buffers["running_mean"] = np.zeros(num_features, dtype=dtype)
+        self.buffers["running_var"] = np.ones(num_features, dtype=dtype)
+
+    def _axes_and_shape(self, x):
+        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNormLayer expects (N, {self.num_features}) or (N, {self.num_features}, H, W), "
+                             f"got {x.shape}")
+        return ((0,), (1, -1)) if x.ndim == 2 else ((0, 2, 3), (1, -1, 1, 1))
+
+    def forward(self, x):
+        axes, shape = self._axes_and_shape(x)
+        if self.training:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            count = x.size // self.num_features
+            self.buffers["running_mean"] = (1 - self.momentum) * self.buffers["running_mean"] + self.momentum * mean
+            unbiased = var * count / max(count - 1, 1)
+            self.buffers["running_var"] = (1 - self.momentum) * self.buffers["running_var"] + self.momentum * unbiased
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        self.inv_std = 1 / np.sqrt(var + self.eps)
+        self.x_hat = (x - mean.reshape(shape)) * self.inv_std.reshape(shape)
+        return self.params["gamma"].reshape(shape) * self.x_hat + self.params["beta"].reshape(shape)
+
+    def backward(self, dout):
+        axes, shape = self._axes_and_shape(dout)
+        self.grads["gamma"] = (dout * self.x_hat).sum(axis=axes)
+        self.grads["beta"] = dout.sum(axis=axes)
+        dx_hat = dout * self.params["gamma"].reshape(shape)
+        if not self.training:  # The running statistics are constants.
+            return dx_hat * self.inv_std.reshape(shape)
+        # With m values per channel: dx = inv_std / m * (m * dx_hat - sum(dx_hat) - x_hat * sum(dx_hat * x_hat))
+        count = dout.size // self.num_features
+        sum_dx_hat = dx_hat.sum(axis=axes).reshape(shape)
+        sum_dx_hat_x_hat = (dx_hat * self.x_hat).sum(axis=axes).reshape(shape)
+        return self.inv_std.reshape(shape) / count * (count * dx_hat - sum_dx_hat - self.x_hat * sum_dx_hat_x_hat)
+
+    def config(self):
+        return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum)
+
+
+class DropoutLayer(Layer):
+    """Inverted dropout (Srivastava et al. 2014): in training, zero each value with probability p and
+    scale the rest by 1 / (1 - p), so evaluation is the identity."""
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = np.random.default_rng() if rng is None else rng
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.mask = None
+            return x
+        self.mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1 - self.p)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+    def config(self):
+        return dict(p=self.p)
+
+
+LAYER_TYPES = {cls.__name__: cls for cls in (ConvolutionLayer, PoolingLayer, ReLULayer, LeakyReLULayer, ELULayer,
+                                             TanhLayer, FlattenLayer, FullyConnectedLayer, BatchNormLayer,
+                                             DropoutLayer)}
+
+
+# --- Loss ---
+
+def softmax_cross_entropy(logits, y):
+    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
+
+    Subtracting each row's maximum before exp (log-sum-exp) keeps it finite for logits of any size.
+    Inputs: logits of shape (N, K); y of shape (N,) with integers in [0, K)
+    Returns: loss (a float), dlogits of shape (N, K) = (softmax(logits) - one_hot(y)) / N
+    """
+    N, K = logits.shape
+    check_labels(y, N, K)
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K), every row's maximum is now 0
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[np.arange(N), y].mean()
+    dlogits = np.exp(log_probs)
+    dlogits[np.arange(N), y] -= 1
+    return float(loss), dlogits / N
+
+
+# --- Optimizers ---
+
+class SGD:
+    """Stochastic gradient descent with momentum: v = momentum * v + grad; p -= learning_rate * v."""
+
+    def __init__(self, parameters, learning_rate=0.01, momentum=0.9, weight_decay=0.0):
+        self.parameters, self.learning_rate = list(parameters), learning_rate
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.velocity = [np.zeros_like(layer.params[key]) for layer, key in self.parameters]
+
+    def step(self):
+        for (layer, key), velocity in zip(self.parameters, self.velocity):
+            grad = layer.grads[key] + self.weight_decay * layer.params[key]
+            velocity *= self.momentum
+            velocity += grad
+            layer.params[key] -= self.learning_rate * velocity
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015): running means of the gradient (m) and its square (v), bias-corrected."""
+
+    def __init__(self, parameters, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.parameters, self.learning_rate = list(parameters), learning_rate
+        self.beta1, self.beta2, self.eps, self.t = beta1, beta2, eps, 0
+        self.m = [np.zeros_like(layer.params[key]) for layer, key in self.parameters]
+        self.v = [np.zeros_like(layer.params[key]) for layer, key in self.parameters]
+
+    def step(self):
+        self.t += 1
+        # Fold both bias corrections into the step size (Algorithm 1's last lines, rearranged).
+        step_size = self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        for (layer, key), m, v in zip(self.parameters, self.m, self.v):
+            grad = layer.grads[key]
+            m *= self.beta1
+            m += (1 - self.beta1) * grad
+            v *= self.beta2
+            v += (1 - self.beta2) * grad * grad
+            param = layer.params[key]
+            param -= (step_size * m / (np.sqrt(v) + self.eps)).astype(param.dtype, copy=False)
+
+
+# --- The model ---
+
+class CNN:
+    """A stack of layers trained end to end: forward runs them in order, backward in reverse."""
+
+    def __init__(self, layers, input_shape=None, num_classes=None):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("CNN needs at least one layer")
+        self.layers[0].needs_input_grad = False
+        self.input_shape = tuple(input_shape) if input_shape is not None else None  # (C, H, W) of one image
+        self.num_classes = num_classes
+
+    def __repr__(self):
+        lines = "\n".join(f"  ({index}): {layer!r}" for index, layer in enumerate(self.layers))
+        return f"CNN(\n{lines}\n)"
+
+    def forward(self, x):
+        """x of shape (N, C, H, W) -> logits of shape (N, num_classes)."""
+        check_images(x, self.input_shape[0] if self.input_shape else None)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dlogits):
+        """Backpropagate d(loss)/d(logits) through every layer; each layer keeps its own grads."""
+        dout = dlogits
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def train(self):
+        for layer in self.layers:
+            layer.training = True
+        return self
+
+    def eval(self):
+        for layer in self.layers:
+            layer.training = False
+        return self
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def parameters(self):
+        """(layer, key) pairs of every trainable array, the handles optimizers update in place."""
+        return [(layer, key) for layer in self.layers for key in layer.params]
+
+    def num_parameters(self):
+        return sum(layer.params[key].size for layer, key in self.parameters())
+
+    def summary(self, input_shape=None):
+        """A table of each layer's output shape and parameter count, found by a forward pass of one zero image."""
+        input_shape = tuple(input_shape or self.input_shape or ())
+        if len(input_shape) != 3:
+            raise ValueError(f"summary needs input_shape=(C, H, W), got {input_shape!r}")
+        was_training = [layer.training for layer in self.layers]
+        self.eval()
+        dtype = self.layers[0].params["W"].dtype if "W" in self.layers[0].params else np.float32
+        x = np.zeros((1, *input_shape), dtype=dtype)
+        rows = [("input", (None, *input_shape), 0)]
+        for layer in self.layers:
+            x = layer.forward(x)
+            rows.append((repr(layer), (None, *x.shape[1:]), sum(p.size for p in layer.params.values())))
+        for layer, training in zip(self.layers, was_training):
+            layer.training = training
+        width = max(len(name) for name, _, _ in rows)
+        lines = [f"{'layer':<{width}}  {'output shape':<20}  params"]
+        lines += [f"{name:<{width}}  {str(shape):<20}  {count:,}" for name, shape, count in rows]
+        lines.append(f"total parameters: {self.num_parameters():,}")
+        return "\n".join(lines)
+
+    # --- Prediction and training ---
+
+    def predict_logits(self, x, batch_size=1000):
+        """Logits of shape (N, num_classes) in evaluation mode, computed in batches."""
+        was_training = [layer.training for layer in self.layers]
+        self.eval()
+        logits = np.concatenate([self.forward(x[start:start + batch_size])
+                                 for start in range(0, len(x), batch_size)])
+        for layer, training in zip(self.layers, was_training):
+            layer.training = training
+        return logits
+
+    def predict(self, x, batch_size=1000):
+        """Predicted classes of shape (N,)."""
+        return self.predict_logits(x, batch_size).argmax(axis=1)
+
+    def evaluate(self, x, y, batch_size=1000):
+        """(mean cross-entropy loss, accuracy in [0, 1]) on x of shape (N, C, H, W) and y of shape (N,)."""
+        logits = self.predict_logits(x, batch_size)
+        loss, _ = softmax_cross_entropy(logits, y)
+        return loss, float((logits.argmax(axis=1) == y).mean())
+
+    def fit(self, x, y, epochs=5, batch_size=64, optimizer=None, validation_data=None, seed=0,
+            schedule="cosine", verbose=True):
+        """Mini-batch training; returns the history of loss and accuracy per epoch.
+
+        Inputs:
+        - x: images of shape (N, C, H, W), float; y: labels of shape (N,), int
+        - optimizer: an SGD or Adam over self.parameters(); default Adam(learning_rate=1e-3)
+        - validation_data: (x_val, y_val), evaluated after every epoch
+        - seed: seeds the shuffling, so the same seed gives the same history bit for bit
+        - schedule: "cosine" decays the learning rate to 0 over all steps; "constant" keeps it
+        Returns: dict with lists "loss", "accuracy" (running means over each epoch's batches, as
+        Keras reports them), "val_loss", "val_accuracy", "learning_rate" and "seconds".
+        """
+        check_images(x, self.input_shape[0] if self.input_shape else None)
+        num_classes = self.num_classes or self.layers[-1].params["b"].shape[0]
+        check_labels(y, len(x), num_classes)
+        if validation_data is not None:
+            check_images(validation_data[0], x.shape[1], name="x_val")
+            check_labels(validation_data[1], len(validation_data[0]), num_classes)
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+        optimizer = optimizer or Adam(self.parameters())
+        base_learning_rate = optimizer.learning_rate
+        rng = np.random.default_rng(seed)
+        steps_per_epoch = -(-len(x) // batch_size)  # ceil(N / batch_size)
+        total_steps, step = epochs * steps_per_epoch, 0
+        history = {key: [] for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")}
+        self.train()
+        for epoch in range(1, epochs + 1):
+            start_time, order = time.perf_counter(), rng.permutation(len(x))
+            loss_sum, correct = 0.0, 0
+            batches = range(0, len(x), batch_size)
+            if verbose and tqdm is not None:
+                batches = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch")
+            for batch_start in batches:
+                indices = order[batch_start:batch_start + batch_size]
+                if schedule == "cosine":  # lr_t = lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017)
+                    optimizer.learning_rate = base_learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps))
+                logits = self.forward(x[indices])
+                loss, dlogits = softmax_cross_entropy(logits, y[indices])
+                if not np.isfinite(loss):
+                    raise FloatingPointError(f"training diverged: the loss became {loss} at epoch {epoch}, step "
+                                             f"{step}; lower the learning rate (now {optimizer.learning_rate:g})")
+                self.backward(dlogits)
+                optimizer.step()
+                step += 1
+                loss_sum += loss * len(indices)
+                correct += int((logits.argmax(axis=1) == y[indices]).sum())
+            history["loss"].append(loss_sum / len(x))
+            history["accuracy"].append(correct / len(x))
+            history["learning_rate"].append(float(optimizer.learning_rate))
+            if validation_data is not None:
+                val_loss, val_accuracy = self.evaluate(*validation_data)
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(val_accuracy)
+            history["seconds"].append(time.perf_counter() - start_time)
+            if verbose:
+                line = (f"epoch {epoch}/{epochs}: loss {history['loss'][-1]:.4f}, "
+                        f"accuracy {history['accuracy'][-1]:.4f}")
+                if validation_data is not None:
+                    line += f", val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
+                print(f"{line} ({history['seconds'][-1]:.1f} s)")
+        optimizer.learning_rate = base_learning_rate
+        self.eval()
+        return history
+
+    # --- Saving and loading ---
+
+    def save(self, path):
+        """Write the architecture (as JSON) and every parameter and buffer to one .npz file, atomically:
+        a temporary file in the same folder is renamed over `path` only once it is complete."""
+        path = os.fspath(path)
+        architecture = {"input_shape": self.input_shape, "num_classes": self.num_classes,
+                        "layers": [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]}
+        arrays = {"architecture": np.array(json.dumps(architecture))}
+        for index, layer in enumerate(self.layers):
+            for store in (layer.params, layer.buffers):
+                arrays.update({f"{index}.{key}": value for key, value in store.items()})
+        folder = os.path.dirname(os.path.abspath(path))
+        handle, temporary = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+    @staticmethod
+    def _read(path):
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            architecture = json.loads(str(arrays.pop("architecture")))
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # BadZipFile, zlib.error, KeyError, JSONDecodeError, ...
+            raise ValueError(f"{path}: not a readable CNN file ({type(error).__name__}: {error}); "
+                             f"expected an .npz written by CNN.save") from None
+        return architecture, arrays
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild a CNN saved by `save`: the architecture from its JSON, then every array, shape-checked."""
+        architecture, arrays = cls._read(path)
+        try:
+            layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in architecture["layers"]]
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{path}: unknown layer description ({error}); expected one of {sorted(LAYER_TYPES)}")
+        model = cls(layers, architecture.get("input_shape"), architecture.get("num_classes"))
+        model._assign(arrays, path)
+        return model
+
+    def load_weights(self, path):
+        """Copy the arrays of a saved CNN into this one; every name and shape must match."""
+        _, arrays = self._read(path)
+        self._assign(arrays, path)
+        return self
+
+    def _assign(self, arrays, path):
+        expected = {f"{index}.{key}": store[key] for index, layer in enumerate(self.layers)
+                    for store in (layer.params, layer.buffers) for key in store}
+        if set(arrays) != set(expected):
+            raise ValueError(f"{path}: arrays {sorted(arrays)} do not match this model's {sorted(expected)}")
+        for name, value in arrays.items():
+            if value.shape != expected[name].shape:
+                raise ValueError(f"{path}: {name} has shape {value.shape}, this model expects {expected[name].shape}")
+        for index, layer in enumerate(self.layers):
+            for store in (layer.params, layer.buffers):
+                for key in store:
+                    store[key] = arrays[f"{index}.{key}"].copy()
+
+
+def make_simple_cnn(in_channels=1, image_size=28, num_classes=10, channels=(16, 32), kernel_size=3,
+                    hidden_units=128, rng=None, dtype=np.float32):
+    """The project's SimpleCNN, built the same way in cnn_pytorch.py and cnn_keras.py:
+
+    [conv(k x k, padding k // 2) -> ReLU -> 2x2 max pool] x 2 -> flatten -> fully connected -> ReLU -> fully connected
+
+    "Same" padding keeps H and W through each convolution, and each pool halves them (flooring),
+    so the flattened size is channels[1] * (image_size // 4) ** 2: 32 * 7 * 7 = 1568 for MNIST.
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    first, second = channels
+    pooled_size = image_size // 2 // 2
+    return CNN([
+        ConvolutionLayer(in_channels, first, kernel_size, padding=kernel_size // 2, rng=rng, dtype=dtype),
+        ReLULayer(),
+        PoolingLayer(2),
+        ConvolutionLayer(first, second, kernel_size, padding=kernel_size // 2, rng=rng, dtype=dtype),
+        ReLULayer(),
+        PoolingLayer(2),
+        FlattenLayer(),
+        FullyConnectedLayer(second * pooled_size * pooled_size, hidden_units, rng=rng, dtype=dtype),
+        ReLULayer(),
+        FullyConnectedLayer(hidden_units, num_classes, init="xavier", rng=rng, dtype=dtype),
+    ], input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
+# --- Script ---
+
+def main():
+    parser = argparse.ArgumentParser(description="Train the NumPy SimpleCNN on MNIST and report test accuracy.")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
+    parser.add_argument("--quick", action="store_true", help="5,000 training images, 1 epoch: a few seconds")
+    args = parser.parse_args()
+
+    from data import load_mnist  # data.py, like this module, needs only NumPy
+
+    data = load_mnist(seed=args.seed)
+    x_train, y_train, epochs = data.x_train, data.y_train, args.epochs
+    if args.quick:
+        x_train, y_train, epochs = x_train[:5000], y_train[:5000], 1
+    print(f"train {x_train.shape}, validation {data.x_val.shape}, test {data.x_test.shape}")
+    model = make_simple_cnn(rng=np.random.default_rng(args.seed))
+    print(model.summary())
+    optimizer = Adam(model.parameters(), learning_rate=args.learning_rate)
+    start_time = time.perf_counter()
+    model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
+              validation_data=(data.x_val, data.y_val), seed=args.seed)
+    training_seconds = time.perf_counter() - start_time
+    test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test)
+    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {epochs} epoch(s), "
+          f"training time {training_seconds:.1f} s")
+    if args.save:
+        model.save(args.save)
+        print(f"saved to {args.save}")
+
+
+if __name__ == "__main__":
+    main()
