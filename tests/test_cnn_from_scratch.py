@@ -1,0 +1,236 @@
+"""The NumPy CNN on its own: numerical gradient checks, training, saving, and clear errors for bad input."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnn_from_scratch as scratch
+from data import load_digits
+
+NUMERICAL_TOLERANCE = 1e-7  # centred differences in float64, h = 1e-6
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def tiny_cnn(rng, dtype=np.float64, activation=scratch.ReLULayer):
+    """A CNN for 8x8 digits that uses every layer type: conv, pool (max and avg), BN, dropout, FC."""
+    return scratch.CNN([
+        scratch.ConvolutionLayer(1, 8, 3, padding=1, rng=rng, dtype=dtype),  # (N, 8, 8, 8)
+        activation(),
+        scratch.BatchNormLayer(8, dtype=dtype),  # after the activation, so conv's bias keeps a gradient
+        scratch.PoolingLayer(2),  # (N, 8, 4, 4)
+        scratch.ConvolutionLayer(8, 12, (3, 2), stride=(1, 2), padding=(1, 0), rng=rng, dtype=dtype),  # (N, 12, 4, 2)
+        activation(),
+        scratch.PoolingLayer((2, 1), mode="avg"),  # (N, 12, 2, 2)
+        scratch.FlattenLayer(),  # (N, 48)
+        scratch.DropoutLayer(0.2, rng=rng),
+        scratch.FullyConnectedLayer(48, 10, init="xavier", rng=rng, dtype=dtype),
+    ], input_shape=(1, 8, 8), num_classes=10)
+
+
+# --- Numerical gradient checks ---
+
+def check_layer_gradients(layer, x, rng):
+    """Compare the layer's dx and parameter grads with centred differences of sum(forward(x) * dout)."""
+    layer.needs_input_grad = True
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    numeric_dx = scratch.numerical_gradient(lambda: layer.forward(x), x, dout)
+    assert scratch.rel_error(dx, numeric_dx) < NUMERICAL_TOLERANCE
+    for key, value in layer.params.items():
+        analytic = layer.grads[key].copy()
+        numeric = scratch.numerical_gradient(lambda: layer.forward(x), value, dout)
+        assert scratch.rel_error(analytic, numeric) < NUMERICAL_TOLERANCE, key
+
+
+@pytest.mark.parametrize("make_layer", [
+    lambda rng: scratch.ConvolutionLayer(3, 4, (3, 2), stride=(2, 1), padding=(1, 2), rng=rng, dtype=np.float64),
+    lambda rng: scratch.PoolingLayer(2, mode="max"),
+    lambda rng: scratch.PoolingLayer((3, 2), stride=1, mode="max"),
+    lambda rng: scratch.PoolingLayer(2, mode="avg"),
+    lambda rng: scratch.ReLULayer(),
+    lambda rng: scratch.LeakyReLULayer(0.05),
+    lambda rng: scratch.ELULayer(),
+    lambda rng: scratch.TanhLayer(),
+    lambda rng: scratch.BatchNormLayer(3, dtype=np.float64),
+    lambda rng: scratch.FlattenLayer(),
+], ids=["conv", "maxpool", "maxpool-overlap", "avgpool", "relu", "leaky", "elu", "tanh", "batchnorm", "flatten"])
+def test_layer_gradient_numerically(make_layer):
+    rng = np.random.default_rng(0)
+    check_layer_gradients(make_layer(rng), rng.standard_normal((2, 3, 6, 5)), rng)
+
+
+def test_fully_connected_gradient_numerically():
+    rng = np.random.default_rng(1)
+    check_layer_gradients(scratch.FullyConnectedLayer(7, 5, rng=rng, dtype=np.float64), rng.standard_normal((4, 7)), rng)
+
+
+def test_whole_model_gradient_numerically(digits):
+    rng = np.random.default_rng(2)
+    model = tiny_cnn(rng)
+    model.layers[8].p = 0.0  # Dropout draws a new mask per forward pass; switch it off for the check.
+    x, y = digits.x_train[:5].astype(np.float64), digits.y_train[:5]
+    # Digits have blank patches: with zero biases conv outputs sit exactly on ReLU's kink, where a
+    # finite difference averages the two one-sided slopes. Random biases move them off it.
+    for layer, key in model.parameters():
+        if key == "b":
+            layer.params[key] = rng.standard_normal(layer.params[key].shape) * 0.1
+
+    def loss():
+        return scratch.softmax_cross_entropy(model.forward(x), y)[0]
+
+    _, dlogits = scratch.softmax_cross_entropy(model.forward(x), y)
+    model.backward(dlogits)
+    for layer, key in model.parameters():
+        analytic = layer.grads[key].copy()
+        assert scratch.rel_error(analytic, scratch.numerical_gradient(loss, layer.params[key])) < NUMERICAL_TOLERANCE
+
+
+# --- Dtypes ---
+
+def test_float32_stays_float32_and_float64_stays_float64(digits):
+    for dtype in (np.float32, np.float64):
+        model = tiny_cnn(np.random.default_rng(0), dtype=dtype)
+        logits = model.forward(digits.x_train[:4].astype(dtype))
+        _, dlogits = scratch.softmax_cross_entropy(logits, digits.y_train[:4])
+        model.backward(dlogits)
+        assert logits.dtype == dtype
+        assert all(layer.grads[key].dtype == dtype for layer, key in model.parameters())
+
+
+def test_simple_cnn_shapes_and_parameter_count():
+    model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
+    assert model.forward(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
+    # conv1: 16 * (1 * 3 * 3) + 16; conv2: 32 * (16 * 3 * 3) + 32; fc1: (32 * 7 * 7) * 128 + 128; fc2: 128 * 10 + 10
+    expected = (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 7 * 7 * 128 + 128) + (128 * 10 + 10)
+    assert model.num_parameters() == expected
+    summary = model.summary()
+    assert "(None, 32, 7, 7)" in summary and f"{expected:,}" in summary
+
+
+# --- Training ---
+
+def test_fit_learns_digits_and_is_deterministic(digits):
+    histories = []
+    for _ in range(2):
+        model = tiny_cnn(np.random.default_rng(3), dtype=np.float32)
+        histories.append(model.fit(digits.x_train, digits.y_train, epochs=10, batch_size=32,
+                                   optimizer=scratch.Adam(model.parameters(), learning_rate=1e-2),
+                                   validation_data=(digits.x_val, digits.y_val), seed=7, verbose=False))
+    first, second = histories
+    assert first["loss"][-1] < first["loss"][0]
+    assert first["val_accuracy"][-1] > 0.93
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert first[key] == second[key]  # bit for bit
+    _, test_accuracy = model.evaluate(digits.x_test, digits.y_test)
+    assert test_accuracy > 0.93
+
+
+def test_sgd_with_momentum_lowers_the_loss(digits):
+    model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
+    history = model.fit(digits.x_train, digits.y_train, epochs=3, batch_size=32, seed=0, verbose=False,
+                        optimizer=scratch.SGD(model.parameters(), learning_rate=0.05, momentum=0.9))
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+
+
+def test_divergence_stops_with_a_clear_message(digits):
+    model = tiny_cnn(np.random.default_rng(0), dtype=np.float32)
+    optimizer = scratch.SGD(model.parameters(), learning_rate=1e30)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit(digits.x_train, digits.y_train, epochs=2, optimizer=optimizer, verbose=False)
+
+
+# --- Saving and loading ---
+
+def test_save_load_round_trip_is_exact(tmp_path, digits):
+    model = tiny_cnn(np.random.default_rng(0), dtype=np.float32)
+    model.fit(digits.x_train[:256], digits.y_train[:256], epochs=1, verbose=False)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
+    loaded = scratch.CNN.load(path)
+    assert repr(loaded) == repr(model)
+    assert np.array_equal(loaded.predict_logits(digits.x_test), model.predict_logits(digits.x_test))
+    other = tiny_cnn(np.random.default_rng(9), dtype=np.float32).load_weights(path)
+    assert np.array_equal(other.predict_logits(digits.x_test), model.predict_logits(digits.x_test))
+
+
+def test_corrupt_and_mismatched_files_are_reported(tmp_path):
+    model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.npz: not a readable CNN file"):
+        scratch.CNN.load(truncated)
+    smaller = scratch.make_simple_cnn(channels=(8, 16), rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="has shape"):
+        smaller.load_weights(path)
+    with pytest.raises(FileNotFoundError):
+        scratch.CNN.load(tmp_path / "missing.npz")
+
+
+def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    before = path.read_bytes()
+
+    def broken_savez(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        scratch.make_simple_cnn(rng=np.random.default_rng(1)).save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+# --- Bad input ---
+
+def test_bad_inputs_raise_clear_errors():
+    rng = np.random.default_rng(0)
+    model = scratch.make_simple_cnn(rng=rng)
+    good = np.zeros((2, 1, 28, 28), np.float32)
+    with pytest.raises(ValueError, match=r"4 dimensions \(N, C, H, W\), got shape \(2, 28, 28\)"):
+        model.forward(good[:, 0])
+    with pytest.raises(ValueError, match=r"1 channel\(s\).*got shape \(2, 3, 28, 28\)"):
+        model.forward(np.zeros((2, 3, 28, 28), np.float32))
+    with pytest.raises(TypeError, match="floating array.*got dtype uint8"):
+        model.forward(np.zeros((2, 1, 28, 28), np.uint8))
+    bad = good.copy()
+    bad[0, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.forward(bad)
+    bad[0, 0, 3, 3] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.fit(bad, np.zeros(2, np.int64), verbose=False)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\), got values from 0 to 10"):
+        model.fit(good, np.array([0, 10]), verbose=False)
+    with pytest.raises(ValueError, match="labels must be integers"):
+        model.fit(good, np.array([0.0, 1.0]), verbose=False)
+    with pytest.raises(ValueError, match="stride must be an int >= 1"):
+        scratch.ConvolutionLayer(1, 2, 3, stride=0)
+    with pytest.raises(ValueError, match="stride must be an int >= 1"):
+        scratch.conv2d_forward(good, np.zeros((2, 1, 3, 3)), np.zeros(2), stride=-1)
+    with pytest.raises(ValueError, match=r"kernel size 9 is larger than the padded input size 5 \+ 2 \* 1"):
+        scratch.ConvolutionLayer(1, 2, 9, padding=1).forward(np.zeros((1, 1, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="mode must be 'max' or 'avg'"):
+        scratch.PoolingLayer(2, mode="median")
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1568\)"):
+        model.layers[7].forward(np.zeros((2, 100), np.float32))
+
+
+def test_script_quick_run_reports_accuracy():
+    result = subprocess.run([sys.executable, "cnn_from_scratch.py", "--quick"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.split("test accuracy ")[1].split("%")[0])
+    assert accuracy > 85.0
