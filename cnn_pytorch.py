@@ -132,8 +132,8 @@ class DeepCNN(nn.Module):
     Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64), convs_per_stage=2, hidden_units=128,
-                 dropout=0.25, image_size=28):
+    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32), convs_per_stage=2, hidden_units=128,
+                 dropout=0.2, image_size=28):
         super().__init__()
         layers, size = [], image_size
         for out_channels in channels:
@@ -470,9 +470,9 @@ def load_checkpoint(path, model=None, device="cpu"):
 
 def _numpy_weight_layers(numpy_model):
     """Layers of a NumPy CNN that carry a weight: conv (W of 4 dims) or fully connected (W of 2 dims)."""
-    layers = [layer for layer in numpy_model.layers if "W" in getattr(layer, "params", {})]
+    layers = [layer for layer in numpy_model.layers if getattr(layer, "params", None)]
     for layer in layers:
-        if layer.params["W"].ndim not in (2, 4) or set(layer.params) != {"W", "b"}:
+        if set(layer.params) != {"W", "b"} or layer.params["W"].ndim not in (2, 4):
             raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
                              f"with params {sorted(layer.params)}")
     return layers
@@ -550,7 +550,7 @@ def main():
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--save", default=None, metavar="PATH", help="save the best checkpoint here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--quick", action="store_true", help="4,000 training and 2,000 test images, 1 epoch")
+    parser.add_argument("--quick", action="store_true", help="4,000 training and 2,000 test images, batch 32, 1 epoch")
     args = parser.parse_args()
 
     set_seed(args.seed)
@@ -561,7 +561,7 @@ def main():
         data.x_train, data.y_train = data.x_train[:4000], data.y_train[:4000]
         data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
                                                             data.x_test[:2000], data.y_test[:2000])
-        args.epochs = 1
+        args.epochs, args.batch_size = 1, min(args.batch_size, 32)
     x_train, y_train = to_tensors(data.x_train, data.y_train, device)
     x_val, y_val = to_tensors(data.x_val, data.y_val, device)
     x_test, y_test = to_tensors(data.x_test, data.y_test, device)
