@@ -1,0 +1,519 @@
+"""Convolutional networks for MNIST in Keras 3 (TensorFlow backend): a model zoo, training with
+callbacks, `.keras` save/load, and weight transfer to and from the NumPy `CNN` of cnn_from_scratch.py.
+
+What it teaches: the same SimpleCNN as the NumPy and PyTorch code, written with the Sequential
+API; a deeper Sequential CNN with BatchNorm and Dropout; a Functional API CNN with skip
+connections; augmentation as Keras preprocessing layers inside the model; the standard callbacks
+(EarlyStopping, a learning-rate schedule or ReduceLROnPlateau, ModelCheckpoint, CSVLogger); and why
+Keras, being channels-last (NHWC), needs one permutation that PyTorch does not when weights move
+between frameworks.
+
+Run it:
+    python cnn_keras.py --quick                               # seconds: 4,000 images, 1 epoch
+    python cnn_keras.py --model sequential --epochs 3         # SimpleCNN (alias: --model simple)
+    python cnn_keras.py --model functional --epochs 12 --augment --save runs/keras/functional.keras
+    python cnn_keras.py --model deep|mlp ... [--batch-size --learning-rate --schedule --patience --seed]
+In a REPL:
+    >>> import cnn_keras
+    >>> model = cnn_keras.build_model("functional"); model.summary()
+
+Determinism: `set_seed` calls `keras.utils.set_random_seed` (Python, NumPy and TensorFlow seeds,
+which also fixes the weight initialization and the augmentation draws) and
+`tf.config.experimental.enable_op_determinism()`, which makes TensorFlow pick deterministic kernels
+(or raise an error where an op has none). Together they promise the same results for the same seed,
+program, TensorFlow version and hardware; tests/test_keras.py checks that two CPU runs give the
+same history. Across machines or TensorFlow versions results may differ in the last digits.
+"""
+import argparse
+import os
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+# The backend must be chosen before keras is imported; TF_CPP_MIN_LOG_LEVEL=2 hides TensorFlow's
+# info and warning lines (CPU features, missing CUDA) so that the output is this script's.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from data import load_mnist  # noqa: E402
+
+# --- Seeds ---
+
+
+def set_seed(seed, deterministic=True):
+    """Seed Python, NumPy and TensorFlow in one call (the one place seeds are set).
+
+    deterministic=True also asks TensorFlow for deterministic kernels: same seed, same history
+    on the same machine. It is global and cannot be switched off again in the same process.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+# --- The channels-last boundary ---
+
+
+def to_channels_last(x):
+    """Images from data.py, of shape (N, C, H, W), as Keras wants them: (N, H, W, C).
+
+    data.py, NumPy and PyTorch are channels-first (NCHW); Keras on the TensorFlow backend defaults
+    to channels-last (NHWC). This is the only place in the file where images change layout.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got shape {x.shape}")
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
+
+
+# --- Building blocks ---
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh")
+
+
+def make_activation(name):
+    """A Keras layer for 'relu', 'leaky_relu', 'elu' or 'tanh', with the slopes of the NumPy and torch layers."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
+    if name == "leaky_relu":
+        return layers.LeakyReLU(negative_slope=0.01)  # Keras's default slope is 0.3; torch and NumPy use 0.01
+    if name == "elu":
+        return layers.ELU(alpha=1.0)
+    return layers.Activation(name)
+
+
+def check_odd_kernel(kernel_size):
+    """'same' padding equals padding = kernel_size // 2 on both sides (as in NumPy and torch) only for odd kernels."""
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+
+
+def pooled_size(size, num_pools):
+    """Spatial size after `num_pools` 2x2 max pools (stride 2, flooring): 28 -> 14 -> 7 -> 3 -> 1."""
+    for _ in range(num_pools):
+        size = size // 2
+    return size
+
+
+def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1):
+    """Random rotation (up to +-rotation_degrees), shift (fraction of the size) and zoom, per image.
+
+    Keras preprocessing layers transform only when called with training=True, so inside a model
+    they augment during fit() and pass images through untouched in evaluate() and predict().
+    Empty pixels are filled with 0 (the black background), not reflected.
+    """
+    return [
+        layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant"),  # factor is a fraction of 2 pi
+        layers.RandomTranslation(translation, translation, fill_mode="constant"),
+        layers.RandomZoom(zoom, fill_mode="constant"),
+    ]
+
+
+def input_layers(input_shape, augment):
+    """The Input (H, W, C) and, with augment=True, the augmentation layers that follow it."""
+    return [keras.Input(shape=input_shape)] + (augmentation_layers() if augment else [])
+
+
+# --- Models ---
+# Every model maps images of shape (N, H, W, C) to logits of shape (N, num_classes): no softmax,
+# the loss takes from_logits=True, so logits can be compared across the three frameworks.
+
+
+def make_simple_cnn(channels=(16, 32), kernel_size=3, hidden_units=128, input_shape=(28, 28, 1), num_classes=10,
+                    augment=False):
+    """The project's SimpleCNN with the Sequential API, layer for layer the NumPy `make_simple_cnn`:
+
+    Conv(k, 'same') ReLU MaxPool2 -> Conv ReLU MaxPool2 -> Flatten -> Dense ReLU -> Dense.
+    For 28x28 images: 28 -> 14 -> 7, so Flatten gives 7 * 7 * channels[1] features.
+    """
+    check_odd_kernel(kernel_size)
+    channels_1, channels_2 = channels
+    return keras.Sequential([
+        *input_layers(input_shape, augment),
+        layers.Conv2D(channels_1, kernel_size, padding="same"), layers.ReLU(), layers.MaxPooling2D(2),
+        layers.Conv2D(channels_2, kernel_size, padding="same"), layers.ReLU(), layers.MaxPooling2D(2),
+        layers.Flatten(),  # (N, H', W', C2) -> (N, H' * W' * C2), in H, W, C order (see weight transfer)
+        layers.Dense(hidden_units), layers.ReLU(),
+        layers.Dense(num_classes),
+    ], name="simple_cnn")
+
+
+def make_deep_cnn(channels=(32, 64), convs_per_stage=2, hidden_units=128, dropout=0.25, input_shape=(28, 28, 1),
+                  num_classes=10, augment=False):
+    """Stages of (Conv-BN-ReLU) x convs_per_stage -> MaxPool2 -> Dropout, then Dense-BN-ReLU-Dropout-Dense.
+
+    The convolutions have no bias: BatchNorm's shift (beta) plays that role.
+    """
+    model_layers = input_layers(input_shape, augment)
+    for out_channels in channels:
+        for _ in range(convs_per_stage):
+            model_layers += [layers.Conv2D(out_channels, 3, padding="same", use_bias=False),
+                             layers.BatchNormalization(), layers.ReLU()]
+        model_layers += [layers.MaxPooling2D(2), layers.Dropout(dropout)]
+    model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
+                     layers.Dense(hidden_units, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+                     layers.Dropout(dropout), layers.Dense(num_classes)]
+    return keras.Sequential(model_layers, name="deep_cnn")
+
+
+def conv_bn_relu(x, filters, kernel_size=3, strides=1):
+    """Functional-API Conv (no bias) -> BatchNorm -> ReLU."""
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False)(x)
+    return layers.ReLU()(layers.BatchNormalization()(x))
+
+
+def residual_block(x, filters, strides=1):
+    """out = relu(F(x) + shortcut(x)) with F = Conv-BN-ReLU-Conv-BN (He et al. 2015).
+
+    The shortcut is x itself when shapes match; otherwise a 1x1 convolution with the same stride
+    (a "projection") turns (N, H, W, C) into (N, H / strides, W / strides, filters) so the sum is defined.
+    """
+    residual = conv_bn_relu(x, filters, strides=strides)
+    residual = layers.Conv2D(filters, 3, padding="same", use_bias=False)(residual)
+    residual = layers.BatchNormalization()(residual)
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+    return layers.ReLU()(layers.Add()([residual, shortcut]))
+
+
+def make_functional_cnn(channels=(32, 64), dropout=0.25, input_shape=(28, 28, 1), num_classes=10, augment=False):
+    """A small residual network with the Functional API (the skip connection needs a graph, not a stack):
+
+    stem Conv-BN-ReLU (28x28) -> MaxPool2 (14x14) -> residual block -> one residual block per further
+    channel count, each halving the size with stride 2 (14 -> 7) -> global average pooling -> Dropout -> Dense.
+    Sized for a CPU: the expensive 28x28 resolution gets a single convolution.
+    """
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for layer in augmentation_layers() if augment else []:
+        x = layer(x)
+    x = conv_bn_relu(x, channels[0])  # (N, 28, 28, C0)
+    x = layers.MaxPooling2D(2)(x)  # (N, 28, 28, C0) -> (N, 14, 14, C0)
+    x = residual_block(x, channels[0])  # identity shortcut
+    for filters in channels[1:]:
+        x = residual_block(x, filters, strides=2)  # (N, H, W, C) -> (N, ceil(H / 2), ceil(W / 2), filters)
+    x = layers.GlobalAveragePooling2D()(x)  # (N, H, W, C) -> (N, C)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs, name="functional_cnn")
+
+
+def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size=3, hidden_units=128,
+             input_shape=(28, 28, 1), num_classes=10, augment=False):
+    """A plain CNN for the depth and activation experiments, as cnn_pytorch.make_cnn:
+
+    num_conv_layers x (Conv act MaxPool2), channels doubling from base_channels, then
+    Flatten -> Dense act -> Dense. Sizes for 28x28: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 layers.
+    """
+    if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
+        raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
+    make_activation(activation)  # raises ValueError for an unknown name before anything is built
+    check_odd_kernel(kernel_size)
+    if pooled_size(input_shape[0], num_conv_layers) < 1:
+        raise ValueError(f"input size {input_shape[0]} is too small for {num_conv_layers} conv+pool layers")
+    model_layers = input_layers(input_shape, augment)
+    for layer in range(num_conv_layers):
+        model_layers += [layers.Conv2D(base_channels * 2 ** layer, kernel_size, padding="same"),
+                         make_activation(activation), layers.MaxPooling2D(2)]
+    model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
+                     layers.Dense(hidden_units), make_activation(activation), layers.Dense(num_classes)]
+    return keras.Sequential(model_layers, name=f"cnn_{num_conv_layers}_{activation}")
+
+
+def make_mlp(hidden_sizes=(512, 256), dropout=0.2, input_shape=(28, 28, 1), num_classes=10, augment=False):
+    """The fully connected baseline: Flatten -> (Dense ReLU Dropout) per hidden layer -> Dense."""
+    model_layers = input_layers(input_shape, augment) + [layers.Flatten()]  # (N, H, W, C) -> (N, H * W * C)
+    for hidden_units in hidden_sizes:
+        model_layers += [layers.Dense(hidden_units), layers.ReLU(), layers.Dropout(dropout)]
+    model_layers.append(layers.Dense(num_classes))
+    return keras.Sequential(model_layers, name="mlp")
+
+
+MODELS = {"sequential": make_simple_cnn, "simple": make_simple_cnn, "deep": make_deep_cnn,
+          "functional": make_functional_cnn, "mlp": make_mlp}
+
+
+def build_model(name, **kwargs):
+    """Build a model by name: 'sequential' (alias 'simple'), 'deep', 'functional' or 'mlp'; kwargs go to its builder."""
+    if name not in MODELS:
+        raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
+    return MODELS[name](**kwargs)
+
+
+# --- Training ---
+
+
+def compile_model(model, learning_rate=3e-3, weight_decay=1e-4, schedule="cosine", total_steps=None):
+    """Attach AdamW, the cross-entropy on logits and accuracy.
+
+    schedule="cosine": warm up linearly from learning_rate / 10 to learning_rate over the first 20% of
+    `total_steps`, then follow a cosine down to 0 (a one-cycle shape); "plateau": a constant rate that
+    the ReduceLROnPlateau callback of `fit` halves when the validation loss stalls.
+    """
+    if schedule == "cosine":
+        if not total_steps:
+            raise ValueError(f"the cosine schedule needs total_steps >= 1, got {total_steps!r}")
+        warmup_steps = max(1, total_steps // 5)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate / 10, decay_steps=total_steps - warmup_steps, warmup_target=learning_rate,
+            warmup_steps=warmup_steps)
+    elif schedule != "plateau":
+        raise ValueError(f"schedule must be 'cosine' or 'plateau', got {schedule!r}")
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learning_rate=3e-3, weight_decay=1e-4,
+        schedule="cosine", patience=5, run_dir="runs/keras", verbose=2, extra_callbacks=()):
+    """Compile and train `model`; keep the weights of the epoch with the best validation accuracy.
+
+    Inputs: x_* of shape (N, H, W, C) (channels-last), y_* of shape (N,) int labels.
+    Callbacks: EarlyStopping on val_accuracy (patience epochs, restore_best_weights), ReduceLROnPlateau
+    when schedule="plateau", ModelCheckpoint (best epoch to run_dir/best.keras) and CSVLogger
+    (run_dir/history.csv). Choices use the validation split only, never the test set.
+    Returns: the keras History; history.history is a dict of per-epoch lists (loss, accuracy,
+    val_loss, val_accuracy, learning_rate).
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got epochs={epochs}, batch_size={batch_size}")
+    steps_per_epoch = -(-len(x_train) // batch_size)  # ceil(N / batch_size)
+    compile_model(model, learning_rate, weight_decay, schedule, total_steps=epochs * steps_per_epoch)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", mode="max",
+                                        save_best_only=True),
+        keras.callbacks.CSVLogger(run_dir / "history.csv"),
+        *extra_callbacks,
+    ]
+    if schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
+    return model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                     callbacks=callbacks, verbose=verbose)
+
+
+def evaluate(model, x, y, batch_size=1000):
+    """(mean cross-entropy loss, accuracy) of a compiled model on x of shape (N, H, W, C), y of shape (N,)."""
+    results = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    return results["loss"], results["accuracy"]
+
+
+def predict_logits(model, x, batch_size=1000):
+    """Logits of shape (N, num_classes) for x of shape (N, H, W, C), in inference mode (no augmentation, no dropout)."""
+    return model.predict(x, batch_size=batch_size, verbose=0)
+
+
+# --- Save and load ---
+
+
+def save_model(model, path):
+    """Save a model (architecture, weights, optimizer state) as a `.keras` zip archive, atomically.
+
+    The archive is written to a temporary file in the same folder and then renamed over `path`
+    (os.replace is atomic), so a crash mid-save never leaves a half-written file at `path`.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Keras 3 saves whole models to a '.keras' file, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".keras", prefix=f".{path.stem}-", dir=path.parent)
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def load_model(path):
+    """Load a model saved by `save_model` (or model.save); a missing or corrupt file gives a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved Keras model at {str(path)!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{str(path)!r} is not a valid .keras file (a .keras file is a zip archive); "
+                         f"it is truncated or not a Keras model")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # Keras raises many types for a damaged archive; name the file once
+        raise ValueError(f"could not load the Keras model in {str(path)!r}: {type(error).__name__}: {error}") from error
+
+
+# --- Weight transfer with the NumPy CNN ---
+# Convolution kernels: the NumPy ConvolutionLayer (like torch's Conv2d) stores W of shape
+# (F, C, HH, WW); Keras's Conv2D stores its kernel as (HH, WW, C, F). Both compute
+# cross-correlation, so a transpose is the whole story: kernel = W.transpose(2, 3, 1, 0).
+#
+# Dense kernels are (in_features, out_features), the same layout as the NumPy FullyConnectedLayer's W.
+#
+# The classic trap is the first Dense layer after Flatten. NumPy and torch flatten (N, C, H, W),
+# so input feature number c * H * W + h * W + w is channel c at (h, w). Keras flattens (N, H, W, C),
+# so its feature h * W * C + w * C + c is the same pixel. Same numbers, different order: copying W
+# as is would give a network that runs without error and predicts garbage. The rows of that
+# kernel are permuted: NumPy W (C * H * W, out) -> reshape (C, H, W, out) -> transpose to
+# (H, W, C, out) -> reshape (H * W * C, out). keras_to_numpy undoes it in reverse.
+
+
+def _numpy_weight_layers(numpy_model):
+    """Layers of a NumPy CNN that carry a weight: conv (W of 4 dims) or fully connected (W of 2 dims)."""
+    weight_layers = [layer for layer in numpy_model.layers if getattr(layer, "params", {})]
+    for layer in weight_layers:
+        if set(layer.params) != {"W", "b"} or layer.params["W"].ndim not in (2, 4):
+            raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
+                             f"with params {sorted(layer.params)}")
+    return weight_layers
+
+
+def _keras_weight_layers(keras_model):
+    """(layer, flatten_shape) for each Conv2D and Dense layer in order; flatten_shape is the (H, W, C)
+    input shape of a Flatten right before a Dense layer, else None."""
+    pairs, flatten_shape = [], None
+    for layer in keras_model.layers:
+        if isinstance(layer, layers.Flatten):
+            flatten_shape = tuple(layer.input.shape[1:])  # (H, W, C) of the activations being flattened
+        elif isinstance(layer, (layers.Conv2D, layers.Dense)):
+            if not layer.use_bias:
+                raise ValueError(f"Keras layer {layer.name!r} has no bias; the NumPy layers always have one")
+            pairs.append((layer, flatten_shape if isinstance(layer, layers.Dense) else None))
+            flatten_shape = None
+        elif layer.weights:
+            raise ValueError(f"Keras layer {layer.name!r} ({type(layer).__name__}) has weights but is neither "
+                             f"Conv2D nor Dense; only models like the SimpleCNN can be transferred")
+    return pairs
+
+
+def _paired_layers(numpy_model, keras_model):
+    """Pair the NumPy and Keras weight layers in order, checking counts, kinds and convolution settings."""
+    numpy_layers, keras_layers = _numpy_weight_layers(numpy_model), _keras_weight_layers(keras_model)
+    if len(numpy_layers) != len(keras_layers):
+        raise ValueError(f"the NumPy model has {len(numpy_layers)} weight layers, the Keras model "
+                         f"{len(keras_layers)}: {[layer.name for layer, _ in keras_layers]}")
+    for numpy_layer, (keras_layer, _) in zip(numpy_layers, keras_layers):
+        is_conv = numpy_layer.params["W"].ndim == 4
+        if is_conv != isinstance(keras_layer, layers.Conv2D):
+            raise ValueError(f"layer kinds differ: NumPy {numpy_layer!r} vs Keras {type(keras_layer).__name__} "
+                             f"{keras_layer.name!r}")
+        if is_conv:
+            HH, WW = numpy_layer.params["W"].shape[2:]
+            numpy_padding = tuple(np.broadcast_to(getattr(numpy_layer, "padding", 0), 2))
+            keras_padding = (HH // 2, WW // 2) if keras_layer.padding == "same" else (0, 0)
+            numpy_stride = tuple(np.broadcast_to(getattr(numpy_layer, "stride", 1), 2))
+            if keras_layer.padding == "same" and (HH % 2 == 0 or WW % 2 == 0):
+                raise ValueError(f"Keras layer {keras_layer.name!r}: 'same' padding with an even kernel pads "
+                                 f"unevenly, which the NumPy layer cannot do")
+            if numpy_padding != keras_padding or numpy_stride != tuple(keras_layer.strides):
+                raise ValueError(f"padding/stride differ: NumPy padding {numpy_padding}, stride {numpy_stride} vs "
+                                 f"Keras {keras_layer.name!r} padding {keras_layer.padding!r} (= {keras_padding}), "
+                                 f"strides {tuple(keras_layer.strides)}")
+    return [(numpy_layer, keras_layer, flatten_shape)
+            for numpy_layer, (keras_layer, flatten_shape) in zip(numpy_layers, keras_layers)]
+
+
+def numpy_to_keras(numpy_model, keras_model):
+    """Copy the weights of a NumPy `CNN` into a Keras model with the same layers, in order. Returns keras_model."""
+    for numpy_layer, keras_layer, flatten_shape in _paired_layers(numpy_model, keras_model):
+        W, b = numpy_layer.params["W"], numpy_layer.params["b"]
+        if W.ndim == 4:
+            kernel = W.transpose(2, 3, 1, 0)  # (F, C, HH, WW) -> (HH, WW, C, F)
+        elif flatten_shape is not None and len(flatten_shape) == 3:
+            H, W_size, C = flatten_shape
+            if W.shape[0] != C * H * W_size:
+                raise ValueError(f"NumPy W {W.shape} cannot follow a Flatten of (H, W, C) = {flatten_shape}")
+            kernel = (W.reshape(C, H, W_size, -1)  # (C * H * W, out) -> (C, H, W, out)
+                      .transpose(1, 2, 0, 3)  # (C, H, W, out) -> (H, W, C, out)
+                      .reshape(H * W_size * C, -1))  # (H, W, C, out) -> (H * W * C, out)
+        else:
+            kernel = W  # (in, out) on both sides
+        if kernel.shape != tuple(keras_layer.kernel.shape) or b.shape != tuple(keras_layer.bias.shape):
+            raise ValueError(f"shape mismatch: NumPy W {W.shape}, b {b.shape} cannot fill Keras layer "
+                             f"{keras_layer.name!r} with kernel {tuple(keras_layer.kernel.shape)}, "
+                             f"bias {tuple(keras_layer.bias.shape)}")
+        keras_layer.set_weights([kernel, b])
+    return keras_model
+
+
+def keras_to_numpy(keras_model, numpy_model):
+    """Copy the weights of a Keras model into a NumPy `CNN` with the same layers, in place. Returns numpy_model."""
+    for numpy_layer, keras_layer, flatten_shape in _paired_layers(numpy_model, keras_model):
+        kernel, bias = (np.asarray(weight) for weight in keras_layer.get_weights())
+        if kernel.ndim == 4:
+            W = kernel.transpose(3, 2, 0, 1)  # (HH, WW, C, F) -> (F, C, HH, WW)
+        elif flatten_shape is not None and len(flatten_shape) == 3:
+            H, W_size, C = flatten_shape
+            W = (kernel.reshape(H, W_size, C, -1)  # (H * W * C, out) -> (H, W, C, out)
+                 .transpose(2, 0, 1, 3)  # (H, W, C, out) -> (C, H, W, out)
+                 .reshape(C * H * W_size, -1))  # (C, H, W, out) -> (C * H * W, out)
+        else:
+            W = kernel
+        if W.shape != numpy_layer.params["W"].shape or bias.shape != numpy_layer.params["b"].shape:
+            raise ValueError(f"shape mismatch: Keras layer {keras_layer.name!r} gives W {W.shape}, b {bias.shape}; "
+                             f"the NumPy layer holds W {numpy_layer.params['W'].shape}, "
+                             f"b {numpy_layer.params['b'].shape}")
+        numpy_layer.params["W"][...] = W  # in place, so an optimizer holding these arrays sees the new values
+        numpy_layer.params["b"][...] = bias
+    return numpy_model
+
+
+# --- Command line ---
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Train a Keras CNN on MNIST.")
+    parser.add_argument("--model", default="sequential", choices=sorted(MODELS))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"])
+    parser.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs")
+    parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", default="runs/keras", help="folder for the best checkpoint and history.csv")
+    parser.add_argument("--save", default=None, metavar="PATH", help="save the final (best) model to this .keras file")
+    parser.add_argument("--quick", action="store_true", help="4,000 training and 2,000 test images, 1 epoch")
+    args = parser.parse_args()
+
+    set_seed(args.seed)
+    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+          f"devices {[device.device_type for device in tf.config.list_logical_devices()]}")
+    data = load_mnist(seed=args.seed)
+    if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
+        data.x_train, data.y_train = data.x_train[:4000], data.y_train[:4000]
+        data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
+                                                            data.x_test[:2000], data.y_test[:2000])
+        args.epochs = 1
+    x_train, x_val, x_test = (to_channels_last(x) for x in (data.x_train, data.x_val, data.x_test))
+    print(f"train {x_train.shape}, val {x_val.shape}, test {x_test.shape} (N, H, W, C)")
+
+    start = time.perf_counter()
+    model = build_model(args.model, input_shape=x_train.shape[1:], num_classes=data.num_classes,
+                        augment=args.augment)
+    model.summary()
+    history = fit(model, x_train, data.y_train, x_val, data.y_val, epochs=args.epochs, batch_size=args.batch_size,
+                  learning_rate=args.learning_rate, weight_decay=args.weight_decay, schedule=args.schedule,
+                  patience=args.patience, run_dir=args.run_dir)
+    train_seconds = time.perf_counter() - start
+    _, val_accuracy = evaluate(model, x_val, data.y_val)
+    test_loss, test_accuracy = evaluate(model, x_test, data.y_test)
+    print(f"epochs run: {len(history.history['loss'])}, best validation accuracy: {100 * val_accuracy:.2f}%")
+    print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(x_test)} images)")
+    print(f"training time: {train_seconds:.1f} s")
+    if args.save:
+        print(f"saved {save_model(model, args.save)}")
+
+
+if __name__ == "__main__":
+    main()
