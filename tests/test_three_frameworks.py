@@ -1,0 +1,172 @@
+"""The project's proof: one SimpleCNN, three frameworks, the same numbers.
+
+The NumPy SimpleCNN of cnn_from_scratch.py gets its weights from a seeded generator; the same
+weights are copied into the PyTorch SimpleCNN (NCHW, like NumPy) and into the Keras SimpleCNN
+(NHWC, with the Flatten permutation). On real MNIST test images the three must give the same
+logits (float32, max absolute difference < 1e-4), NumPy and PyTorch (and Keras) must give the
+same parameter gradients after one backward pass, and copying weights back to NumPy must be exact.
+"""
+import copy
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+import torch.nn.functional as F
+
+import cnn_from_scratch
+import cnn_keras
+import cnn_pytorch
+from data import load_mnist
+
+LOGIT_TOLERANCE = 1e-4  # float32: the three sum the same products in different orders
+GRADIENT_TOLERANCE = 1e-5  # rel_error = max|a - b| / max(|a|, |b|), float32
+
+
+def simple_cnn_arguments(numpy_model):
+    """channels, kernel_size and hidden_units of a NumPy SimpleCNN, read from its layers (never hard-coded)."""
+    conv_layers = [layer for layer in numpy_model.layers if isinstance(layer, cnn_from_scratch.ConvolutionLayer)]
+    fc_layers = [layer for layer in numpy_model.layers if isinstance(layer, cnn_from_scratch.FullyConnectedLayer)]
+    return dict(channels=tuple(layer.out_channels for layer in conv_layers),
+                kernel_size=conv_layers[0].kernel_size[0],
+                hidden_units=fc_layers[0].out_features)
+
+
+def numpy_weights(numpy_model):
+    """{(layer index, key): copy of the array} for every parameter of a NumPy model."""
+    return {(index, key): value.copy() for index, layer in enumerate(numpy_model.layers)
+            for key, value in layer.params.items()}
+
+
+@pytest.fixture(scope="module")
+def mnist_batch():
+    data = load_mnist()
+    return data.x_test[:64], data.y_test[:64]  # (64, 1, 28, 28) float32, (64,) int64
+
+
+@pytest.fixture(scope="module")
+def numpy_model():
+    rng = np.random.default_rng(0)
+    model = cnn_from_scratch.make_simple_cnn(rng=rng)
+    for layer in model.layers:  # biases start at 0; make them nonzero so that their transfer is tested too
+        if "b" in layer.params:
+            layer.params["b"][...] = rng.normal(0.0, 0.1, size=layer.params["b"].shape)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def torch_model(numpy_model):
+    model = cnn_pytorch.SimpleCNN(**simple_cnn_arguments(numpy_model))
+    return cnn_pytorch.numpy_to_torch(numpy_model, model).eval()
+
+
+@pytest.fixture(scope="module")
+def keras_model(numpy_model):
+    model = cnn_keras.make_simple_cnn(**simple_cnn_arguments(numpy_model))
+    return cnn_keras.numpy_to_keras(numpy_model, model)
+
+
+def test_same_logits_in_numpy_pytorch_and_keras(numpy_model, torch_model, keras_model, mnist_batch):
+    x, _ = mnist_batch
+    numpy_logits = numpy_model.forward(x)  # (N, 10)
+    with torch.no_grad():
+        torch_logits = torch_model(torch.from_numpy(x)).numpy()
+    keras_logits = cnn_keras.predict_logits(keras_model, cnn_keras.to_channels_last(x))
+    assert numpy_logits.dtype == torch_logits.dtype == keras_logits.dtype == np.float32
+    assert numpy_logits.std() > 0.1  # logits of real size, so agreeing to 1e-4 means something
+    assert np.abs(numpy_logits - torch_logits).max() < LOGIT_TOLERANCE
+    assert np.abs(numpy_logits - keras_logits).max() < LOGIT_TOLERANCE
+    assert np.abs(torch_logits - keras_logits).max() < LOGIT_TOLERANCE
+
+
+def test_keras_without_the_flatten_permutation_is_wrong(numpy_model, keras_model, mnist_batch):
+    """The classic trap is real: copying the first Dense kernel without permuting its rows runs
+    without error and gives different logits."""
+    x, _ = mnist_batch
+    wrong = cnn_keras.make_simple_cnn(**simple_cnn_arguments(numpy_model))
+    wrong.set_weights(keras_model.get_weights())
+    first_dense = next(layer for layer in wrong.layers if isinstance(layer, cnn_keras.layers.Dense))
+    fc = next(layer for layer in numpy_model.layers if isinstance(layer, cnn_from_scratch.FullyConnectedLayer))
+    first_dense.set_weights([fc.params["W"], fc.params["b"]])  # (C * H * W, out) rows read as (H * W * C, out)
+    difference = np.abs(cnn_keras.predict_logits(wrong, cnn_keras.to_channels_last(x)) - numpy_model.forward(x))
+    assert difference.max() > 100 * LOGIT_TOLERANCE
+
+
+def test_same_gradients_in_numpy_and_pytorch(numpy_model, torch_model, mnist_batch):
+    x, y = mnist_batch
+    numpy_model.train()  # no dropout or BatchNorm in SimpleCNN, so train and eval compute the same thing
+    numpy_logits = numpy_model.forward(x)
+    numpy_loss, dlogits = cnn_from_scratch.softmax_cross_entropy(numpy_logits, y)
+    numpy_model.backward(dlogits)
+    numpy_model.eval()
+
+    torch_model.zero_grad()
+    torch_loss = F.cross_entropy(torch_model(torch.from_numpy(x)), torch.from_numpy(y))
+    torch_loss.backward()
+    assert abs(float(numpy_loss) - torch_loss.item()) < 1e-5
+
+    torch_layers = [m for m in torch_model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    numpy_layers = [layer for layer in numpy_model.layers if "W" in layer.params]
+    assert len(torch_layers) == len(numpy_layers) == 4
+    for numpy_layer, torch_layer in zip(numpy_layers, torch_layers):
+        weight_grad = torch_layer.weight.grad.numpy()
+        weight_grad = weight_grad if weight_grad.ndim == 4 else weight_grad.T  # Linear (out, in) -> (in, out)
+        assert cnn_from_scratch.rel_error(numpy_layer.grads["W"], weight_grad) < GRADIENT_TOLERANCE, numpy_layer
+        assert cnn_from_scratch.rel_error(numpy_layer.grads["b"], torch_layer.bias.grad.numpy()) < GRADIENT_TOLERANCE
+
+
+def test_same_gradients_in_numpy_and_keras(numpy_model, keras_model, mnist_batch):
+    x, y = mnist_batch
+    numpy_model.train()
+    numpy_loss, dlogits = cnn_from_scratch.softmax_cross_entropy(numpy_model.forward(x), y)
+    numpy_model.backward(dlogits)
+    numpy_model.eval()
+
+    loss_function = cnn_keras.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        keras_loss = loss_function(y, keras_model(cnn_keras.to_channels_last(x), training=True))
+    gradients = tape.gradient(keras_loss, keras_model.trainable_weights)
+    assert abs(float(numpy_loss) - float(keras_loss)) < 1e-5
+    # A gradient has the layout of its weight, so the weight mapping also maps gradients: load them
+    # into a twin Keras model as if they were weights and copy that into a twin NumPy model.
+    gradient_model = cnn_keras.make_simple_cnn(**simple_cnn_arguments(numpy_model))
+    gradient_model.set_weights([np.asarray(gradient) for gradient in gradients])
+    keras_gradients = cnn_keras.keras_to_numpy(gradient_model, copy.deepcopy(numpy_model))
+    for numpy_layer, gradient_layer in zip(numpy_model.layers, keras_gradients.layers):
+        for key in numpy_layer.params:
+            assert cnn_from_scratch.rel_error(numpy_layer.grads[key], gradient_layer.params[key]) < GRADIENT_TOLERANCE
+
+
+def test_round_trips_back_to_numpy_are_exact(numpy_model, torch_model, keras_model):
+    original = numpy_weights(numpy_model)
+    for copy_back, framework_model in ((cnn_pytorch.torch_to_numpy, torch_model),
+                                       (cnn_keras.keras_to_numpy, keras_model)):
+        target = copy.deepcopy(numpy_model)
+        for layer in target.layers:
+            for value in layer.params.values():
+                value[...] = 0.0
+        copy_back(framework_model, target)
+        restored = numpy_weights(target)
+        assert restored.keys() == original.keys()
+        for key in original:
+            np.testing.assert_array_equal(restored[key], original[key], err_msg=f"{copy_back.__name__} {key}")
+
+
+def test_keras_to_numpy_to_keras_is_exact(numpy_model):
+    cnn_keras.set_seed(1)
+    trained_like = cnn_keras.make_simple_cnn(**simple_cnn_arguments(numpy_model))  # fresh Keras weights
+    middle = cnn_keras.keras_to_numpy(trained_like, copy.deepcopy(numpy_model))
+    back = cnn_keras.numpy_to_keras(middle, cnn_keras.make_simple_cnn(**simple_cnn_arguments(numpy_model)))
+    for before, after in zip(trained_like.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_transfer_rejects_a_mismatched_model(numpy_model):
+    arguments = simple_cnn_arguments(numpy_model)
+    wider = cnn_keras.make_simple_cnn(**{**arguments, "hidden_units": arguments["hidden_units"] + 1})
+    with pytest.raises(ValueError, match="shape mismatch"):
+        cnn_keras.numpy_to_keras(numpy_model, wider)
+    with pytest.raises(ValueError, match=r"no bias|neither Conv2D nor Dense"):
+        cnn_keras.numpy_to_keras(numpy_model, cnn_keras.make_deep_cnn())
+    with pytest.raises(ValueError, match="weight layers"):
+        cnn_keras.numpy_to_keras(numpy_model, cnn_keras.make_mlp())
