@@ -680,7 +680,7 @@ class Adam:
     def step(self):
         self.t += 1
         # Fold both bias corrections into the step size (Algorithm 1's last lines, rearranged).
-        step_size = self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        step_size = float(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
         for (layer, key), m, v in zip(self.parameters, self.m, self.v):
             grad = layer.grads[key]
             m *= self.beta1
@@ -688,7 +688,31 @@ class Adam:
             v *= self.beta2
             v += (1 - self.beta2) * grad * grad
             param = layer.params[key]
-            param -= (step_size * m / (np.sqrt(v) + self.eps)).astype(param.dtype, copy=False)
+            param -= step_size * m / (np.sqrt(v) + self.eps)
+
+
+# --- Data augmentation ---
+
+def random_shift(x, max_shift, rng):
+    """Move each image by a random whole number of pixels in [-max_shift, max_shift] along H and W,
+    filling with zeros: a cheap augmentation that teaches the network that a digit moved a little
+    is the same digit.
+
+    Inputs: x of shape (N, C, H, W); max_shift: int >= 0; rng: np.random.Generator
+    Returns: array of shape (N, C, H, W)
+    """
+    N, C, H, W = x.shape
+    s = max_shift
+    padded = np.zeros((N, C, H + 2 * s, W + 2 * s), dtype=x.dtype)
+    padded[:, :, s:s + H, s:s + W] = x
+    shifts = rng.integers(0, 2 * s + 1, size=(N, 2))  # top-left corner of each crop in the padded image
+    out = np.empty_like(x)
+    # Group the images by their shift, so there are (2s + 1)^2 slice copies instead of N.
+    for dy in range(2 * s + 1):
+        for dx in range(2 * s + 1):
+            chosen = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+            out[chosen] = padded[chosen, :, dy:dy + H, dx:dx + W]
+    return out
 
 
 # --- The model ---
@@ -758,7 +782,7 @@ class CNN:
         rows = [("input", (None, *input_shape), 0)]
         for layer in self.layers:
             x = layer.forward(x)
-            rows.append((repr(layer), (None, *x.shape[1:]), sum(p.size for p in layer.params.values())))
+            rows.append((type(layer).__name__, (None, *x.shape[1:]), sum(p.size for p in layer.params.values())))
         for layer, training in zip(self.layers, was_training):
             layer.training = training
         width = max(len(name) for name, _, _ in rows)
@@ -790,7 +814,7 @@ class CNN:
         return loss, float((logits.argmax(axis=1) == y).mean())
 
     def fit(self, x, y, epochs=5, batch_size=64, optimizer=None, validation_data=None, seed=0,
-            schedule="cosine", verbose=True):
+            schedule="cosine", augment=0, verbose=True):
         """Mini-batch training; returns the history of loss and accuracy per epoch.
 
         Inputs:
@@ -799,6 +823,7 @@ class CNN:
         - validation_data: (x_val, y_val), evaluated after every epoch
         - seed: seeds the shuffling, so the same seed gives the same history bit for bit
         - schedule: "cosine" decays the learning rate to 0 over all steps; "constant" keeps it
+        - augment: if > 0, shift each training image by up to this many pixels (random_shift)
         Returns: dict with lists "loss", "accuracy" (running means over each epoch's batches, as
         Keras reports them), "val_loss", "val_accuracy", "learning_rate" and "seconds".
         """
@@ -829,8 +854,9 @@ class CNN:
             for batch_start in batches:
                 indices = order[batch_start:batch_start + batch_size]
                 if schedule == "cosine":  # lr_t = lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017)
-                    optimizer.learning_rate = base_learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps))
-                logits = self.forward(x[indices])
+                    optimizer.learning_rate = float(base_learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
+                x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
+                logits = self.forward(x_batch)
                 loss, dlogits = softmax_cross_entropy(logits, y[indices])
                 if not np.isfinite(loss):
                     raise FloatingPointError(f"training diverged: the loss became {loss} at epoch {epoch}, step "
@@ -958,6 +984,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--augment", type=int, default=2, help="random shifts of up to this many pixels (0: off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
     parser.add_argument("--quick", action="store_true", help="5,000 training images, 1 epoch: a few seconds")
@@ -975,7 +1002,7 @@ def main():
     optimizer = Adam(model.parameters(), learning_rate=args.learning_rate)
     start_time = time.perf_counter()
     model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-              validation_data=(data.x_val, data.y_val), seed=args.seed)
+              validation_data=(data.x_val, data.y_val), seed=args.seed, augment=args.augment)
     training_seconds = time.perf_counter() - start_time
     test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test)
     print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {epochs} epoch(s), "

@@ -140,6 +140,7 @@ def test_sgd_with_momentum_lowers_the_loss(digits):
     assert history["loss"][-1] < 0.5 * history["loss"][0]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_divergence_stops_with_a_clear_message(digits):
     model = tiny_cnn(np.random.default_rng(0), dtype=np.float32)
     optimizer = scratch.SGD(model.parameters(), learning_rate=1e30)
@@ -234,3 +235,23 @@ def test_script_quick_run_reports_accuracy():
     assert result.returncode == 0, result.stderr
     accuracy = float(result.stdout.split("test accuracy ")[1].split("%")[0])
     assert accuracy > 85.0
+
+
+def test_random_shift_moves_each_image_by_at_most_max_shift():
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 2, 6, 7)).astype(np.float32) + 1  # no zeros, so every shift is recognisable
+    shifted = scratch.random_shift(x, 2, rng)
+    seen = set()
+    for image, result in zip(x, shifted):
+        matches = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                moved = np.zeros_like(image)
+                moved[:, max(dy, 0):6 + min(dy, 0), max(dx, 0):7 + min(dx, 0)] = \
+                    image[:, max(-dy, 0):6 - max(dy, 0), max(-dx, 0):7 - max(dx, 0)]
+                if np.array_equal(moved, result):
+                    matches.append((dy, dx))
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 10  # the shifts really are random
+    assert np.array_equal(scratch.random_shift(x, 0, rng), x)
