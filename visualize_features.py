@@ -1,0 +1,817 @@
+"""See what a CNN learns: filters, feature maps, the convolution itself, saliency and Grad-CAM.
+
+Every figure function takes plain arrays or a trained model of any of the three frameworks
+(the NumPy `CNN` of cnn_from_scratch.py, a `torch.nn.Module`, a `keras.Model`), addresses layers
+by name or index, works on 1-channel MNIST images, returns a matplotlib Figure and, given
+`save_path`, writes a PNG. The story, top to bottom: a small adapter that asks each framework for
+filters, activations and gradients in one layout (NCHW); then one function per figure; then `main()`.
+
+Run it:
+    python visualize_features.py --quick                       # under a minute: 3,000 images, 1 epoch
+    python visualize_features.py                               # NumPy SimpleCNN, 2 epochs on MNIST, writes plots/
+    python visualize_features.py --framework pytorch|keras     # the same figures for the other frameworks
+    python visualize_features.py --framework numpy --model-path simple_cnn.npz   # a saved model, no training
+In a REPL:
+    >>> import numpy as np, visualize_features as vis
+    >>> from cnn_from_scratch import make_simple_cnn
+    >>> model = make_simple_cnn(rng=np.random.default_rng(0))
+    >>> vis.layer_names(model)          # ['conv1', 'relu1', 'pool1', 'conv2', ...]
+    >>> figure = vis.plot_filters(model, save_path="filters.png")
+
+Layer names: every layer gets a name made of its kind and a running count, the same in every
+framework for the same architecture: conv1, relu1, pool1, conv2, relu2, pool2, flatten1, dense1,
+relu3, dense2 for the SimpleCNN. A framework's own names (torch "features.0", Keras "conv2d") and
+integer indices into that list work too. Keras is channels-last (NHWC): this module converts at
+that boundary only, so everything it returns is NCHW like NumPy and PyTorch.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from cnn_from_scratch import CNN, Adam, conv2d_forward, make_simple_cnn, pool2d_forward
+
+FRAMEWORKS = ("numpy", "pytorch", "keras")
+KINDS = {  # class name -> kind, for the three frameworks' layer classes
+    "ConvolutionLayer": "conv", "Conv2d": "conv", "Conv2D": "conv",
+    "PoolingLayer": "pool", "MaxPool2d": "pool", "AvgPool2d": "pool", "MaxPooling2D": "pool",
+    "AveragePooling2D": "pool",
+    "ReLULayer": "relu", "ReLU": "relu", "LeakyReLULayer": "leaky_relu", "LeakyReLU": "leaky_relu",
+    "ELULayer": "elu", "ELU": "elu", "TanhLayer": "tanh", "Tanh": "tanh",
+    "FullyConnectedLayer": "dense", "Linear": "dense", "Dense": "dense",
+    "FlattenLayer": "flatten", "Flatten": "flatten",
+    "BatchNormLayer": "batchnorm", "BatchNorm2d": "batchnorm", "BatchNorm1d": "batchnorm",
+    "BatchNormalization": "batchnorm", "DropoutLayer": "dropout", "Dropout": "dropout",
+}
+ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
+
+
+# --- Adapter: one view of three frameworks ---
+
+def _import_keras():
+    """Keras 3 on TensorFlow; the backend must be chosen before the first `import keras`."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+    return keras, tf
+
+
+def framework_of(model):
+    """'numpy', 'pytorch' or 'keras'. Torch and Keras are only looked up if already imported:
+    a torch model cannot exist unless torch was imported, so this never imports them."""
+    if isinstance(model, CNN):
+        return "numpy"
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return "pytorch"
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(model, keras.Model):
+        return "keras"
+    raise TypeError(f"model must be a cnn_from_scratch.CNN, a torch.nn.Module or a keras.Model, "
+                    f"got {type(model).__name__}")
+
+
+def model_layers(model):
+    """The model's layers in forward order as (name, kind, layer): [('conv1', 'conv', ...), ...].
+
+    NumPy: model.layers; PyTorch: the leaf modules in registration order (forward order for the
+    Sequential-style models of cnn_pytorch.py); Keras: model.layers.
+    """
+    framework = framework_of(model)
+    if framework == "numpy":
+        layers = list(model.layers)
+    elif framework == "pytorch":
+        layers = [module for module in model.modules() if not any(True for _ in module.children())]
+    else:
+        layers = list(model.layers)
+    named, counts = [], {}
+    for layer in layers:
+        kind = KINDS.get(type(layer).__name__, type(layer).__name__.lower())
+        if kind == "activation":  # keras.layers.Activation("relu") and friends
+            kind = layer.get_config()["activation"]
+        counts[kind] = counts.get(kind, 0) + 1
+        named.append((f"{kind}{counts[kind]}", kind, layer))
+    return named
+
+
+def layer_names(model):
+    """Names of the model's layers, as used by every function here: ['conv1', 'relu1', ...]."""
+    return [name for name, _, _ in model_layers(model)]
+
+
+def resolve_layer(model, layer):
+    """Position of a layer in model_layers(model), from an index, our name, or the framework's own name."""
+    named = model_layers(model)
+    if isinstance(layer, (int, np.integer)):
+        if not -len(named) <= layer < len(named):
+            raise ValueError(f"layer index {layer} out of range for a model with {len(named)} layers")
+        return int(layer) % len(named)
+    if framework_of(model) == "pytorch":
+        native = {id(module): name for name, module in model.named_modules()}
+    else:
+        native = {id(item): getattr(item, "name", None) for _, _, item in named}
+    for position, (name, _, item) in enumerate(named):
+        if layer in (name, native.get(id(item))):
+            return position
+    raise ValueError(f"unknown layer {layer!r}; expected an index or one of {[name for name, _, _ in named]}")
+
+
+def check_batch(x, name="x"):
+    """Raise a clear error unless x is a floating NumPy array of shape (N, C, H, W)."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{name} must be a float NumPy array of shape (N, C, H, W) (NCHW for every framework), "
+                         f"got {type(x).__name__} {getattr(x, 'shape', '')} {getattr(x, 'dtype', '')}")
+
+
+def first_conv_filters(model):
+    """Weights of the first convolution layer as an array of shape (F, C, HH, WW)."""
+    framework = framework_of(model)
+    for _, kind, layer in model_layers(model):
+        if kind == "conv":
+            if framework == "numpy":
+                return layer.params["W"].copy()
+            if framework == "pytorch":
+                return layer.weight.detach().cpu().numpy().copy()
+            return np.asarray(layer.kernel).transpose(3, 2, 0, 1)  # Keras (HH, WW, C, F) -> (F, C, HH, WW)
+    raise ValueError("the model has no convolution layer")
+
+
+def weight_arrays(model):
+    """{layer name: weight array} for every conv and dense layer; conv weights as (F, C, HH, WW)."""
+    framework, weights = framework_of(model), {}
+    for name, kind, layer in model_layers(model):
+        if kind not in ("conv", "dense"):
+            continue
+        if framework == "numpy":
+            weights[name] = layer.params["W"]
+        elif framework == "pytorch":
+            weights[name] = layer.weight.detach().cpu().numpy()
+        else:
+            kernel = np.asarray(layer.kernel)
+            weights[name] = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel  # (HH, WW, C, F) -> FCHW
+    return weights
+
+
+def _keras_outputs(model, keras_layers, x):
+    """Call a Keras sub-model that returns the outputs of `keras_layers`; x of shape (N, C, H, W)."""
+    keras, _ = _import_keras()
+    probe = keras.Model(inputs=model.inputs[0], outputs=[layer.output for layer in keras_layers])  # one input
+    outputs = probe(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False)  # (N, C, H, W) -> (N, H, W, C)
+    return [np.asarray(output) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+
+def to_channels_first(array):
+    """A Keras activation back to NCHW: (N, H, W, C) -> (N, C, H, W); 2-D arrays are left alone."""
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if array.ndim == 4 else array
+
+
+def get_activations(model, x, layers=None):
+    """Outputs of the chosen layers for a batch, in evaluation mode.
+
+    Inputs: x of shape (N, C, H, W); layers: names or indices (default: all)
+    Returns: dict {name: array}, 4-D outputs of shape (N, K, H_out, W_out), in forward order.
+    Note: Keras flattens in (H, W, C) order, so its flatten/dense outputs are permuted versions of
+    the NumPy/PyTorch ones; conv, pool and activation outputs agree exactly after the NHWC -> NCHW transpose.
+    """
+    check_batch(x)
+    named = model_layers(model)
+    positions = range(len(named)) if layers is None else sorted(resolve_layer(model, layer) for layer in layers)
+    framework = framework_of(model)
+    if framework == "numpy":
+        model.eval()
+        outputs = []
+        for layer in model.layers[:max(positions) + 1]:
+            x = layer.forward(x)
+            outputs.append(x)
+        return {named[p][0]: outputs[p] for p in positions}
+    if framework == "pytorch":
+        import torch
+        captured, handles = {}, []
+        for p in positions:
+            hook = lambda module, inputs, output, p=p: captured.__setitem__(p, output.detach().cpu().numpy())  # noqa: E731
+            handles.append(named[p][2].register_forward_hook(hook))
+        device = next(model.parameters()).device
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(torch.as_tensor(x, device=device))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {named[p][0]: captured[p] for p in positions}
+    outputs = _keras_outputs(model, [named[p][2] for p in positions], x)
+    return {named[p][0]: to_channels_first(output) for p, output in zip(positions, outputs)}
+
+
+def predict_logits(model, x, batch_size=1000):
+    """Logits of shape (N, num_classes) for x of shape (N, C, H, W), in evaluation mode."""
+    check_batch(x)
+    framework = framework_of(model)
+    if framework == "numpy":
+        return model.predict_logits(x, batch_size)
+    batches = [x[start:start + batch_size] for start in range(0, len(x), batch_size)]
+    if framework == "pytorch":
+        import torch
+        device = next(model.parameters()).device
+        model.eval()
+        with torch.no_grad():
+            return np.concatenate([model(torch.as_tensor(batch, device=device)).cpu().numpy() for batch in batches])
+    return np.concatenate([np.asarray(model(batch.transpose(0, 2, 3, 1), training=False))  # NCHW -> NHWC
+                           for batch in batches])
+
+
+def class_score_gradients(model, x, classes, layer):
+    """Gradients of each image's class score (its logit, before softmax) for saliency and Grad-CAM.
+
+    Inputs: x of shape (N, C, H, W); classes of shape (N,) (the class whose score to explain);
+    layer: name or index of a layer with 4-D output
+    Returns: dict with "input_grad" of shape (N, C, H, W), "activation" and "activation_grad" of shape
+    (N, K, h, w) (the layer's output and d score / d output), "logits" of shape (N, num_classes).
+    Each image's score depends only on that image (evaluation mode), so one backward pass of the
+    summed scores gives every image's own gradients.
+    """
+    check_batch(x)
+    classes = np.array(np.broadcast_to(np.asarray(classes, dtype=np.int64), (len(x),)))  # a writable (N,) copy
+    framework, position = framework_of(model), resolve_layer(model, layer)
+    named = model_layers(model)
+    if framework == "numpy":
+        # Forward layer by layer, then the CNN's own backward layer by layer, keeping every dout.
+        model.eval()
+        outputs, out = [], x
+        for item in model.layers:
+            out = item.forward(out)
+            outputs.append(out)
+        dlogits = np.zeros_like(out)
+        dlogits[np.arange(len(x)), classes] = 1  # d(sum of scores) / d(logits): a one-hot per row
+        first, dout, douts = model.layers[0], dlogits, [None] * len(model.layers)
+        saved, first.needs_input_grad = first.needs_input_grad, True  # training skips d(loss)/d(images)
+        try:
+            for index in reversed(range(len(model.layers))):
+                douts[index] = dout  # gradient with respect to the output of layer `index`
+                dout = model.layers[index].backward(dout)
+        finally:
+            first.needs_input_grad = saved
+        result = dict(input_grad=dout, activation=outputs[position], activation_grad=douts[position], logits=out)
+    elif framework == "pytorch":
+        import torch
+        device = next(model.parameters()).device
+        captured = {}
+
+        def keep(module, inputs, output):
+            output.retain_grad()
+            captured["activation"] = output
+
+        handle = named[position][2].register_forward_hook(keep)
+        model.eval()
+        try:
+            inputs = torch.as_tensor(x, device=device).clone().requires_grad_(True)
+            logits = model(inputs)
+            logits[torch.arange(len(x)), torch.as_tensor(classes, device=device)].sum().backward()
+        finally:
+            handle.remove()
+        activation = captured["activation"]
+        result = dict(input_grad=inputs.grad.cpu().numpy(), activation=activation.detach().cpu().numpy(),
+                      activation_grad=activation.grad.cpu().numpy(), logits=logits.detach().cpu().numpy())
+    else:
+        keras, tf = _import_keras()
+        probe = keras.Model(inputs=model.inputs[0], outputs=[named[position][2].output, model.outputs[0]])
+        inputs = tf.constant(x.transpose(0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            activation, logits = probe(inputs, training=False)
+            score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
+        input_grad, activation_grad = tape.gradient(score, [inputs, activation])
+        result = dict(input_grad=to_channels_first(np.asarray(input_grad)),
+                      activation=to_channels_first(np.asarray(activation)),
+                      activation_grad=to_channels_first(np.asarray(activation_grad)), logits=np.asarray(logits))
+    if result["activation"].ndim != 4:
+        raise ValueError(f"layer {named[position][0]!r} has output shape {result['activation'].shape}; "
+                         f"Grad-CAM needs a convolutional (N, K, h, w) output")
+    return result
+
+
+def default_gradcam_layer(model):
+    """The rectified feature maps of the last convolution (Selvaraju et al. 2017): the activation
+    right after the last conv layer (past any BatchNorm or Dropout), else that conv layer itself."""
+    named = model_layers(model)
+    conv_positions = [position for position, (_, kind, _) in enumerate(named) if kind == "conv"]
+    if not conv_positions:
+        raise ValueError("Grad-CAM needs a model with a convolution layer")
+    for name, kind, _ in named[conv_positions[-1] + 1:]:
+        if kind in ACTIVATION_KINDS:
+            return name
+        if kind not in ("batchnorm", "dropout"):
+            break
+    return named[conv_positions[-1]][0]
+
+
+# --- Computations behind the figures ---
+
+def saliency_map(input_grad):
+    """Simonyan et al. (2014): |d score / d pixel|, the largest over channels. (N, C, H, W) -> (N, H, W)."""
+    return np.abs(input_grad).max(axis=1)
+
+
+def grad_cam(activation, activation_grad, size):
+    """Grad-CAM (Selvaraju et al. 2017): weight each feature map by its mean gradient, sum, rectify.
+
+    Inputs: activation and activation_grad of shape (N, K, h, w); size = (H, W) of the input
+    Returns: cam of shape (N, H, W), non-negative, upsampled bilinearly (cv2.resize) to the input size.
+    cam = ReLU(sum over k of alpha_k * A_k), with alpha_k = mean over (i, j) of d score / d A_k[i, j].
+    """
+    import cv2
+    alpha = activation_grad.mean(axis=(2, 3))  # (N, K)
+    cam = np.maximum((alpha[:, :, None, None] * activation).sum(axis=1), 0)  # (N, h, w)
+    return np.stack([cv2.resize(c.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+                     for c in cam])  # (N, H, W); cv2 takes (width, height)
+
+
+def dead_unit_fraction(activation):
+    """Fraction of units that are never active (output <= 0 everywhere) on a batch.
+
+    A unit is a channel (a whole feature map) for output of shape (N, K, H, W), a neuron for (N, K).
+    """
+    if activation.ndim not in (2, 4):
+        raise ValueError(f"expected an activation of shape (N, K) or (N, K, H, W), got {activation.shape}")
+    ever_active = (activation > 0).any(axis=(0, 2, 3) if activation.ndim == 4 else 0)  # (K,)
+    return float(1 - ever_active.mean())
+
+
+def apply_kernel_opencv(image, kernel):
+    """Correlate a 2-D image with a 2-D kernel using OpenCV, zero padding, same output size.
+
+    cv2.filter2D computes correlation (no flip), like our layers; BORDER_CONSTANT pads with zeros,
+    which equals conv2d_forward with padding = kernel_size // 2 for odd kernels.
+    """
+    import cv2
+    dtype = np.result_type(image.dtype, np.float32)
+    return cv2.filter2D(image.astype(dtype), -1, kernel.astype(dtype), borderType=cv2.BORDER_CONSTANT)
+
+
+CLASSIC_KERNELS = {
+    "Sobel x\n(vertical edges)": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64),
+    "Sobel y\n(horizontal edges)": np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=np.float64),
+    "Prewitt x": np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], dtype=np.float64),
+    "box blur": np.full((3, 3), 1 / 9),
+    "Gaussian blur": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 16,
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64),
+    "Laplacian\n(ridges, spots)": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64),
+}
+
+
+def synthetic_images(size=32, seed=0):
+    """Four test patterns of shape (size, size) in [0, 1]: edges, texture, gradient, checkerboard."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size] / size  # each (size, size), values in [0, 1)
+    edges = np.zeros((size, size))
+    edges[size // 4:3 * size // 4, size // 4:3 * size // 4] = 1.0  # a bright square: 4 straight edges
+    texture = 0.5 + 0.25 * np.sin(2 * np.pi * 5 * cols) * np.sin(2 * np.pi * 3 * rows) + 0.1 * rng.standard_normal((size, size))
+    checkerboard = ((np.arange(size)[:, None] // 4 + np.arange(size)[None, :] // 4) % 2).astype(np.float64)
+    return {"edges": edges, "texture": np.clip(texture, 0, 1), "gradient": (rows + cols) / 2,
+            "checkerboard": checkerboard}
+
+
+# --- Figures ---
+
+def new_figure(width, height):
+    """A Figure drawn by the Agg backend (no pyplot, no window), with constrained layout."""
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _finish(figure, save_path):
+    if save_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
+        figure.savefig(save_path, dpi=110)
+    return figure
+
+
+def _image_of(image):
+    """One image of shape (C, H, W) or (1, C, H, W) -> (H, W) for display (channel mean if C > 1)."""
+    image = np.asarray(image)
+    image = image[0] if image.ndim == 4 else image
+    return image.mean(axis=0) if image.ndim == 3 else image
+
+
+def plot_filters(source, save_path=None):
+    """Figure 1: the first convolution layer's filters as a grid of F panels, one shared color scale.
+
+    Inputs: a model (any framework) or filters of shape (F, C, HH, WW); for C > 1 each panel shows
+    the mean over input channels. Blue is negative, red positive, white zero.
+    Returns: the Figure; figure.filter_axes lists the F image panels.
+    """
+    filters = source if isinstance(source, np.ndarray) else first_conv_filters(source)
+    if filters.ndim != 4:
+        raise ValueError(f"filters must have shape (F, C, HH, WW), got {filters.shape}")
+    F, C, HH, WW = filters.shape
+    columns = int(np.ceil(np.sqrt(F)))
+    rows = -(-F // columns)  # ceil(F / columns)
+    figure = new_figure(1.3 * columns + 1.2, 1.3 * rows + 0.8)
+    limit = np.abs(filters).max() or 1.0  # one symmetric scale centred on zero for every panel
+    axes = figure.subplots(rows, columns, squeeze=False)
+    figure.filter_axes = []
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index < F:
+            image = ax.imshow(filters[index].mean(axis=0), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_title(f"filter {index}", fontsize=9)
+            figure.filter_axes.append(ax)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    channels = "" if C == 1 else f", mean over {C} input channels"
+    figure.suptitle(f"First convolution layer: {F} learned {HH}x{WW} filters{channels}")
+    return _finish(figure, save_path)
+
+
+def plot_feature_maps(source, image, layer=None, max_maps=32, save_path=None):
+    """Figure 2: the feature maps of one input at one layer, with the input beside them.
+
+    Inputs: source: a model, or the maps themselves of shape (K, h, w); image of shape (C, H, W)
+    or (1, C, H, W); layer: name or index (default: the first conv layer's activation)
+    Returns: the Figure; figure.feature_maps holds the maps shown, of shape (min(K, max_maps), h, w).
+    """
+    image = np.asarray(image)
+    batch = image[None] if image.ndim == 3 else image
+    if isinstance(source, np.ndarray):
+        maps, title = source, "feature maps"
+    else:
+        if layer is None:
+            layer = next(name for name, kind, _ in model_layers(source) if kind in ACTIVATION_KINDS)
+        name = model_layers(source)[resolve_layer(source, layer)][0]
+        maps, title = get_activations(source, batch[:1], [layer])[name][0], f"layer {name}"
+        if maps.ndim != 3:
+            raise ValueError(f"layer {name!r} has output shape {maps.shape}; feature maps need (K, h, w)")
+    maps = maps[:max_maps]
+    figure = new_figure(12, 6.5)
+    left, right = figure.subfigures(1, 2, width_ratios=[1, 2.6])
+    ax = left.subplots()
+    shown = ax.imshow(_image_of(batch), cmap="gray")
+    ax.set_title(f"input {_image_of(batch).shape[0]}x{_image_of(batch).shape[1]}")
+    ax.set_axis_off()
+    left.colorbar(shown, ax=ax, location="bottom", shrink=0.8, label="pixel value")
+    columns = int(np.ceil(np.sqrt(len(maps) * 1.5)))
+    rows = -(-len(maps) // columns)
+    axes = right.subplots(rows, columns, squeeze=False)
+    negative = maps.min() < 0
+    limit = np.abs(maps).max() or 1.0
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index < len(maps):
+            shown = ax.imshow(maps[index], cmap="RdBu_r" if negative else "viridis",
+                              vmin=-limit if negative else 0, vmax=limit)
+            ax.set_title(f"map {index}", fontsize=8)
+    right.colorbar(shown, ax=axes, shrink=0.8, label="activation")
+    right.suptitle(f"{title}: {len(maps)} maps of {maps.shape[1]}x{maps.shape[2]} (shared scale)")
+    figure.feature_maps = maps
+    return _finish(figure, save_path)
+
+
+def plot_activation_progression(model, image, max_channels=8, save_path=None):
+    """Figure 3: one input through every conv, pool and activation stage (first max_channels channels).
+
+    Early stages still look like the digit (edges, strokes); after each pool the maps are smaller
+    and more abstract. Each row has its own color scale and colorbar.
+    Returns: the Figure; figure.stages is {name: maps shown, of shape (channels, h, w)}.
+    """
+    image = np.asarray(image)
+    batch = image[None] if image.ndim == 3 else image
+    names = [name for name, kind, _ in model_layers(model) if kind in ("conv", "pool", *ACTIVATION_KINDS)]
+    activations = get_activations(model, batch[:1], names)
+    stages = {name: maps[0, :max_channels] for name, maps in activations.items() if maps.ndim == 4}
+    figure = new_figure(1.35 * max_channels + 2.0, 1.4 * (len(stages) + 1) + 0.4)
+    axes = figure.subplots(len(stages) + 1, max_channels, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[0, 1:]:
+        ax.set_axis_off()
+    shown = axes[0, 0].imshow(_image_of(batch), cmap="gray", vmin=0)
+    axes[0, 0].set_ylabel(f"input\n{_image_of(batch).shape[0]}x{_image_of(batch).shape[1]}", fontsize=9)
+    figure.colorbar(shown, ax=axes[0, :], shrink=0.9)
+    for row, (name, maps) in zip(axes[1:], stages.items()):
+        negative = maps.min() < 0
+        limit = np.abs(maps).max() or 1.0
+        for channel, ax in enumerate(row):
+            if channel < len(maps):
+                shown = ax.imshow(maps[channel], cmap="RdBu_r" if negative else "viridis",
+                                  vmin=-limit if negative else 0, vmax=limit)
+        row[0].set_ylabel(f"{name}\n{maps.shape[1]}x{maps.shape[2]}", fontsize=9)
+        figure.colorbar(shown, ax=row, shrink=0.9)
+    for channel, ax in enumerate(axes[1]):
+        ax.set_title(f"channel {channel}", fontsize=9)
+    figure.suptitle("Activation progression: one image through every conv / activation / pool stage")
+    figure.stages = stages
+    return _finish(figure, save_path)
+
+
+def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=None):
+    """Figure 4: the convolution operation step by step (stride 1, no padding).
+
+    Inputs: image of shape (H, W) (small: about 6x6 to 10x10 keeps the numbers readable);
+    kernel of shape (HH, WW); positions: output cells (i, j) to explain (default: the top-left
+    cell, the largest and the smallest output)
+    Returns: the Figure; figure.conv_demo = {"output": conv2d_forward's map of shape (H_out, W_out),
+    "steps": [{"position": (i, j), "window", "products", "total"}]}, where each total is the
+    multiply-and-sum written out in the figure, computed here independently of conv2d_forward.
+    """
+    image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
+    if image.ndim != 2 or kernel.ndim != 2:
+        raise ValueError(f"image and kernel must be 2-D, got shapes {image.shape} and {kernel.shape}")
+    HH, WW = kernel.shape
+    out, _ = conv2d_forward(image[None, None], kernel[None, None], np.array([bias]), stride=1, padding=0)
+    output = out[0, 0]  # (1, 1, H_out, W_out) -> (H_out, W_out), H_out = H - HH + 1
+    if positions is None:
+        candidates = [(0, 0), np.unravel_index(output.argmax(), output.shape), np.unravel_index(output.argmin(), output.shape)]
+        positions = list(dict.fromkeys((int(i), int(j)) for i, j in candidates))
+    steps = []
+    for i, j in positions:
+        window = image[i:i + HH, j:j + WW]  # (HH, WW): the input under the kernel for output (i, j)
+        products = window * kernel
+        steps.append(dict(position=(i, j), window=window, products=products, total=float(products.sum() + bias)))
+    colors = ["tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown"]
+    figure = new_figure(15, 8)
+    top, bottom = figure.subfigures(2, 1, height_ratios=[2.4, 1])
+    ax_input, ax_kernel, ax_output = top.subplots(1, 3, width_ratios=[image.shape[1], WW + 1, output.shape[1]])
+    panels = ((ax_input, image, "gray", "input x", "{:.2f}"), (ax_kernel, kernel, "RdBu_r", "kernel w", "{:g}"),
+              (ax_output, output, "RdBu_r", "output = conv2d_forward(x, w)", "{:.2f}"))
+    for ax, values, cmap, title, number_format in panels:
+        limit = np.abs(values).max() or 1.0
+        ax.imshow(values, cmap=cmap, vmin=-limit if cmap == "RdBu_r" else 0, vmax=limit)
+        for (r, c), value in np.ndenumerate(values):
+            dark = value < 0.5 * limit if cmap == "gray" else abs(value) > 0.6 * limit
+            ax.text(c, r, number_format.format(value), ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")
+        ax.set_title(f"{title}  ({values.shape[0]}x{values.shape[1]})")
+        ax.set_xticks(range(values.shape[1]))
+        ax.set_yticks(range(values.shape[0]))
+        ax.set_xlabel("column")
+        ax.set_ylabel("row")
+    for step, color in zip(steps, colors):
+        i, j = step["position"]
+        ax_input.add_patch(Rectangle((j - 0.5, i - 0.5), WW, HH, fill=False, edgecolor=color, linewidth=3))
+        ax_output.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=color, linewidth=3))
+    axes = np.atleast_1d(bottom.subplots(1, len(steps)))
+    for ax, step, color in zip(axes, steps, colors):
+        ax.set_axis_off()
+        i, j = step["position"]
+        terms = [[f"{x:.2f}*{w:g}" if w >= 0 else f"{x:.2f}*({w:g})" for x, w in zip(step["window"][r], kernel[r])]
+                 for r in range(HH)]
+        text = "\n+ ".join(" + ".join(row) for row in terms) + (f"\n+ bias {bias:g}" if bias else "")
+        text += f"\n= {step['total']:.4f}\n(conv2d_forward: {output[i, j]:.4f})"
+        ax.text(0.5, 0.95, text, family="monospace", fontsize=10.5, ha="center", va="top", transform=ax.transAxes)
+        ax.set_title(f"output[{i}, {j}] = sum(window * kernel)", color=color, fontsize=11)
+    figure.suptitle("Convolution step by step: slide the kernel, multiply element-wise, sum "
+                    "(cross-correlation, no flip; stride 1, no padding)")
+    figure.conv_demo = dict(output=output, steps=steps)
+    return _finish(figure, save_path)
+
+
+def plot_filter_responses(images=None, kernels=None, save_path=None):
+    """Figure 5: classic hand-designed kernels applied with cv2.filter2D to synthetic inputs.
+
+    Inputs: images: {name: array (H, W)} (default: synthetic_images()); kernels: {name: array}
+    (default: CLASSIC_KERNELS). One column per kernel with a shared symmetric color scale.
+    Returns: the Figure; figure.responses is {(image name, kernel name): response of shape (H, W)}.
+    """
+    images = synthetic_images() if images is None else images
+    kernels = CLASSIC_KERNELS if kernels is None else kernels
+    responses = {(image_name, kernel_name): apply_kernel_opencv(image, kernel)
+                 for image_name, image in images.items() for kernel_name, kernel in kernels.items()}
+    figure = new_figure(2.0 * (len(kernels) + 1), 2.0 * (len(images) + 1) + 0.8)
+    axes = figure.subplots(len(images) + 1, len(kernels) + 1, squeeze=False)
+    axes[0, 0].set_axis_off()
+    axes[0, 0].text(0.5, 0.5, "kernel ->\n\ninput\n|\nv", ha="center", va="center", transform=axes[0, 0].transAxes)
+    for column, (kernel_name, kernel) in enumerate(kernels.items(), start=1):
+        ax, limit = axes[0, column], np.abs(kernel).max()
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        for (r, c), value in np.ndenumerate(kernel):
+            ax.text(c, r, f"{value:.2g}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(value) > 0.6 * limit else "black")
+        ax.set_title(kernel_name, fontsize=9)
+        ax.set_axis_off()
+        limit = max(np.abs(responses[(image_name, kernel_name)]).max() for image_name in images) or 1.0
+        for row, image_name in enumerate(images, start=1):
+            shown = axes[row, column].imshow(responses[(image_name, kernel_name)], cmap="RdBu_r",
+                                             vmin=-limit, vmax=limit)
+            axes[row, column].set_axis_off()
+        figure.colorbar(shown, ax=axes[1:, column], location="bottom", shrink=0.9, label="response")
+    for row, (image_name, image) in enumerate(images.items(), start=1):
+        axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
+        axes[row, 0].set_xticks([])
+        axes[row, 0].set_yticks([])
+        axes[row, 0].set_ylabel(image_name)
+    figure.suptitle("Classic kernels applied with cv2.filter2D (zero padding): edges, blur, sharpen, ridges")
+    figure.responses = responses
+    return _finish(figure, save_path)
+
+
+def plot_statistics(model, x, save_path=None):
+    """Figure 6: weight histograms per layer, activation histograms per activation layer, and the
+    fraction of dead units (never active on the batch x of shape (N, C, H, W)) per activation layer.
+
+    Returns: the Figure; figure.dead_fractions is {activation layer name: fraction in [0, 1]}.
+    """
+    weights = weight_arrays(model)
+    names = [name for name, kind, _ in model_layers(model) if kind in ACTIVATION_KINDS]
+    activations = get_activations(model, x, names)
+    dead = {name: dead_unit_fraction(values) for name, values in activations.items()}
+    figure = new_figure(3.2 * max(len(weights), len(names)), 9)
+    weight_row, activation_row, dead_row = figure.subfigures(3, 1)
+    for ax, (name, values) in zip(np.atleast_1d(weight_row.subplots(1, len(weights))), weights.items()):
+        ax.hist(values.ravel(), bins=60, color="tab:blue")
+        ax.set_title(f"{name} weights {values.shape}", fontsize=9)
+        ax.set_xlabel("weight")
+        ax.set_ylabel("count")
+    weight_row.suptitle("Weight histograms")
+    for ax, (name, values) in zip(np.atleast_1d(activation_row.subplots(1, len(names))), activations.items()):
+        positive = values[values > 0]
+        ax.hist(positive.ravel(), bins=60, color="tab:green", log=True)
+        ax.set_title(f"{name}: {np.mean(values <= 0):.0%} of values <= 0 (not shown)", fontsize=9)
+        ax.set_xlabel("activation")
+        ax.set_ylabel("count (log)")
+    activation_row.suptitle(f"Activation histograms on {len(x)} images")
+    ax = dead_row.subplots()
+    bars = ax.bar(list(dead), [100 * value for value in dead.values()], color="tab:red")
+    ax.bar_label(bars, labels=[f"{value:.1%}" for value in dead.values()])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("dead units (%)")
+    ax.set_xlabel("activation layer (unit = channel for conv maps, neuron for dense)")
+    dead_row.suptitle(f"Dead units: never active on any of the {len(x)} images")
+    figure.dead_fractions = dead
+    return _finish(figure, save_path)
+
+
+def plot_saliency_gradcam(model, images, labels, layer=None, save_path=None):
+    """Figure 7: for each image, the input, its saliency map and its Grad-CAM over the digit.
+
+    Inputs: images of shape (N, C, H, W); labels of shape (N,) (the class whose score is explained);
+    layer: the Grad-CAM layer (default: default_gradcam_layer(model))
+    Returns: the Figure; figure.saliency and figure.gradcam, each of shape (N, H, W).
+    """
+    layer = default_gradcam_layer(model) if layer is None else layer
+    gradients = class_score_gradients(model, images, labels, layer)
+    saliency = saliency_map(gradients["input_grad"])
+    cam = grad_cam(gradients["activation"], gradients["activation_grad"], images.shape[2:])
+    predicted = gradients["logits"].argmax(axis=1)
+    figure = new_figure(2.1 * len(images) + 1.0, 7.2)
+    axes = figure.subplots(3, len(images), squeeze=False)
+    for column, image in enumerate(images):
+        gray = _image_of(image)
+        axes[0, column].imshow(gray, cmap="gray")
+        axes[0, column].set_title(f"label {labels[column]}, predicted {predicted[column]}", fontsize=9)
+        sal = axes[1, column].imshow(saliency[column] / (saliency[column].max() or 1), cmap="hot", vmin=0, vmax=1)
+        axes[2, column].imshow(gray, cmap="gray")
+        heat = axes[2, column].imshow(cam[column] / (cam[column].max() or 1), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        for ax in axes[:, column]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for row, text in enumerate(("input", "saliency |d score / d x|", f"Grad-CAM ({layer})")):
+        axes[row, 0].set_ylabel(text, fontsize=9)
+    figure.colorbar(sal, ax=axes[1, :], shrink=0.9, label="relative")
+    figure.colorbar(heat, ax=axes[2, :], shrink=0.9, label="relative")
+    figure.suptitle("Where the model looks: gradient saliency and Grad-CAM for the labelled class")
+    figure.saliency, figure.gradcam = saliency, cam
+    return _finish(figure, save_path)
+
+
+def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_path=None):
+    """Figure 8: the confusion matrix (scikit-learn, seaborn heatmap) and the most confidently
+    misclassified images (highest softmax probability on a wrong class).
+
+    Inputs: y_true of shape (N,); logits of shape (N, K) (from predict_logits); images of shape (N, C, H, W)
+    Returns: the Figure; figure.confusion of shape (K, K), figure.mistakes: indices into the N images.
+    """
+    import seaborn as sns
+    from sklearn.metrics import confusion_matrix
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)  # softmax, (N, K)
+    predicted = probabilities.argmax(axis=1)
+    confusion = confusion_matrix(y_true, predicted, labels=range(logits.shape[1]))
+    wrong = np.flatnonzero(predicted != y_true)
+    mistakes = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:num_mistakes]
+    figure = new_figure(14, 6.5)
+    left, right = figure.subfigures(1, 2, width_ratios=[1.25, 1])
+    ax = left.subplots()
+    sns.heatmap(confusion, annot=True, fmt="d", cmap="Blues", ax=ax, cbar_kws={"label": "images"},
+                annot_kws={"fontsize": 8})
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix: {len(y_true)} test images, accuracy {np.mean(predicted == y_true):.2%}")
+    columns = 4
+    axes = right.subplots(max(1, -(-len(mistakes) // columns)), columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, index in zip(axes.flat, mistakes):
+        ax.imshow(_image_of(images[index]), cmap="gray")
+        ax.set_title(f"true {y_true[index]} -> {predicted[index]}\np = {probabilities[index, predicted[index]]:.3f}",
+                     fontsize=9)
+    right.suptitle(f"The {len(mistakes)} most confident mistakes ({len(wrong)} errors in all)")
+    figure.confusion, figure.mistakes = confusion, mistakes
+    return _finish(figure, save_path)
+
+
+# --- Training or loading a model for the script ---
+
+def train_or_load(framework, data, epochs, seed, model_path=None):
+    """A SimpleCNN of the chosen framework: loaded from model_path, or trained on data for `epochs`."""
+    if framework == "numpy":
+        if model_path:
+            return CNN.load(model_path)
+        model = make_simple_cnn(rng=np.random.default_rng(seed))
+        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64,
+                  optimizer=Adam(model.parameters(), learning_rate=2e-3),
+                  validation_data=(data.x_val, data.y_val), seed=seed)
+        return model
+    if framework == "pytorch":
+        import cnn_pytorch
+        cnn_pytorch.set_seed(seed)
+        if model_path:
+            return cnn_pytorch.load_checkpoint(model_path)[0]
+        model = cnn_pytorch.SimpleCNN()
+        x_train, y_train = cnn_pytorch.to_tensors(data.x_train, data.y_train, "cpu")
+        x_val, y_val = cnn_pytorch.to_tensors(data.x_val, data.y_val, "cpu")
+        cnn_pytorch.fit(model, x_train, y_train, x_val, y_val, epochs=epochs, seed=seed, progress=False)
+        return model
+    import cnn_keras
+    cnn_keras.set_seed(seed)
+    if model_path:
+        return cnn_keras.load_model(model_path)
+    model = cnn_keras.make_simple_cnn()
+    with tempfile.TemporaryDirectory() as run_dir:  # fit() writes a checkpoint and a CSV log there
+        cnn_keras.fit(model, cnn_keras.to_channels_last(data.x_train), data.y_train,
+                      cnn_keras.to_channels_last(data.x_val), data.y_val, epochs=epochs, run_dir=run_dir, verbose=2)
+    return model
+
+
+def write_all_figures(model, data, out_dir, log=print):
+    """Every figure for one trained model; returns the list of PNG paths written."""
+    x_test, y_test = data.x_test, data.y_test
+    image = x_test[:1]  # (1, 1, 28, 28): the first test image, a 7
+    examples = np.array([np.flatnonzero(y_test == digit)[0] for digit in range(8)])  # first test image of 0..7
+    crop = image[:, :, 4:25, 4:25]  # (1, 1, 21, 21): the digit without most of the empty border
+    small, _ = pool2d_forward(crop, kernel_size=3, mode="avg")  # (1, 1, 21, 21) -> (1, 1, 7, 7): readable numbers
+    figures = [
+        ("features_01_filters.png", lambda path: plot_filters(model, save_path=path)),
+        ("features_02_feature_maps.png", lambda path: plot_feature_maps(model, image, save_path=path)),
+        ("features_03_activation_progression.png", lambda path: plot_activation_progression(model, image, save_path=path)),
+        ("features_04_convolution_steps.png",
+         lambda path: plot_convolution_steps(small[0, 0], CLASSIC_KERNELS["Sobel x\n(vertical edges)"], save_path=path)),
+        ("features_05_filter_responses.png", lambda path: plot_filter_responses(save_path=path)),
+        ("features_06_statistics.png", lambda path: plot_statistics(model, x_test[:500], save_path=path)),
+        ("features_07_saliency_gradcam.png",
+         lambda path: plot_saliency_gradcam(model, x_test[examples], y_test[examples], save_path=path)),
+        ("features_08_confusion_matrix.png",
+         lambda path: plot_confusion_and_mistakes(y_test, predict_logits(model, x_test), x_test, save_path=path)),
+    ]
+    paths = []
+    for file_name, draw in figures:
+        start = time.perf_counter()
+        path = os.path.join(out_dir, file_name)
+        draw(path)
+        paths.append(path)
+        log(f"wrote {path} ({time.perf_counter() - start:.1f} s)")
+    return paths
+
+
+# --- Script ---
+
+def main():
+    parser = argparse.ArgumentParser(description="Train (or load) a SimpleCNN and write every visualization.")
+    parser.add_argument("--framework", default="numpy", choices=FRAMEWORKS)
+    parser.add_argument("--quick", action="store_true", help="3,000 training and 2,000 test images, 1 epoch")
+    parser.add_argument("--out", default="plots", help="folder for the PNG files (default: plots/)")
+    parser.add_argument("--model-path", default=None,
+                        help="load this model instead of training (.npz for numpy, .pt for pytorch, .keras for keras)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+
+    from data import load_mnist
+
+    start = time.perf_counter()
+    data = load_mnist(seed=args.seed)
+    if args.quick:  # a smoke test: the figures are all there, the model is only roughly trained
+        data.x_train, data.y_train = data.x_train[:3000], data.y_train[:3000]
+        data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
+                                                            data.x_test[:2000], data.y_test[:2000])
+        args.epochs = 1
+    print(f"framework {args.framework}: train {data.x_train.shape}, test {data.x_test.shape}")
+    model = train_or_load(args.framework, data, args.epochs, args.seed, args.model_path)
+    accuracy = np.mean(predict_logits(model, data.x_test).argmax(axis=1) == data.y_test)
+    print(f"test accuracy {accuracy:.2%} on {len(data.x_test)} images "
+          f"({'loaded' if args.model_path else f'trained {args.epochs} epoch(s)'}, {time.perf_counter() - start:.1f} s)")
+    paths = write_all_figures(model, data, args.out)
+    print(f"{len(paths)} figures in {args.out}/, total time {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
