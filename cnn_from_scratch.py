@@ -163,40 +163,53 @@ def conv2d_backward_naive(dout, cache, compute_dx=True):
     return dx, dw, db
 
 
+# Memory layout, the one performance idea in this file. The arrays keep the NCHW *shape* everywhere,
+# but the vectorized layers store their outputs with the batch axis N innermost in memory, as
+# (C, H, W, N) ("CHWN", the layout of cuda-convnet), and hand them on as the transposed view
+# out.transpose(3, 0, 1, 2) of shape (N, C, H, W). The views cost nothing, and every shift of a window
+# by (u, v) then moves whole runs of W_out * N contiguous numbers instead of rows of W_out numbers, so
+# NumPy's loops are long and its per-row overhead disappears. Element-wise NumPy functions keep the
+# layout they are given, so ReLU and friends pass it along for free.
+
+def to_chwn(x):
+    """(N, C, H, W) -> (C, H, W, N): a free view when x came from a vectorized layer, else one copy."""
+    return x.transpose(1, 2, 3, 0)
+
+
 def im2col(x, HH, WW, stride, padding):
     """Copy every (HH, WW) window of x into a column, so convolution becomes one matrix product.
 
     Inputs: x of shape (N, C, H, W); stride and padding as (height, width) pairs
-    Returns: cols of shape (C * HH * WW, N * H_out * W_out), ordered (c, u, v) by (n, i, j).
-    One slice copy per kernel offset (u, v): HH * WW copies of size (C, N, H_out, W_out), no Python loop over pixels.
+    Returns: cols of shape (C * HH * WW, H_out * W_out * N): row (c, u, v), column (i, j, n) holds
+      x_pad[n, c, i * sh + u, j * sw + v]. One slice copy per kernel offset (u, v), no loop over pixels.
     """
     (sh, sw), (ph, pw) = stride, padding
     N, C, H, W = x.shape
     H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
-    x_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)  # channel-first so each copy below is contiguous
-    x_pad[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)  # (N, C, H, W) -> (C, N, H, W)
-    cols = np.empty((C, HH, WW, N, H_out, W_out), dtype=x.dtype)
+    x_pad = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=x.dtype)
+    x_pad[:, ph:ph + H, pw:pw + W, :] = to_chwn(x)  # (C, H, W, N)
+    cols = np.empty((C, HH, WW, H_out, W_out, N), dtype=x.dtype)
     for u in range(HH):
         for v in range(WW):
-            cols[:, u, v] = x_pad[:, :, u:u + sh * H_out:sh, v:v + sw * W_out:sw]  # (C, N, H_out, W_out)
-    return cols.reshape(C * HH * WW, N * H_out * W_out)
+            cols[:, u, v] = x_pad[:, u:u + sh * H_out:sh, v:v + sw * W_out:sw, :]  # (C, H_out, W_out, N)
+    return cols.reshape(C * HH * WW, H_out * W_out * N)
 
 
 def col2im(dcols, x_shape, HH, WW, stride, padding):
     """Inverse bookkeeping of im2col: add each column's gradient back to the pixels it was copied from.
 
-    Inputs: dcols of shape (C * HH * WW, N * H_out * W_out); x_shape = (N, C, H, W)
+    Inputs: dcols of shape (C * HH * WW, H_out * W_out * N); x_shape = (N, C, H, W)
     Returns: dx of shape (N, C, H, W). Overlapping windows add up, which is why this is += and not =.
     """
     (sh, sw), (ph, pw) = stride, padding
     N, C, H, W = x_shape
     H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
-    dcols = dcols.reshape(C, HH, WW, N, H_out, W_out)
-    dx_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
+    dcols = dcols.reshape(C, HH, WW, H_out, W_out, N)
+    dx_pad = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=dcols.dtype)
     for u in range(HH):
         for v in range(WW):
-            dx_pad[:, :, u:u + sh * H_out:sh, v:v + sw * W_out:sw] += dcols[:, u, v]  # (C, N, H_out, W_out)
-    return np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))  # (C, N, H, W) -> (N, C, H, W)
+            dx_pad[:, u:u + sh * H_out:sh, v:v + sw * W_out:sw, :] += dcols[:, u, v]  # (C, H_out, W_out, N)
+    return dx_pad[:, ph:ph + H, pw:pw + W, :].transpose(3, 0, 1, 2)  # (C, H, W, N) -> (N, C, H, W) view
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
@@ -208,28 +221,28 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
-    cols = im2col(x, HH, WW, stride, padding)  # (C * HH * WW, N * H_out * W_out)
+    cols = im2col(x, HH, WW, stride, padding)  # (C * HH * WW, H_out * W_out * N)
     H_out, W_out = conv_output_size(H, HH, stride[0], padding[0]), conv_output_size(W, WW, stride[1], padding[1])
-    out = w.reshape(F, -1) @ cols  # (F, C * HH * WW) x (C * HH * WW, N * H_out * W_out) -> (F, N * H_out * W_out)
+    out = w.reshape(F, -1) @ cols  # (F, C * HH * WW) x (C * HH * WW, H_out * W_out * N) -> (F, H_out * W_out * N)
     out += b[:, None]
-    out = np.ascontiguousarray(out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3))  # -> (N, F, H_out, W_out)
+    out = out.reshape(F, H_out, W_out, N).transpose(3, 0, 1, 2)  # -> (N, F, H_out, W_out) view
     return out, (x.shape, cols, w, stride, padding)
 
 
 def conv2d_backward(dout, cache, compute_dx=True):
-    """Backward pass of conv2d_forward: three matrix products and a col2im.
+    """Backward pass of conv2d_forward: two matrix products for dw and dx, a sum for db, and a col2im.
 
     Inputs: dout of shape (N, F, H_out, W_out); cache from conv2d_forward
     Returns: dx of shape (N, C, H, W) (None when compute_dx is False), dw of shape (F, C, HH, WW), db of shape (F,)
     """
     x_shape, cols, w, stride, padding = cache
     F, _, HH, WW = w.shape
-    dout_rows = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (N, F, H_out, W_out) -> (F, N * H_out * W_out)
+    dout_rows = to_chwn(dout).reshape(F, -1)  # (N, F, H_out, W_out) -> (F, H_out * W_out * N)
     db = dout_rows.sum(axis=1)
-    dw = (dout_rows @ cols.T).reshape(w.shape)  # (F, N * H_out * W_out) x (N * H_out * W_out, C * HH * WW)
+    dw = (dout_rows @ cols.T).reshape(w.shape)  # (F, H_out * W_out * N) x (H_out * W_out * N, C * HH * WW)
     if not compute_dx:
         return None, dw, db
-    dcols = w.reshape(F, -1).T @ dout_rows  # (C * HH * WW, F) x (F, N * H_out * W_out)
+    dcols = w.reshape(F, -1).T @ dout_rows  # (C * HH * WW, F) x (F, H_out * W_out * N)
     return col2im(dcols, x_shape, HH, WW, stride, padding), dw, db
 
 
@@ -284,7 +297,7 @@ def pool2d_backward_naive(dout, cache):
     return dx
 
 
-def _window_offsets(x_shape, kernel, stride, output_size):
+def _window_offsets(kernel, stride, output_size):
     """Yield (u, v, index) with the slice that picks x[n, c, i * sh + u, j * sw + v] for every output (i, j)."""
     (kh, kw), (sh, sw), (H_out, W_out) = kernel, stride, output_size
     for u in range(kh):
@@ -303,8 +316,8 @@ def pool2d_forward(x, kernel_size=2, stride=None, mode="max"):
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     kernel, stride, H_out, W_out = _pool_geometry(x.shape, kernel_size, stride)
-    slices = list(_window_offsets(x.shape, kernel, stride, (H_out, W_out)))
-    out = x[slices[0]].copy()  # (N, C, H_out, W_out): element (0, 0) of every window
+    slices = list(_window_offsets(kernel, stride, (H_out, W_out)))
+    out = x[slices[0]].copy(order="K")  # (N, C, H_out, W_out): element (0, 0) of every window, in x's layout
     if mode == "avg":
         for window_slice in slices[1:]:
             out += x[window_slice]
@@ -312,7 +325,7 @@ def pool2d_forward(x, kernel_size=2, stride=None, mode="max"):
     # argmax[n, c, i, j] = k when the window's first maximum is its k-th element (row-major, k = u * kw + v).
     # Offsets come in increasing k, so "max(argmax, k if strictly better else 0)" keeps the latest strict
     # improvement, and a tie keeps the earlier, first maximum, as PyTorch does.
-    argmax = np.zeros(out.shape, dtype=np.uint8 if len(slices) < 256 else np.intp)
+    argmax = np.zeros_like(out, dtype=np.uint8 if len(slices) < 256 else np.intp)
     for k, window_slice in enumerate(slices[1:], start=1):
         candidate = x[window_slice]
         np.maximum(argmax, (candidate > out) * argmax.dtype.type(k), out=argmax)
@@ -321,32 +334,23 @@ def pool2d_forward(x, kernel_size=2, stride=None, mode="max"):
 
 
 def pool2d_backward(dout, cache):
-    """Backward pass of pool2d_forward.
+    """Backward pass of pool2d_forward, one strided += per kernel offset (u, v).
 
-    Max pooling sends each window's gradient to the one element that was its (first) maximum: compute
-    that element's flat index in x and add dout there with np.bincount, which sums repeated indices,
-    so overlapping windows that share a maximum are handled too. Average pooling spreads dout evenly.
+    Max pooling: offset k of each window gets dout where it was the window's (first) maximum, 0 elsewhere.
+    Average pooling: every offset gets dout / (kh * kw). Overlapping windows add up.
     Inputs: dout of shape (N, C, H_out, W_out); cache. Returns: dx of shape (N, C, H, W)
     """
     x_shape, argmax, kernel, stride, mode = cache
     N, C, H, W = x_shape
-    _, _, H_out, W_out = dout.shape
-    if mode == "avg":
-        dx = np.zeros(x_shape, dtype=dout.dtype)
-        for window_slice in _window_offsets(x_shape, kernel, stride, (H_out, W_out)):
-            dx[window_slice] += dout / (kernel[0] * kernel[1])
-        return dx
-    # Flat index of window (n, c, i, j)'s top-left pixel: ((n * C + c) * H + i * sh) * W + j * sw.
-    plane_start = np.arange(N * C).reshape(N, C, 1, 1) * (H * W)
-    window_start = (np.arange(H_out) * stride[0] * W)[:, None] + np.arange(W_out) * stride[1]  # (H_out, W_out)
-    offset_in_x = np.array([u * W + v for u in range(kernel[0]) for v in range(kernel[1])])  # k -> u * W + v
-    flat_index = plane_start + window_start + offset_in_x[argmax]  # (N, C, H_out, W_out)
-    if stride[0] >= kernel[0] and stride[1] >= kernel[1]:  # Windows do not overlap: every index is distinct.
-        dx = np.zeros(N * C * H * W, dtype=dout.dtype)
-        dx[flat_index.ravel()] = dout.ravel()
-        return dx.reshape(x_shape)
-    dx = np.bincount(flat_index.ravel(), weights=dout.ravel(), minlength=N * C * H * W)  # sums in float64
-    return dx.astype(dout.dtype, copy=False).reshape(x_shape)
+    dx = np.zeros((C, H, W, N), dtype=dout.dtype).transpose(3, 0, 1, 2)  # (N, C, H, W) view in CHWN memory
+    overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
+    for k, window_slice in enumerate(_window_offsets(kernel, stride, dout.shape[2:])):
+        grad = dout * (argmax == k) if mode == "max" else dout / (kernel[0] * kernel[1])
+        if overlapping:
+            dx[window_slice] += grad
+        else:  # Each pixel is in at most one window: assigning is enough, and faster than adding.
+            dx[window_slice] = grad
+    return dx
 
 
 # --- Initialization ---
@@ -515,11 +519,13 @@ class FlattenLayer(Layer):
     """(N, C, H, W) -> (N, C * H * W) in C, H, W order, like torch.flatten(x, 1)."""
 
     def forward(self, x):
-        self.x_shape = x.shape
-        return x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, C * H * W)
+        self.x_shape = N, C, H, W = x.shape
+        # Read as (C * H * W, N) and transpose, so that CHWN memory (see im2col) needs no copy.
+        return to_chwn(x).reshape(C * H * W, N).T  # (N, C, H, W) -> (N, C * H * W)
 
     def backward(self, dout):
-        return dout.reshape(self.x_shape)  # (N, C * H * W) -> (N, C, H, W)
+        N, C, H, W = self.x_shape
+        return np.ascontiguousarray(dout.T).reshape(C, H, W, N).transpose(3, 0, 1, 2)  # -> (N, C, H, W)
 
 
 class FullyConnectedLayer(Layer):
