@@ -221,6 +221,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
+    if w.shape[1] != C or b.shape != (F,):
+        raise ValueError(f"x of shape {x.shape} needs w of shape (F, {C}, HH, WW) and b of shape (F,), "
+                         f"got w {w.shape} and b {b.shape}")
     cols = im2col(x, HH, WW, stride, padding)  # (C * HH * WW, H_out * W_out * N)
     H_out, W_out = conv_output_size(H, HH, stride[0], padding[0]), conv_output_size(W, WW, stride[1], padding[1])
     out = w.reshape(F, -1) @ cols  # (F, C * HH * WW) x (C * HH * WW, H_out * W_out * N) -> (F, H_out * W_out * N)

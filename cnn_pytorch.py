@@ -181,7 +181,7 @@ class ResNetCNN(nn.Module):
     Inputs: x of shape (N, in_channels, H, W). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), blocks_per_stage=1, dropout=0.0):
+    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32, 64), blocks_per_stage=1, dropout=0.0):
         super().__init__()
         layers = [conv_bn_relu(in_channels, channels[0])]
         in_channels = channels[0]
@@ -216,7 +216,7 @@ class SeparableCNN(nn.Module):
     Inputs: x of shape (N, in_channels, H, W). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(32, 64, 128), convs_per_stage=2):
+    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32, 64), convs_per_stage=2):
         super().__init__()
         layers = [conv_bn_relu(in_channels, channels[0])]
         in_channels = channels[0]

@@ -10,7 +10,8 @@ Run it:
     python visualize_features.py --quick                       # under a minute: 3,000 images, 1 epoch
     python visualize_features.py                               # NumPy SimpleCNN, 2 epochs on MNIST, writes plots/
     python visualize_features.py --framework pytorch|keras     # the same figures for the other frameworks
-    python visualize_features.py --framework numpy --model-path simple_cnn.npz   # a saved model, no training
+    python visualize_features.py --save simple_cnn.npz                   # also keep the trained model
+    python visualize_features.py --model-path simple_cnn.npz             # figures of a saved model, no training
 In a REPL:
     >>> import numpy as np, visualize_features as vis
     >>> from cnn_from_scratch import make_simple_cnn
@@ -333,6 +334,20 @@ def grad_cam(activation, activation_grad, size):
                      for c in cam])  # (N, H, W); cv2 takes (width, height)
 
 
+def digit_mask(images, threshold=0.1):
+    """The digit's pixels: brighter than threshold, grown by one pixel (3x3 dilation). (N, C, H, W) -> (N, H, W) bool."""
+    import cv2
+    bright = (images.max(axis=1) > threshold).astype(np.uint8)  # (N, H, W)
+    return np.stack([cv2.dilate(mask, np.ones((3, 3), np.uint8)) for mask in bright]).astype(bool)
+
+
+def mass_on_digit(cam, images):
+    """Fraction of each map's total on the digit's pixels, and the digit's share of the image area
+    (what a uniform map would score). cam of shape (N, H, W), images (N, C, H, W) -> two arrays (N,)."""
+    mask = digit_mask(images)
+    return (cam * mask).sum(axis=(1, 2)) / np.maximum(cam.sum(axis=(1, 2)), 1e-12), mask.mean(axis=(1, 2))
+
+
 def dead_unit_fraction(activation):
     """Fraction of units that are never active (output <= 0 everywhere) on a batch.
 
@@ -401,6 +416,17 @@ def _image_of(image):
     return image.mean(axis=0) if image.ndim == 3 else image
 
 
+def _as_batch(image):
+    """One image of shape (C, H, W) or a batch of shape (N, C, H, W) -> the batch of its first image."""
+    image = np.asarray(image)
+    return (image[None] if image.ndim == 3 else image)[:1]  # (1, C, H, W)
+
+
+def _show_map(ax, values, limit, negative):
+    """Signed maps on a diverging colormap centred on zero; non-negative ones (after ReLU) on viridis."""
+    return ax.imshow(values, cmap="RdBu_r" if negative else "viridis", vmin=-limit if negative else 0, vmax=limit)
+
+
 def plot_filters(source, save_path=None):
     """Figure 1: the first convolution layer's filters as a grid of F panels, one shared color scale.
 
@@ -437,15 +463,14 @@ def plot_feature_maps(source, image, layer=None, max_maps=32, save_path=None):
     or (1, C, H, W); layer: name or index (default: the first conv layer's activation)
     Returns: the Figure; figure.feature_maps holds the maps shown, of shape (min(K, max_maps), h, w).
     """
-    image = np.asarray(image)
-    batch = image[None] if image.ndim == 3 else image
+    batch = _as_batch(image)
     if isinstance(source, np.ndarray):
         maps, title = source, "feature maps"
     else:
         if layer is None:
             layer = next(name for name, kind, _ in model_layers(source) if kind in ACTIVATION_KINDS)
         name = model_layers(source)[resolve_layer(source, layer)][0]
-        maps, title = get_activations(source, batch[:1], [layer])[name][0], f"layer {name}"
+        maps, title = get_activations(source, batch, [layer])[name][0], f"layer {name}"
         if maps.ndim != 3:
             raise ValueError(f"layer {name!r} has output shape {maps.shape}; feature maps need (K, h, w)")
     maps = maps[:max_maps]
@@ -464,8 +489,7 @@ def plot_feature_maps(source, image, layer=None, max_maps=32, save_path=None):
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if index < len(maps):
-            shown = ax.imshow(maps[index], cmap="RdBu_r" if negative else "viridis",
-                              vmin=-limit if negative else 0, vmax=limit)
+            shown = _show_map(ax, maps[index], limit, negative)
             ax.set_title(f"map {index}", fontsize=8)
     right.colorbar(shown, ax=axes, shrink=0.8, label="activation")
     right.suptitle(f"{title}: {len(maps)} maps of {maps.shape[1]}x{maps.shape[2]} (shared scale)")
@@ -480,10 +504,9 @@ def plot_activation_progression(model, image, max_channels=8, save_path=None):
     and more abstract. Each row has its own color scale and colorbar.
     Returns: the Figure; figure.stages is {name: maps shown, of shape (channels, h, w)}.
     """
-    image = np.asarray(image)
-    batch = image[None] if image.ndim == 3 else image
+    batch = _as_batch(image)
     names = [name for name, kind, _ in model_layers(model) if kind in ("conv", "pool", *ACTIVATION_KINDS)]
-    activations = get_activations(model, batch[:1], names)
+    activations = get_activations(model, batch, names)
     stages = {name: maps[0, :max_channels] for name, maps in activations.items() if maps.ndim == 4}
     figure = new_figure(1.35 * max_channels + 2.0, 1.4 * (len(stages) + 1) + 0.4)
     axes = figure.subplots(len(stages) + 1, max_channels, squeeze=False)
@@ -500,8 +523,9 @@ def plot_activation_progression(model, image, max_channels=8, save_path=None):
         limit = np.abs(maps).max() or 1.0
         for channel, ax in enumerate(row):
             if channel < len(maps):
-                shown = ax.imshow(maps[channel], cmap="RdBu_r" if negative else "viridis",
-                                  vmin=-limit if negative else 0, vmax=limit)
+                shown = _show_map(ax, maps[channel], limit, negative)
+            else:
+                ax.set_axis_off()
         row[0].set_ylabel(f"{name}\n{maps.shape[1]}x{maps.shape[2]}", fontsize=9)
         figure.colorbar(shown, ax=row, shrink=0.9)
     for channel, ax in enumerate(axes[1]):
@@ -750,6 +774,19 @@ def train_or_load(framework, data, epochs, seed, model_path=None):
     return model
 
 
+def save_model(model, path):
+    """Save with each framework's own format: .npz (NumPy CNN.save), .pt (torch checkpoint), .keras."""
+    framework = framework_of(model)
+    if framework == "numpy":
+        model.save(path)
+    elif framework == "pytorch":
+        import cnn_pytorch
+        cnn_pytorch.save_checkpoint(model, path, model_name="simple")
+    else:
+        import cnn_keras
+        cnn_keras.save_model(model, path)
+
+
 def write_all_figures(model, data, out_dir, log=print):
     """Every figure for one trained model; returns the list of PNG paths written."""
     x_test, y_test = data.x_test, data.y_test
@@ -770,6 +807,12 @@ def write_all_figures(model, data, out_dir, log=print):
         ("features_08_confusion_matrix.png",
          lambda path: plot_confusion_and_mistakes(y_test, predict_logits(model, x_test), x_test, save_path=path)),
     ]
+    layer = default_gradcam_layer(model)
+    gradients = class_score_gradients(model, x_test[:1000], y_test[:1000], layer)
+    mass, area = mass_on_digit(grad_cam(gradients["activation"], gradients["activation_grad"], x_test.shape[2:]),
+                               x_test[:1000])
+    log(f"Grad-CAM ({layer}) on {len(mass)} test images: {mass.mean():.1%} of its mass on the digit, which covers "
+        f"{area.mean():.1%} of the image; more mass than area on {np.mean(mass > area):.1%} of the images")
     paths = []
     for file_name, draw in figures:
         start = time.perf_counter()
@@ -789,6 +832,7 @@ def main():
     parser.add_argument("--out", default="plots", help="folder for the PNG files (default: plots/)")
     parser.add_argument("--model-path", default=None,
                         help="load this model instead of training (.npz for numpy, .pt for pytorch, .keras for keras)")
+    parser.add_argument("--save", default=None, metavar="PATH", help="save the trained model here (same formats)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -809,6 +853,9 @@ def main():
     accuracy = np.mean(predict_logits(model, data.x_test).argmax(axis=1) == data.y_test)
     print(f"test accuracy {accuracy:.2%} on {len(data.x_test)} images "
           f"({'loaded' if args.model_path else f'trained {args.epochs} epoch(s)'}, {time.perf_counter() - start:.1f} s)")
+    if args.save:
+        save_model(model, args.save)
+        print(f"saved {args.save}")
     paths = write_all_figures(model, data, args.out)
     print(f"{len(paths)} figures in {args.out}/, total time {time.perf_counter() - start:.1f} s")
 
