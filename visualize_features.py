@@ -131,19 +131,6 @@ def check_batch(x, name="x"):
                          f"got {type(x).__name__} {getattr(x, 'shape', '')} {getattr(x, 'dtype', '')}")
 
 
-def first_conv_filters(model):
-    """Weights of the first convolution layer as an array of shape (F, C, HH, WW)."""
-    framework = framework_of(model)
-    for _, kind, layer in model_layers(model):
-        if kind == "conv":
-            if framework == "numpy":
-                return layer.params["W"].copy()
-            if framework == "pytorch":
-                return layer.weight.detach().cpu().numpy().copy()
-            return np.asarray(layer.kernel).transpose(3, 2, 0, 1)  # Keras (HH, WW, C, F) -> (F, C, HH, WW)
-    raise ValueError("the model has no convolution layer")
-
-
 def weight_arrays(model):
     """{layer name: weight array} for every conv and dense layer; conv weights as (F, C, HH, WW)."""
     framework, weights = framework_of(model), {}
@@ -158,6 +145,14 @@ def weight_arrays(model):
             kernel = np.asarray(layer.kernel)
             weights[name] = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel  # (HH, WW, C, F) -> FCHW
     return weights
+
+
+def first_conv_filters(model):
+    """Weights of the first convolution layer as an array of shape (F, C, HH, WW)."""
+    convolutions = [weights for weights in weight_arrays(model).values() if weights.ndim == 4]
+    if not convolutions:
+        raise ValueError("the model has no convolution layer")
+    return convolutions[0].copy()
 
 
 def _keras_outputs(model, keras_layers, x):
@@ -474,15 +469,15 @@ def plot_feature_maps(source, image, layer=None, max_maps=32, save_path=None):
         if maps.ndim != 3:
             raise ValueError(f"layer {name!r} has output shape {maps.shape}; feature maps need (K, h, w)")
     maps = maps[:max_maps]
-    figure = new_figure(12, 6.5)
-    left, right = figure.subfigures(1, 2, width_ratios=[1, 2.6])
+    columns = min(8, len(maps))
+    rows = -(-len(maps) // columns)  # ceil(K / columns)
+    figure = new_figure(13, max(3.8, 1.3 * rows + 1.0))
+    left, right = figure.subfigures(1, 2, width_ratios=[1, 3])
     ax = left.subplots()
     shown = ax.imshow(_image_of(batch), cmap="gray")
     ax.set_title(f"input {_image_of(batch).shape[0]}x{_image_of(batch).shape[1]}")
     ax.set_axis_off()
     left.colorbar(shown, ax=ax, location="bottom", shrink=0.8, label="pixel value")
-    columns = int(np.ceil(np.sqrt(len(maps) * 1.5)))
-    rows = -(-len(maps) // columns)
     axes = right.subplots(rows, columns, squeeze=False)
     negative = maps.min() < 0
     limit = np.abs(maps).max() or 1.0
@@ -510,10 +505,10 @@ def plot_activation_progression(model, image, max_channels=8, save_path=None):
     stages = {name: maps[0, :max_channels] for name, maps in activations.items() if maps.ndim == 4}
     figure = new_figure(1.35 * max_channels + 2.0, 1.4 * (len(stages) + 1) + 0.4)
     axes = figure.subplots(len(stages) + 1, max_channels, squeeze=False)
-    for ax in axes.flat:
+    for ax in axes[:, 0]:  # only the first column keeps its axes, for the row labels
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in axes[0, 1:]:
+    for ax in axes[:, 1:].flat:
         ax.set_axis_off()
     shown = axes[0, 0].imshow(_image_of(batch), cmap="gray", vmin=0)
     axes[0, 0].set_ylabel(f"input\n{_image_of(batch).shape[0]}x{_image_of(batch).shape[1]}", fontsize=9)
@@ -758,9 +753,10 @@ def train_or_load(framework, data, epochs, seed, model_path=None):
         cnn_pytorch.set_seed(seed)
         if model_path:
             return cnn_pytorch.load_checkpoint(model_path)[0]
-        model = cnn_pytorch.SimpleCNN()
-        x_train, y_train = cnn_pytorch.to_tensors(data.x_train, data.y_train, "cpu")
-        x_val, y_val = cnn_pytorch.to_tensors(data.x_val, data.y_val, "cpu")
+        device = cnn_pytorch.choose_device()
+        model = cnn_pytorch.SimpleCNN().to(device)
+        x_train, y_train = cnn_pytorch.to_tensors(data.x_train, data.y_train, device)
+        x_val, y_val = cnn_pytorch.to_tensors(data.x_val, data.y_val, device)
         cnn_pytorch.fit(model, x_train, y_train, x_val, y_val, epochs=epochs, seed=seed, progress=False)
         return model
     import cnn_keras
@@ -787,16 +783,18 @@ def save_model(model, path):
         cnn_keras.save_model(model, path)
 
 
-def write_all_figures(model, data, out_dir, log=print):
-    """Every figure for one trained model; returns the list of PNG paths written."""
+def write_all_figures(model, data, out_dir, num_gradcam_images=1000, log=print):
+    """Every figure for one trained model, and Grad-CAM's mass on the digit over the first
+    num_gradcam_images test images (printed); returns the list of PNG paths written."""
     x_test, y_test = data.x_test, data.y_test
     image = x_test[:1]  # (1, 1, 28, 28): the first test image, a 7
     examples = np.array([np.flatnonzero(y_test == digit)[0] for digit in range(8)])  # first test image of 0..7
+    layer = default_gradcam_layer(model)  # the last conv layer's activation: relu2 in the SimpleCNN
     crop = image[:, :, 4:25, 4:25]  # (1, 1, 21, 21): the digit without most of the empty border
     small, _ = pool2d_forward(crop, kernel_size=3, mode="avg")  # (1, 1, 21, 21) -> (1, 1, 7, 7): readable numbers
     figures = [
         ("features_01_filters.png", lambda path: plot_filters(model, save_path=path)),
-        ("features_02_feature_maps.png", lambda path: plot_feature_maps(model, image, save_path=path)),
+        ("features_02_feature_maps.png", lambda path: plot_feature_maps(model, image, layer, save_path=path)),
         ("features_03_activation_progression.png", lambda path: plot_activation_progression(model, image, save_path=path)),
         ("features_04_convolution_steps.png",
          lambda path: plot_convolution_steps(small[0, 0], CLASSIC_KERNELS["Sobel x\n(vertical edges)"], save_path=path)),
@@ -807,10 +805,10 @@ def write_all_figures(model, data, out_dir, log=print):
         ("features_08_confusion_matrix.png",
          lambda path: plot_confusion_and_mistakes(y_test, predict_logits(model, x_test), x_test, save_path=path)),
     ]
-    layer = default_gradcam_layer(model)
-    gradients = class_score_gradients(model, x_test[:1000], y_test[:1000], layer)
-    mass, area = mass_on_digit(grad_cam(gradients["activation"], gradients["activation_grad"], x_test.shape[2:]),
-                               x_test[:1000])
+    x_some, y_some = x_test[:num_gradcam_images], y_test[:num_gradcam_images]
+    gradients = class_score_gradients(model, x_some, y_some, layer)
+    mass, area = mass_on_digit(grad_cam(gradients["activation"], gradients["activation_grad"], x_some.shape[2:]),
+                               x_some)
     log(f"Grad-CAM ({layer}) on {len(mass)} test images: {mass.mean():.1%} of its mass on the digit, which covers "
         f"{area.mean():.1%} of the image; more mass than area on {np.mean(mass > area):.1%} of the images")
     paths = []
@@ -856,7 +854,7 @@ def main():
     if args.save:
         save_model(model, args.save)
         print(f"saved {args.save}")
-    paths = write_all_figures(model, data, args.out)
+    paths = write_all_figures(model, data, args.out, num_gradcam_images=200 if args.quick else 1000)
     print(f"{len(paths)} figures in {args.out}/, total time {time.perf_counter() - start:.1f} s")
 
 
