@@ -2,8 +2,8 @@
 
 Read it top to bottom beside the README: helpers, then convolution and pooling as
 functions (a loop version that reads like the formula, and a vectorized version
-with the same signature), then layers, loss, initialization and optimizers, then
-the `CNN` container that trains with mini-batches, then `main()`.
+with the same signature), then initialization, layers, loss, optimizers and data
+augmentation, then the `CNN` container that trains with mini-batches, then `main()`.
 
 Run it:
     python cnn_from_scratch.py            # trains SimpleCNN on MNIST, prints test accuracy
@@ -40,8 +40,11 @@ except ImportError:  # pragma: no cover
 
 def _pair(value, name, minimum=1):
     """Turn an int or an (height, width) pair into a checked tuple of two ints."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+    if isinstance(value, (int, np.integer)):
+        pair = (value, value)
+    else:
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
         raise ValueError(f"{name} must be an int >= {minimum} or a (height, width) pair of such ints, got {value!r}")
     return int(pair[0]), int(pair[1])
 
