@@ -93,6 +93,15 @@ def check_odd_kernel(kernel_size):
         raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
 
 
+def batch_norm():
+    """BatchNormalization whose moving averages keep 90% of the old value per step (PyTorch's momentum=0.1).
+
+    Keras's default keeps 99%, which lags behind fast-changing weights and made validation accuracy
+    jump between epochs at a high learning rate.
+    """
+    return layers.BatchNormalization(momentum=0.9)
+
+
 def pooled_size(size, num_pools):
     """Spatial size after `num_pools` 2x2 max pools (stride 2, flooring): 28 -> 14 -> 7 -> 3 -> 1."""
     for _ in range(num_pools):
@@ -105,12 +114,15 @@ def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1):
 
     Keras preprocessing layers transform only when called with training=True, so inside a model
     they augment during fit() and pass images through untouched in evaluate() and predict().
-    Empty pixels are filled with 0 (the black background), not reflected.
+    Empty pixels are filled with 0 (the black background), not reflected. Each layer resamples the
+    image on its own; with bilinear interpolation three resamplings blur training digits that test
+    digits never are (a first run measured 99.31%), so pixels are copied with "nearest" instead.
     """
+    resample = dict(fill_mode="constant", interpolation="nearest")
     return [
-        layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant"),  # factor is a fraction of 2 pi
-        layers.RandomTranslation(translation, translation, fill_mode="constant"),
-        layers.RandomZoom(zoom, fill_mode="constant"),
+        layers.RandomRotation(rotation_degrees / 360.0, **resample),  # factor is a fraction of 2 pi
+        layers.RandomTranslation(translation, translation, **resample),
+        layers.RandomZoom(zoom, **resample),
     ]
 
 
@@ -153,10 +165,10 @@ def make_deep_cnn(channels=(32, 64), convs_per_stage=2, hidden_units=128, dropou
     for out_channels in channels:
         for _ in range(convs_per_stage):
             model_layers += [layers.Conv2D(out_channels, 3, padding="same", use_bias=False),
-                             layers.BatchNormalization(), layers.ReLU()]
+                             batch_norm(), layers.ReLU()]
         model_layers += [layers.MaxPooling2D(2), layers.Dropout(dropout)]
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
-                     layers.Dense(hidden_units, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+                     layers.Dense(hidden_units, use_bias=False), batch_norm(), layers.ReLU(),
                      layers.Dropout(dropout), layers.Dense(num_classes)]
     return keras.Sequential(model_layers, name="deep_cnn")
 
@@ -164,7 +176,7 @@ def make_deep_cnn(channels=(32, 64), convs_per_stage=2, hidden_units=128, dropou
 def conv_bn_relu(x, filters, kernel_size=3, strides=1):
     """Functional-API Conv (no bias) -> BatchNorm -> ReLU."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False)(x)
-    return layers.ReLU()(layers.BatchNormalization()(x))
+    return layers.ReLU()(batch_norm()(x))
 
 
 def residual_block(x, filters, strides=1):
@@ -175,11 +187,11 @@ def residual_block(x, filters, strides=1):
     """
     residual = conv_bn_relu(x, filters, strides=strides)
     residual = layers.Conv2D(filters, 3, padding="same", use_bias=False)(residual)
-    residual = layers.BatchNormalization()(residual)
+    residual = batch_norm()(residual)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
-        shortcut = layers.BatchNormalization()(shortcut)
+        shortcut = batch_norm()(shortcut)
     return layers.ReLU()(layers.Add()([residual, shortcut]))
 
 
