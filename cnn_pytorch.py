@@ -483,7 +483,7 @@ def _paired_layers(numpy_model, torch_model):
     numpy_layers = _numpy_weight_layers(numpy_model)
     torch_layers = [m for m in torch_model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     others = [type(m).__name__ for m in torch_model.modules()
-              if not isinstance(m, (nn.Conv2d, nn.Linear)) and any(True for _ in m.parameters(recurse=False))]
+              if not isinstance(m, (nn.Conv2d, nn.Linear)) and list(m.parameters(recurse=False))]
     if others:
         raise ValueError(f"the torch model has parameters outside Conv2d/Linear ({others}); only models built "
                          f"from Conv2d and Linear (like SimpleCNN) can be transferred")
@@ -499,9 +499,9 @@ def _paired_layers(numpy_model, torch_model):
         if is_conv:
             for name in ("stride", "padding"):
                 numpy_value = getattr(numpy_layer, name, None)
-                if numpy_value is not None and tuple(np.broadcast_to(numpy_value, 2)) != tuple(getattr(torch_layer, name)):
-                    raise ValueError(f"{name} differs: NumPy {numpy_value} vs torch {getattr(torch_layer, name)} "
-                                     f"in {torch_layer}")
+                torch_value = tuple(getattr(torch_layer, name))
+                if numpy_value is not None and tuple(np.broadcast_to(numpy_value, 2)) != torch_value:
+                    raise ValueError(f"{name} differs: NumPy {numpy_value} vs torch {torch_value} in {torch_layer}")
     return list(zip(numpy_layers, torch_layers))
 
 

@@ -70,7 +70,8 @@ MODEL_CASES = [
      conv(1, 8, bias=False) + bn(8) + separable(8, 8) * 2 + separable(8, 16) + separable(16, 16)
      + separable(16, 32) + separable(32, 32) + linear(32, 10)),
     ("mlp", MLP(hidden_sizes=(64, 32)), linear(28 * 28, 64) + linear(64, 32) + linear(32, 10)),
-    ("make_cnn 1", make_cnn(1, base_channels=4, hidden_units=16), conv(1, 4) + linear(4 * 14 * 14, 16) + linear(16, 10)),
+    ("make_cnn 1", make_cnn(1, base_channels=4, hidden_units=16),
+     conv(1, 4) + linear(4 * 14 * 14, 16) + linear(16, 10)),
     ("make_cnn 3", make_cnn(3, "tanh", base_channels=4, hidden_units=16),
      conv(1, 4) + conv(4, 8) + conv(8, 16) + linear(16 * 3 * 3, 16) + linear(16, 10)),
     ("make_cnn 4", make_cnn(4, "elu", base_channels=4, hidden_units=16),
