@@ -10,13 +10,13 @@ import copy
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
 import cnn_from_scratch
 import cnn_keras
 import cnn_pytorch
+from cnn_keras import tf  # cnn_keras sets the backend and TensorFlow's log level before importing it
 from data import load_mnist
 
 LOGIT_TOLERANCE = 1e-4  # float32: the three sum the same products in different orders
