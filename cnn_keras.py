@@ -36,6 +36,15 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# TensorFlow and PyTorch's compiler stack (triton, which torch.optim imports lazily) each carry their
+# own LLVM: when TensorFlow loads first, the later triton import crashes the whole process. So when
+# PyTorch is installed, load its side first; then the two frameworks can share one process (as in
+# visualize_features.py and the tests that compare all three implementations).
+try:
+    import torch._dynamo  # noqa: E402, F401
+except ImportError:  # pragma: no cover - the project installs PyTorch, but Keras alone works too
+    pass
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
