@@ -319,6 +319,19 @@ def random_affine(x, generator, degrees=10.0, translate=0.1, zoom=0.1):
     return F.grid_sample(x, grid, align_corners=False)
 
 
+def torchvision_affine(degrees=10.0, translate=0.1, zoom=0.1):
+    """The same augmentation as torchvision's transforms.v2, for comparison (`--augment torchvision`).
+
+    v2.RandomAffine works on tensors and draws one random transform per call: applied to a batch,
+    every image of that batch moves the same way (and calling it image by image is far too slow on
+    a CPU), so it is a weaker augmentation than random_affine. Its randomness follows torch's
+    global seed, which set_seed sets.
+    """
+    from torchvision.transforms import v2
+
+    return v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=(1 - zoom, 1 + zoom))
+
+
 # --- Training ---
 
 
@@ -349,8 +362,10 @@ def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, generator, au
     for batch, start in enumerate(batches):
         index = order[start:start + batch_size]
         inputs, labels = x[index], y[index]  # (B, C, H, W), (B,)
-        if augment:
-            inputs = random_affine(inputs, generator)
+        if augment == "torchvision":
+            inputs = torchvision_affine()(inputs)  # one transform for the whole batch
+        elif augment:
+            inputs = random_affine(inputs, generator)  # its own transform for each image
         logits = model(inputs)  # (B, num_classes)
         loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
         if not torch.isfinite(loss):
@@ -381,7 +396,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learni
     """Train `model` with AdamW + one-cycle, keep the weights with the best validation accuracy.
 
     Inputs: x_* tensors of shape (N, C, H, W) and y_* of shape (N,), already on the model's device;
-    patience: stop after this many epochs without a better validation accuracy (None: never).
+    patience: stop after this many epochs without a better validation accuracy (None: never);
+    augment: False, True or "batched" (random_affine, per image), or "torchvision" (v2.RandomAffine, per batch).
     Returns: history, a dict of lists with one entry per epoch: train_loss, train_accuracy,
       val_loss, val_accuracy, learning_rate. The model ends with its best-validation weights.
     """
@@ -544,7 +560,9 @@ def main():
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
+    parser.add_argument("--augment", nargs="?", const="batched", default=None, choices=["batched", "torchvision"],
+                        help="random rotation, shift and zoom of training images: each image its own (batched, "
+                             "the default) or one torchvision.transforms.v2.RandomAffine draw per batch")
     parser.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import cnn_from_scratch as scratch
+import cnn_pytorch
 from cnn_pytorch import (MLP, DeepCNN, ResNetCNN, SeparableCNN, SimpleCNN, build_model, choose_device,
                          count_parameters, evaluate, fit, load_checkpoint, make_cnn, numpy_to_torch, random_affine,
                          save_checkpoint, set_seed, to_tensors, torch_to_numpy)
@@ -293,3 +294,17 @@ def test_weight_transfer_checks_shapes():
         numpy_to_torch(numpy_model, make_cnn(3))
     with pytest.raises(ValueError, match="parameters outside Conv2d/Linear"):
         numpy_to_torch(numpy_model, DeepCNN())
+
+
+def test_torchvision_augmentation_path_moves_images_and_trains():
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    moved = cnn_pytorch.torchvision_affine(degrees=30)(x)  # one draw of v2.RandomAffine for the batch
+    assert moved.shape == x.shape and not torch.allclose(moved, x)
+    digits = load_digits()
+    x_train, y_train = cnn_pytorch.to_tensors(digits.x_train, digits.y_train, "cpu")
+    x_val, y_val = cnn_pytorch.to_tensors(digits.x_val, digits.y_val, "cpu")
+    model = cnn_pytorch.SimpleCNN(image_size=8, channels=(4, 8), hidden_units=16)
+    history = cnn_pytorch.fit(model, x_train, y_train, x_val, y_val, epochs=2, batch_size=64,
+                              augment="torchvision", seed=0, progress=False, log=lambda line: None)
+    assert history["train_loss"][-1] < history["train_loss"][0]
