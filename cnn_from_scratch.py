@@ -395,6 +395,16 @@ class Layer:
         """The constructor arguments, so that save/load can rebuild the layer."""
         return {}
 
+    def set_params(self, source, **arrays):
+        """Copy arrays (e.g. W=..., b=...) into params in place, so an optimizer holding the arrays sees the
+        new values; every shape is checked first, and a mismatch names `source` and both shapes."""
+        for key, value in arrays.items():
+            if value.shape != self.params[key].shape:
+                raise ValueError(f"shape mismatch: {source} gives {key} of shape {value.shape}; "
+                                 f"{self!r} holds {self.params[key].shape}")
+        for key, value in arrays.items():
+            self.params[key][...] = value
+
     def astype(self, dtype):
         """Cast parameters and buffers in place (float64 for gradient checks); returns self."""
         for store in (self.params, self.buffers):

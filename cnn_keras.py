@@ -479,12 +479,7 @@ def keras_to_numpy(keras_model, numpy_model):
                  .reshape(C * H * W_size, -1))  # (C, H, W, out) -> (C * H * W, out)
         else:
             W = kernel
-        if W.shape != numpy_layer.params["W"].shape or bias.shape != numpy_layer.params["b"].shape:
-            raise ValueError(f"shape mismatch: Keras layer {keras_layer.name!r} gives W {W.shape}, b {bias.shape}; "
-                             f"the NumPy layer holds W {numpy_layer.params['W'].shape}, "
-                             f"b {numpy_layer.params['b'].shape}")
-        numpy_layer.params["W"][...] = W  # in place, so an optimizer holding these arrays sees the new values
-        numpy_layer.params["b"][...] = bias
+        numpy_layer.set_params(f"Keras layer {keras_layer.name!r}", W=W, b=bias)
     return numpy_model
 
 

@@ -541,11 +541,7 @@ def torch_to_numpy(torch_model, numpy_model):
         weight = torch_layer.weight.detach().cpu().numpy()
         W = weight if weight.ndim == 4 else weight.T  # FC: torch (out, in) -> NumPy (in, out)
         bias = torch_layer.bias.detach().cpu().numpy()
-        if W.shape != numpy_layer.params["W"].shape or bias.shape != numpy_layer.params["b"].shape:
-            raise ValueError(f"shape mismatch: torch {torch_layer} gives W {W.shape}, b {bias.shape}; the NumPy "
-                             f"layer holds W {numpy_layer.params['W'].shape}, b {numpy_layer.params['b'].shape}")
-        numpy_layer.params["W"][...] = W  # in place, so an optimizer holding these arrays sees the new values
-        numpy_layer.params["b"][...] = bias
+        numpy_layer.set_params(f"torch {torch_layer}", W=W, b=bias)
     return numpy_model
 
 
