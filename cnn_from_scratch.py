@@ -359,6 +359,25 @@ def pool2d_backward(dout, cache):
     return dx
 
 
+# --- Seeds ---
+# Library code takes an `rng: np.random.Generator`. A layer built without one draws from the module's
+# generator, which `set_seed` seeds; before any set_seed call that generator is unseeded (fresh
+# entropy each run), so pass an rng or call set_seed whenever results must repeat.
+
+_generator = np.random.default_rng()
+
+
+def set_seed(seed):
+    """Seed the generator that layers built without an explicit `rng` use; returns that generator."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def _rng_or_default(rng):
+    return _generator if rng is None else rng
+
+
 # --- Initialization ---
 
 def init_weights(shape, fan_in, fan_out, scheme, rng, dtype):
@@ -428,7 +447,7 @@ class ConvolutionLayer(Layer):
             raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
         self.kernel_size, self.stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
         self.padding, self.init = _pair(padding, "padding", minimum=0), init
-        rng = np.random.default_rng() if rng is None else rng
+        rng = _rng_or_default(rng)
         HH, WW = self.kernel_size
         fan_in, fan_out = in_channels * HH * WW, out_channels * HH * WW
         self.params["W"] = init_weights((out_channels, in_channels, HH, WW), fan_in, fan_out, init, rng, dtype)
@@ -531,6 +550,19 @@ class TanhLayer(Layer):
         return dout * (1 - self.out * self.out)
 
 
+class SigmoidLayer(Layer):
+    """1 / (1 + exp(-x)); d sigmoid(x) / dx = sigmoid(x) * (1 - sigmoid(x)), at most 1/4: the classic
+    cause of vanishing gradients, since every sigmoid layer multiplies the gradient by 0.25 or less."""
+
+    def forward(self, x):
+        # 0.5 * (1 + tanh(x / 2)) equals the logistic function and never overflows in exp.
+        self.out = 0.5 * (1 + np.tanh(0.5 * x))
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out * (1 - self.out)
+
+
 class FlattenLayer(Layer):
     """(N, C, H, W) -> (N, C * H * W) in C, H, W order, like torch.flatten(x, 1)."""
 
@@ -551,7 +583,7 @@ class FullyConnectedLayer(Layer):
     def __init__(self, in_features, out_features, init="he", rng=None, dtype=np.float32):
         super().__init__()
         self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
-        rng = np.random.default_rng() if rng is None else rng
+        rng = _rng_or_default(rng)
         self.params["W"] = init_weights((in_features, out_features), in_features, out_features, init, rng, dtype)
         self.params["b"] = np.zeros(out_features, dtype=dtype)
 
@@ -632,7 +664,7 @@ class DropoutLayer(Layer):
         if not 0 <= p < 1:
             raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
         self.p = float(p)
-        self.rng = np.random.default_rng() if rng is None else rng
+        self.rng = _rng_or_default(rng)
 
     def forward(self, x):
         if not self.training or self.p == 0:
@@ -649,7 +681,7 @@ class DropoutLayer(Layer):
 
 
 LAYER_TYPES = {cls.__name__: cls for cls in (ConvolutionLayer, PoolingLayer, ReLULayer, LeakyReLULayer, ELULayer,
-                                             TanhLayer, FlattenLayer, FullyConnectedLayer, BatchNormLayer,
+                                             TanhLayer, SigmoidLayer, FlattenLayer, FullyConnectedLayer, BatchNormLayer,
                                              DropoutLayer)}
 
 
@@ -846,8 +878,10 @@ class CNN:
         - seed: seeds the shuffling, so the same seed gives the same history bit for bit
         - schedule: "cosine" decays the learning rate to 0 over all steps; "constant" keeps it
         - augment: if > 0, shift each training image by up to this many pixels (random_shift)
-        Returns: dict with lists "loss", "accuracy" (running means over each epoch's batches, as
-        Keras reports them), "val_loss", "val_accuracy", "learning_rate" and "seconds".
+        - verbose: print one line per epoch, and draw a progress bar when the output is a terminal
+        Returns: dict with one entry per epoch in lists "train_loss", "train_accuracy" (running means
+        over each epoch's batches, as Keras reports them), "val_loss", "val_accuracy", "learning_rate"
+        (the rate at the epoch's first step) and "seconds" (training only, validation not counted).
         """
         check_images(x, self.input_shape[0] if self.input_shape else None)
         num_classes = self.num_classes or self.layers[-1].params["b"].shape[0]
@@ -865,18 +899,21 @@ class CNN:
         rng = np.random.default_rng(seed)
         steps_per_epoch = -(-len(x) // batch_size)  # ceil(N / batch_size)
         total_steps, step = epochs * steps_per_epoch, 0
-        history = {key: [] for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")}
+        history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                                       "seconds")}
         self.train()
         for epoch in range(1, epochs + 1):
             start_time, order = time.perf_counter(), rng.permutation(len(x))
             loss_sum, correct = 0.0, 0
             batches = range(0, len(x), batch_size)
-            if verbose and tqdm is not None:
-                batches = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch")
+            if verbose and tqdm is not None:  # disable=None: a bar only on a terminal, never in a log file
+                batches = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch", disable=None)
             for batch_start in batches:
                 indices = order[batch_start:batch_start + batch_size]
                 if schedule == "cosine":  # lr_t = lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017)
                     optimizer.learning_rate = float(base_learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
+                if batch_start == 0:
+                    history["learning_rate"].append(float(optimizer.learning_rate))
                 x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
                 logits = self.forward(x_batch)
                 loss, dlogits = softmax_cross_entropy(logits, y[indices])
@@ -888,17 +925,16 @@ class CNN:
                 step += 1
                 loss_sum += loss * len(indices)
                 correct += int((logits.argmax(axis=1) == y[indices]).sum())
-            history["loss"].append(loss_sum / len(x))
-            history["accuracy"].append(correct / len(x))
-            history["learning_rate"].append(float(optimizer.learning_rate))
+            history["seconds"].append(time.perf_counter() - start_time)
+            history["train_loss"].append(loss_sum / len(x))
+            history["train_accuracy"].append(correct / len(x))
             if validation_data is not None:
                 val_loss, val_accuracy = self.evaluate(*validation_data)
                 history["val_loss"].append(val_loss)
                 history["val_accuracy"].append(val_accuracy)
-            history["seconds"].append(time.perf_counter() - start_time)
             if verbose:
-                line = (f"epoch {epoch}/{epochs}: loss {history['loss'][-1]:.4f}, "
-                        f"accuracy {history['accuracy'][-1]:.4f}")
+                line = (f"epoch {epoch}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
+                        f"accuracy {history['train_accuracy'][-1]:.4f}")
                 if validation_data is not None:
                     line += f", val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
                 print(f"{line} ({history['seconds'][-1]:.1f} s)")
@@ -982,7 +1018,7 @@ def make_simple_cnn(in_channels=1, image_size=28, num_classes=10, channels=(16, 
     "Same" padding keeps H and W through each convolution, and each pool halves them (flooring),
     so the flattened size is channels[1] * (image_size // 4) ** 2: 32 * 7 * 7 = 1568 for MNIST.
     """
-    rng = np.random.default_rng() if rng is None else rng
+    rng = _rng_or_default(rng)
     first, second = channels
     pooled_size = image_size // 2 // 2
     return CNN([
@@ -997,6 +1033,149 @@ def make_simple_cnn(in_channels=1, image_size=28, num_classes=10, channels=(16, 
         ReLULayer(),
         FullyConnectedLayer(hidden_units, num_classes, init="xavier", rng=rng, dtype=dtype),
     ], input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
+ACTIVATION_LAYERS = {"relu": ReLULayer, "leaky_relu": LeakyReLULayer, "elu": ELULayer, "tanh": TanhLayer,
+                     "sigmoid": SigmoidLayer, "linear": None}  # "linear": no nonlinearity at all
+
+
+def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size=3, hidden_units=128,
+             pooling="max", padding=True, batch_norm=False, dropout=0.0, in_channels=1, image_size=28,
+             num_classes=10, rng=None, dtype=np.float32):
+    """The plain CNN of the depth, activation and ablation experiments, built the same way in all three modules:
+
+    num_conv_layers x [conv(k x k) -> BatchNorm? -> activation -> pool], channels doubling from
+    base_channels, then flatten -> fully connected -> BatchNorm? -> activation -> Dropout? -> fully connected.
+
+    - pooling: "max" or "avg" (2x2, stride 2), or "stride" (no pooling layer; the convolution itself
+      has stride 2, the all-convolutional alternative of Springenberg et al. 2015)
+    - padding: True keeps H and W through each convolution ("same", k // 2); False loses k - 1 pixels
+    - activation: one of ACTIVATION_LAYERS; "linear" leaves it out, which makes the whole network linear
+    Sizes: each block maps H to conv_output_size(H, k, stride, padding), then halves it (flooring) if
+    it pools: 28 -> 14 -> 7 -> 3 -> 1 with padding, 28 -> 13 -> 5 -> 1 without.
+    """
+    if not isinstance(num_conv_layers, (int, np.integer)) or not 1 <= num_conv_layers <= 4:
+        raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
+    if activation not in ACTIVATION_LAYERS:
+        raise ValueError(f"activation must be one of {list(ACTIVATION_LAYERS)}, got {activation!r}")
+    if pooling not in ("max", "avg", "stride"):
+        raise ValueError(f"pooling must be 'max', 'avg' or 'stride', got {pooling!r}")
+    rng = _rng_or_default(rng)
+    init = "xavier" if activation in ("tanh", "sigmoid", "linear") else "he"
+
+    def nonlinearity():
+        return [] if ACTIVATION_LAYERS[activation] is None else [ACTIVATION_LAYERS[activation]()]
+
+    layers, size, channels = [], image_size, in_channels
+    conv_stride, conv_padding = (2 if pooling == "stride" else 1), (kernel_size // 2 if padding else 0)
+    for block in range(num_conv_layers):
+        out_channels = base_channels * 2 ** block
+        layers.append(ConvolutionLayer(channels, out_channels, kernel_size, conv_stride, conv_padding, init, rng,
+                                       dtype))
+        layers += [BatchNormLayer(out_channels, dtype=dtype)] if batch_norm else []
+        layers += nonlinearity()
+        size = conv_output_size(size, kernel_size, conv_stride, conv_padding)
+        if pooling != "stride":
+            layers.append(PoolingLayer(2, mode=pooling))
+            size = conv_output_size(size, 2, 2, 0)  # a 2x2 pool with stride 2 halves the size, flooring
+        channels = out_channels
+    layers.append(FlattenLayer())  # (N, channels, size, size) -> (N, channels * size * size)
+    layers.append(FullyConnectedLayer(channels * size * size, hidden_units, init, rng, dtype))
+    layers += [BatchNormLayer(hidden_units, dtype=dtype)] if batch_norm else []
+    layers += nonlinearity()
+    layers += [DropoutLayer(dropout, rng)] if dropout else []
+    layers.append(FullyConnectedLayer(hidden_units, num_classes, "xavier", rng, dtype))
+    return CNN(layers, input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
+def make_deep_cnn(channels=(16, 32), convs_per_stage=2, hidden_units=128, dropout=0.2, in_channels=1,
+                  image_size=28, num_classes=10, rng=None, dtype=np.float32):
+    """cnn_pytorch's DeepCNN: stages of (conv 3x3 -> BatchNorm -> ReLU) x convs_per_stage -> max pool ->
+    Dropout, then fully connected -> BatchNorm -> ReLU -> Dropout -> fully connected.
+
+    Note: the convolutions keep their bias, which BatchNorm's mean subtraction cancels (PyTorch and
+    Keras leave it out); only the parameter count differs, by the number of conv channels.
+    """
+    rng = _rng_or_default(rng)
+    layers, size, previous = [], image_size, in_channels
+    for out_channels in channels:
+        for _ in range(convs_per_stage):
+            layers += [ConvolutionLayer(previous, out_channels, 3, padding=1, rng=rng, dtype=dtype),
+                       BatchNormLayer(out_channels, dtype=dtype), ReLULayer()]
+            previous = out_channels
+        layers += [PoolingLayer(2), DropoutLayer(dropout, rng)]
+        size //= 2  # 28 -> 14 -> 7
+    layers += [FlattenLayer(),  # (N, C, size, size) -> (N, C * size * size)
+               FullyConnectedLayer(previous * size * size, hidden_units, rng=rng, dtype=dtype),
+               BatchNormLayer(hidden_units, dtype=dtype), ReLULayer(), DropoutLayer(dropout, rng),
+               FullyConnectedLayer(hidden_units, num_classes, init="xavier", rng=rng, dtype=dtype)]
+    return CNN(layers, input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
+def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28, num_classes=10, rng=None,
+             dtype=np.float32):
+    """The fully connected baseline: flatten -> (fully connected -> ReLU -> Dropout) per hidden layer -> fully connected."""
+    rng = _rng_or_default(rng)
+    layers, in_features = [FlattenLayer()], in_channels * image_size * image_size  # (N, C, H, W) -> (N, C * H * W)
+    for hidden_units in hidden_sizes:
+        layers += [FullyConnectedLayer(in_features, hidden_units, rng=rng, dtype=dtype), ReLULayer()]
+        layers += [DropoutLayer(dropout, rng)] if dropout else []
+        in_features = hidden_units
+    layers.append(FullyConnectedLayer(in_features, num_classes, init="xavier", rng=rng, dtype=dtype))
+    return CNN(layers, input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
+# --- The interface shared with cnn_pytorch.py and cnn_keras.py ---
+# experiments.py, visualize_features.py and explorer.py call these module-level functions in the
+# same way for all three frameworks; here each is a thin wrapper around the CNN methods above.
+
+MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "mlp": make_mlp, "cnn": make_cnn}
+
+
+def build_model(name, **kwargs):
+    """Build a model by name: 'simple', 'deep', 'mlp' or 'cnn' (make_cnn); kwargs go to its builder."""
+    if name == "residual":
+        raise ValueError("the NumPy module has no residual (skip-connection) layer; build 'residual' with "
+                         "cnn_pytorch or cnn_keras, or choose one of " + str(sorted(MODELS)))
+    if name not in MODELS:
+        raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
+    return MODELS[name](**kwargs)
+
+
+def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
+        progress=True, schedule="cosine"):
+    """Train with Adam and a cosine schedule through `model.fit`; returns its history dict.
+
+    augment: True shifts each training image by up to 2 pixels (random_shift), its own draw from `seed`.
+    History keys, the same in all three modules: train_loss, train_accuracy, val_loss, val_accuracy,
+    learning_rate and seconds (training time of each epoch).
+    """
+    if not isinstance(augment, (bool, np.bool_)):
+        raise TypeError(f"augment must be True or False, got {augment!r}")
+    optimizer = Adam(model.parameters(), learning_rate=learning_rate)
+    return model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                     validation_data=(x_val, y_val), seed=seed, schedule=schedule, augment=2 if augment else 0,
+                     verbose=progress)
+
+
+def evaluate(model, x, y):
+    """(mean cross-entropy loss, accuracy in [0, 1]) of a CNN on x of shape (N, C, H, W), y of shape (N,)."""
+    return model.evaluate(x, y)
+
+
+def count_parameters(model):
+    """Number of trainable parameters."""
+    return model.num_parameters()
+
+
+def save(model, path):
+    """Write the model to an .npz file, atomically (CNN.save)."""
+    model.save(path)
+
+
+def load(path):
+    """Rebuild a model written by `save` (CNN.load)."""
+    return CNN.load(path)
 
 
 # --- Script ---

@@ -137,7 +137,7 @@ def test_sgd_with_momentum_lowers_the_loss(digits):
     model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
     history = model.fit(digits.x_train, digits.y_train, epochs=3, batch_size=32, seed=0, verbose=False,
                         optimizer=scratch.SGD(model.parameters(), learning_rate=0.05, momentum=0.9))
-    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
