@@ -9,8 +9,8 @@ and how PyTorch's parameter layouts map onto the NumPy ones.
 Run it:
     python cnn_pytorch.py --quick                       # seconds: 4,000 images, 1 epoch (90.8% on 2,000 test images)
     python cnn_pytorch.py --model deep --epochs 12 --augment --save checkpoints/deep.pt   # 99.69% test accuracy
-    python cnn_pytorch.py --model simple|resnet|separable|mlp [--epochs --batch-size --lr --seed --device
-                          --patience --label-smoothing --no-progress]
+    python cnn_pytorch.py --model simple|deep|residual|separable|mlp [--epochs --batch-size --learning-rate
+                          --schedule --augmentation --seed --device --patience --label-smoothing --no-progress]
 In a REPL:
     >>> from cnn_pytorch import build_model, fit, evaluate
     >>> model = build_model("simple"); model
@@ -63,11 +63,12 @@ def choose_device(name=None):
 
 # --- Building blocks ---
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "tanh": nn.Tanh}
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+               "linear": nn.Identity}  # "linear": no nonlinearity, as in the ablation experiment
 
 
 def make_activation(name):
-    """nn.Module for an activation name: 'relu', 'leaky_relu', 'elu' or 'tanh'."""
+    """nn.Module for an activation name: 'relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid' or 'linear' (identity)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]()
@@ -251,37 +252,55 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-def make_cnn(num_conv_layers=2, activation="relu", in_channels=1, num_classes=10, base_channels=16,
-             kernel_size=3, hidden_units=128, image_size=28):
-    """A plain CNN for the depth and activation experiments: num_conv_layers x (Conv act MaxPool2),
-    channels doubling from base_channels, then Flatten -> Linear act -> Linear.
+def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size=3, hidden_units=128,
+             pooling="max", padding=True, batch_norm=False, dropout=0.0, in_channels=1, image_size=28,
+             num_classes=10):
+    """The plain CNN of the depth, activation and ablation experiments, as cnn_from_scratch.make_cnn:
 
-    Sizes for 28x28: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 layers.
+    num_conv_layers x [Conv -> BatchNorm? -> act -> pool], channels doubling from base_channels, then
+    Flatten -> Linear -> BatchNorm? -> act -> Dropout? -> Linear.
+    pooling: "max", "avg" (2x2, stride 2) or "stride" (no pooling: the convolution has stride 2);
+    padding: True for "same" (k // 2), False for none; activation "linear" is the identity.
+    Sizes for 28x28 with padding: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 blocks.
     Returns: an nn.Sequential mapping (N, in_channels, image_size, image_size) to (N, num_classes).
+    Note: with batch_norm the layers keep their biases (BatchNorm cancels them) so that the three
+    frameworks build the same layers.
     """
     if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
         raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
     make_activation(activation)  # raises ValueError for an unknown name before anything is built
+    if pooling not in ("max", "avg", "stride"):
+        raise ValueError(f"pooling must be 'max', 'avg' or 'stride', got {pooling!r}")
+    stride, conv_padding = (2 if pooling == "stride" else 1), (kernel_size // 2 if padding else 0)
     layers, size, channels = [], image_size, in_channels
-    for layer in range(num_conv_layers):
-        out_channels = base_channels * 2 ** layer
-        layers += [nn.Conv2d(channels, out_channels, kernel_size, padding=kernel_size // 2),
-                   make_activation(activation), nn.MaxPool2d(2)]
-        size = conv_output_size(conv_output_size(size, kernel_size, padding=kernel_size // 2), 2, stride=2)
+    for block in range(num_conv_layers):
+        out_channels = base_channels * 2 ** block
+        layers.append(nn.Conv2d(channels, out_channels, kernel_size, stride=stride, padding=conv_padding))
+        layers += [nn.BatchNorm2d(out_channels)] if batch_norm else []
+        layers.append(make_activation(activation))
+        size = conv_output_size(size, kernel_size, stride, conv_padding)
+        if pooling != "stride":
+            layers.append(nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2))
+            size = conv_output_size(size, 2, stride=2)
         channels = out_channels
-    if size < 1:
-        raise ValueError(f"image_size {image_size} is too small for {num_conv_layers} conv+pool layers")
+        if size < 1:
+            raise ValueError(f"image_size {image_size} is too small for {num_conv_layers} conv blocks")
     layers += [nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
-               nn.Linear(channels * size * size, hidden_units), make_activation(activation),
-               nn.Linear(hidden_units, num_classes)]
+               nn.Linear(channels * size * size, hidden_units)]
+    layers += [nn.BatchNorm1d(hidden_units)] if batch_norm else []
+    layers.append(make_activation(activation))
+    layers += [nn.Dropout(dropout)] if dropout else []
+    layers.append(nn.Linear(hidden_units, num_classes))
     return nn.Sequential(*layers)
 
 
-MODELS = {"simple": SimpleCNN, "deep": DeepCNN, "resnet": ResNetCNN, "separable": SeparableCNN, "mlp": MLP}
+MODELS = {"simple": SimpleCNN, "deep": DeepCNN, "residual": ResNetCNN, "separable": SeparableCNN, "mlp": MLP,
+          "cnn": make_cnn}
 
 
 def build_model(name, **kwargs):
-    """Build a model by name: 'simple', 'deep', 'resnet', 'separable' or 'mlp' (kwargs go to its class)."""
+    """Build a model by name: 'simple', 'deep', 'residual', 'separable', 'mlp' or 'cnn' (make_cnn);
+    kwargs go to its class or builder."""
     if name not in MODELS:
         raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
     return MODELS[name](**kwargs)
@@ -291,7 +310,7 @@ def build_model(name, **kwargs):
 
 
 def to_tensors(x, y, device):
-    """NumPy arrays -> (float32 tensor of shape (N, C, H, W), int64 tensor of shape (N,)) on `device`."""
+    """NumPy arrays (or tensors) -> (float32 tensor of shape (N, C, H, W), int64 tensor of shape (N,)) on `device`."""
     return (torch.as_tensor(x, dtype=torch.float32, device=device),
             torch.as_tensor(y, dtype=torch.int64, device=device))
 
@@ -337,7 +356,9 @@ def torchvision_affine(degrees=10.0, translate=0.1, zoom=0.1):
 
 @torch.inference_mode()
 def evaluate(model, x, y, batch_size=1000):
-    """Mean cross-entropy loss and accuracy of `model` on x of shape (N, C, H, W), y of shape (N,)."""
+    """Mean cross-entropy loss and accuracy of `model` on x of shape (N, C, H, W), y of shape (N,)
+    (NumPy arrays or tensors)."""
+    x, y = to_tensors(x, y, next(model.parameters()).device)
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
@@ -349,16 +370,20 @@ def evaluate(model, x, y, batch_size=1000):
 
 
 def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, generator, augment=False, label_smoothing=0.0,
-                    progress=False, description="train"):
-    """One pass over x (N, C, H, W), y (N,) in a random order drawn from `generator`.
+                    progress=False, description="train", order=None):
+    """One pass over x (N, C, H, W), y (N,) in the given order (N,), or a random one drawn from `generator`.
 
+    augment: False, True or "batched" (random_affine, per image), or "torchvision" (v2.RandomAffine, per batch).
     Returns: (mean training loss, training accuracy) over the epoch (with dropout and augmentation on).
     Raises FloatingPointError when the loss stops being finite.
     """
     model.train()
-    order = torch.randperm(len(x), generator=generator).to(x.device)  # (N,)
+    if order is None:
+        order = torch.randperm(len(x), generator=generator)  # (N,)
+    order = torch.as_tensor(order, device=x.device)
     total_loss, correct = 0.0, 0
-    batches = tqdm(range(0, len(x), batch_size), desc=description, leave=False, disable=not progress)
+    # disable=None draws the bar only on a terminal, so a log file gets no carriage-return updates.
+    batches = tqdm(range(0, len(x), batch_size), desc=description, leave=False, disable=None if progress else True)
     for batch, start in enumerate(batches):
         index = order[start:start + batch_size]
         inputs, labels = x[index], y[index]  # (B, C, H, W), (B,)
@@ -382,53 +407,85 @@ def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, generator, au
     return total_loss / len(x), correct / len(x)
 
 
-def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch):
-    """AdamW with a one-cycle schedule (Smith & Topin 2018): the learning rate warms up for 25% of
-    the steps to `learning_rate`, then anneals to almost zero. Returns (optimizer, scheduler)."""
+def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, schedule="one_cycle"):
+    """AdamW and a per-step learning-rate schedule. Returns (optimizer, scheduler).
+
+    "one_cycle" (Smith & Topin 2018): warm up for 25% of the steps to `learning_rate`, then anneal to
+    almost zero. "cosine": lr_t = learning_rate * (1 + cos(pi * t / T)) / 2 over T steps, no warm-up,
+    the schedule that the NumPy and Keras fits use too. AdamW with weight_decay=0 is Adam.
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
-                                                    total_steps=epochs * steps_per_epoch, pct_start=0.25)
+    total_steps = epochs * steps_per_epoch
+    if schedule == "one_cycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps,
+                                                        pct_start=0.25)
+    elif schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+    else:
+        raise ValueError(f"schedule must be 'one_cycle' or 'cosine', got {schedule!r}")
     return optimizer, scheduler
 
 
-def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learning_rate=3e-3, weight_decay=1e-4,
-        augment=False, label_smoothing=0.0, patience=None, seed=0, progress=True, log=print):
-    """Train `model` with AdamW + one-cycle, keep the weights with the best validation accuracy.
+def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learning_rate=3e-3, seed=0, augment=False,
+        progress=True, weight_decay=1e-4, schedule="one_cycle", augmentation="batched", label_smoothing=0.0,
+        patience=None, restore_best=True, log=print):
+    """Train `model` with AdamW and a per-step schedule; by default keep the best validation epoch's weights.
 
-    Inputs: x_* tensors of shape (N, C, H, W) and y_* of shape (N,), already on the model's device;
+    Inputs: x_* of shape (N, C, H, W) and y_* of shape (N,), NumPy arrays (moved to the model's device
+    here) or tensors; seed: the data order (a NumPy permutation per epoch, the same as the NumPy
+    CNN's with augment off) and the augmentation draws (dropout masks follow set_seed);
+    augment: True gives each training image its own random rotation, shift and zoom (random_affine),
+    or with augmentation="torchvision" one v2.RandomAffine draw per batch;
     patience: stop after this many epochs without a better validation accuracy (None: never);
-    augment: False, True or "batched" (random_affine, per image), or "torchvision" (v2.RandomAffine, per batch).
-    Returns: history, a dict of lists with one entry per epoch: train_loss, train_accuracy,
-      val_loss, val_accuracy, learning_rate. The model ends with its best-validation weights.
+    restore_best: end with the best validation epoch's weights (False: the last epoch's).
+    progress: a progress bar (on a terminal) and one line per epoch through `log`.
+    Returns: history, a dict of lists with one entry per epoch: train_loss, train_accuracy, val_loss,
+      val_accuracy, learning_rate (at the epoch's first step) and seconds (training only).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got epochs={epochs}, batch_size={batch_size}")
-    generator = torch.Generator().manual_seed(seed)  # shuffling and augmentation
+    if not isinstance(augment, bool) or augmentation not in ("batched", "torchvision"):
+        raise ValueError(f"augment must be True or False and augmentation 'batched' or 'torchvision', got "
+                         f"augment={augment!r}, augmentation={augmentation!r}")
+    device = next(model.parameters()).device
+    x_train, y_train = to_tensors(x_train, y_train, device)
+    x_val, y_val = to_tensors(x_val, y_val, device)
+    order_rng = np.random.default_rng(seed)  # the data order, drawn as cnn_from_scratch.CNN.fit draws it
+    generator = torch.Generator().manual_seed(seed)  # augmentation (dropout follows set_seed's global seed)
     optimizer, scheduler = make_optimizer(model, learning_rate, weight_decay, epochs,
-                                          steps_per_epoch=math.ceil(len(x_train) / batch_size))
-    history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate")}
+                                          math.ceil(len(x_train) / batch_size), schedule)
+    history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                                   "seconds")}
     best_accuracy, best_state, epochs_without_improvement = -1.0, None, 0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         history["learning_rate"].append(optimizer.param_groups[0]["lr"])
         train_loss, train_accuracy = train_one_epoch(
-            model, optimizer, scheduler, x_train, y_train, batch_size, generator, augment, label_smoothing,
-            progress, description=f"epoch {epoch}/{epochs}")
+            model, optimizer, scheduler, x_train, y_train, batch_size, generator,
+            augment and ("torchvision" if augmentation == "torchvision" else True), label_smoothing, progress,
+            description=f"epoch {epoch}/{epochs}", order=order_rng.permutation(len(x_train)))
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # the clock stops when the GPU's work is done, not when it was queued
+        history["seconds"].append(time.perf_counter() - start)
         val_loss, val_accuracy = evaluate(model, x_val, y_val)
         for key, value in zip(("train_loss", "train_accuracy", "val_loss", "val_accuracy"),
                               (train_loss, train_accuracy, val_loss, val_accuracy)):
             history[key].append(value)
-        log(f"epoch {epoch:2d}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
-            f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  ({time.perf_counter() - start:.1f} s)")
+        if progress:
+            log(f"epoch {epoch:2d}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
+                f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  ({history['seconds'][-1]:.1f} s)")
         if val_accuracy > best_accuracy:
             best_accuracy, epochs_without_improvement = val_accuracy, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(model.state_dict()) if restore_best else None
         else:
             epochs_without_improvement += 1
             if patience is not None and epochs_without_improvement >= patience:
-                log(f"early stopping: no better validation accuracy for {patience} epochs")
+                if progress:
+                    log(f"early stopping: no better validation accuracy for {patience} epochs")
                 break
-    model.load_state_dict(best_state)  # restore the best epoch (chosen on validation, never on test)
+    if restore_best:
+        model.load_state_dict(best_state)  # restore the best epoch (chosen on validation, never on test)
     return history
 
 
@@ -474,6 +531,16 @@ def load_checkpoint(path, model=None, device="cpu"):
     except RuntimeError as error:  # missing or unexpected keys, shape mismatches
         raise ValueError(f"{path}: the weights do not fit {type(model).__name__}: {error}") from None
     return model.to(device), checkpoint
+
+
+def save(model, path, model_name=None, model_kwargs=None):
+    """The shared interface's save: save_checkpoint (atomic; pass the name and kwargs to rebuild it later)."""
+    save_checkpoint(model, path, model_name, model_kwargs)
+
+
+def load(path, device="cpu"):
+    """The shared interface's load: the model of a checkpoint written by `save` (rebuilt from its name)."""
+    return load_checkpoint(path, device=device)[0]
 
 
 # --- Weight transfer with the NumPy CNN ---
@@ -553,12 +620,14 @@ def main():
     parser.add_argument("--model", default="simple", choices=sorted(MODELS))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate of the schedule")
+    parser.add_argument("--schedule", default="one_cycle", choices=["one_cycle", "cosine"])
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--augment", nargs="?", const="batched", default=None, choices=["batched", "torchvision"],
-                        help="random rotation, shift and zoom of training images: each image its own (batched, "
-                             "the default) or one torchvision.transforms.v2.RandomAffine draw per batch")
+    parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
+    parser.add_argument("--augmentation", default="batched", choices=["batched", "torchvision"],
+                        help="with --augment: each image its own transform (batched, the default) or one "
+                             "torchvision.transforms.v2.RandomAffine draw per batch")
     parser.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
@@ -586,9 +655,9 @@ def main():
     print(model)
     print(f"{args.model}: {count_parameters(model):,} parameters")
     history = fit(model, x_train, y_train, x_val, y_val, epochs=args.epochs, batch_size=args.batch_size,
-                  learning_rate=args.lr, weight_decay=args.weight_decay, augment=args.augment,
-                  label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
-                  progress=not args.no_progress)
+                  learning_rate=args.learning_rate, weight_decay=args.weight_decay, schedule=args.schedule,
+                  augment=args.augment, augmentation=args.augmentation, label_smoothing=args.label_smoothing,
+                  patience=args.patience, seed=args.seed, progress=not args.no_progress)
     train_seconds = time.perf_counter() - start
     _, val_accuracy = evaluate(model, x_val, y_val)
     test_loss, test_accuracy = evaluate(model, x_test, y_test)

@@ -11,7 +11,7 @@ which is what a budget of one or two epochs needs.
 Run it:
     python benchmarks/time_to_99_pytorch.py              # BatchNorm CNN (16, 32), batch 128, at most 1.5 epochs
     python benchmarks/time_to_99_pytorch.py --quick      # a few seconds on 5,000 images (target not reached)
-    python benchmarks/time_to_99_pytorch.py --model simple --channels 8 16 --kernel-size 5 --epochs 2.5 --lr 5e-3
+    python benchmarks/time_to_99_pytorch.py --model simple --channels 8 16 --kernel-size 5 --epochs 2.5 --learning-rate 5e-3
 """
 import argparse
 import math
@@ -37,7 +37,7 @@ def main():
     parser.add_argument("--epochs", type=float, default=1.5,
                         help="length of the one-cycle schedule and the limit, in half epochs (1.5 is fine)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
@@ -66,11 +66,11 @@ def main():
     half_sizes = (len(x_train) // 2, len(x_train) - len(x_train) // 2)
     num_halves = round(2 * args.epochs)  # the test accuracy is checked after every half epoch
     total_steps = sum(math.ceil(half_sizes[half % 2] / args.batch_size) for half in range(num_halves))
-    optimizer, scheduler = make_optimizer(model, args.lr, 1e-4, epochs=1, steps_per_epoch=total_steps)
+    optimizer, scheduler = make_optimizer(model, args.learning_rate, 1e-4, epochs=1, steps_per_epoch=total_steps)
     generator = torch.Generator().manual_seed(args.seed)
     print(f"{type(model).__name__}, channels {tuple(args.channels)}, hidden units {args.hidden_units}: "
           f"{count_parameters(model):,} parameters, batch {args.batch_size}, "
-          f"AdamW + one-cycle to lr {args.lr} over {num_halves / 2} epochs")
+          f"AdamW + one-cycle to lr {args.learning_rate} over {num_halves / 2} epochs")
     for half in range(num_halves):
         if half % 2 == 0:  # a new shuffle every epoch, split into two halves
             order = torch.randperm(len(x_train), generator=generator).to(device)

@@ -64,7 +64,7 @@ MODEL_CASES = [
     ("deep", DeepCNN(channels=(8, 16), hidden_units=32),
      conv(1, 8, bias=False) + conv(8, 8, bias=False) + conv(8, 16, bias=False) + conv(16, 16, bias=False)
      + bn(8) * 2 + bn(16) * 2 + linear(16 * 7 * 7, 32, bias=False) + bn(32) + linear(32, 10)),
-    ("resnet", ResNetCNN(channels=(8, 16, 32)),
+    ("residual", ResNetCNN(channels=(8, 16, 32)),
      conv(1, 8, bias=False) + bn(8) + residual_block(8, 8) + residual_block(8, 16) + residual_block(16, 32)
      + linear(32, 10)),
     ("separable", SeparableCNN(channels=(8, 16, 32)),
@@ -96,7 +96,7 @@ def test_models_take_other_image_sizes_and_channels():
 
 
 def test_build_model_names():
-    for name, cls in (("simple", SimpleCNN), ("deep", DeepCNN), ("resnet", ResNetCNN), ("separable", SeparableCNN),
+    for name, cls in (("simple", SimpleCNN), ("deep", DeepCNN), ("residual", ResNetCNN), ("separable", SeparableCNN),
                       ("mlp", MLP)):
         assert type(build_model(name)) is cls
 
@@ -108,7 +108,9 @@ def test_build_model_names():
     (lambda: make_cnn(0), r"num_conv_layers must be an int from 1 to 4, got 0"),
     (lambda: make_cnn(5), r"num_conv_layers must be an int from 1 to 4, got 5"),
     (lambda: make_cnn(2.0), r"got 2.0"),
-    (lambda: make_cnn(2, activation="sigmoid"), r"activation must be one of .*'relu'.* got 'sigmoid'"),
+    (lambda: make_cnn(2, activation="softplus"), r"activation must be one of .*'relu'.* got 'softplus'"),
+    (lambda: make_cnn(2, pooling="min"), r"pooling must be 'max', 'avg' or 'stride', got 'min'"),
+    (lambda: make_cnn(4, padding=False), r"too small for 4 conv blocks"),
     (lambda: choose_device("tpu"), r"device must be .* got 'tpu'"),
 ])
 def test_bad_arguments_raise_value_error(call, message):
@@ -145,7 +147,7 @@ def run_digits_fit(digits, model_name, seed=0, epochs=3, train_size=None, **kwar
 
 def test_fit_learns_digits_and_restores_the_best_epoch(digits):
     model, history = run_digits_fit(digits, "simple", epochs=4, channels=(8, 16), hidden_units=32)
-    assert set(history) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"}
+    assert set(history) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"}
     assert all(len(values) == 4 for values in history.values())
     assert history["train_loss"][-1] < history["train_loss"][0]
     x_val, y_val = to_tensors(digits.x_val, digits.y_val, "cpu")
@@ -306,5 +308,5 @@ def test_torchvision_augmentation_path_moves_images_and_trains():
     x_val, y_val = cnn_pytorch.to_tensors(digits.x_val, digits.y_val, "cpu")
     model = cnn_pytorch.SimpleCNN(image_size=8, channels=(4, 8), hidden_units=16)
     history = cnn_pytorch.fit(model, x_train, y_train, x_val, y_val, epochs=2, batch_size=64,
-                              augment="torchvision", seed=0, progress=False, log=lambda line: None)
+                              augment=True, augmentation="torchvision", seed=0, progress=False, log=lambda line: None)
     assert history["train_loss"][-1] < history["train_loss"][0]
