@@ -26,6 +26,7 @@ same history. Across machines or TensorFlow versions results may differ in the l
 """
 import argparse
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -50,6 +51,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
+from cnn_from_scratch import conv_output_size  # noqa: E402  (NumPy only: H_out = 1 + (H + 2p - k) // s)
 from data import load_mnist  # noqa: E402
 
 # --- Seeds ---
@@ -82,11 +84,12 @@ def to_channels_last(x):
 
 # --- Building blocks ---
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear")
 
 
 def make_activation(name):
-    """A Keras layer for 'relu', 'leaky_relu', 'elu' or 'tanh', with the slopes of the NumPy and torch layers."""
+    """A Keras layer for 'relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid' or 'linear' (the identity), with the
+    slopes of the NumPy and torch layers."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
     if name == "leaky_relu":
@@ -111,14 +114,7 @@ def batch_norm():
     return layers.BatchNormalization(momentum=0.9)
 
 
-def pooled_size(size, num_pools):
-    """Spatial size after `num_pools` 2x2 max pools (stride 2, flooring): 28 -> 14 -> 7 -> 3 -> 1."""
-    for _ in range(num_pools):
-        size = size // 2
-    return size
-
-
-def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1):
+def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1, seed=None):
     """Random rotation (up to +-rotation_degrees), shift (fraction of the size) and zoom, per image.
 
     Keras preprocessing layers transform only when called with training=True, so inside a model
@@ -127,7 +123,7 @@ def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1):
     image on its own; with bilinear interpolation three resamplings blur training digits that test
     digits never are (a first run measured 99.31%), so pixels are copied with "nearest" instead.
     """
-    resample = dict(fill_mode="constant", interpolation="nearest")
+    resample = dict(fill_mode="constant", interpolation="nearest", seed=seed)
     return [
         layers.RandomRotation(rotation_degrees / 360.0, **resample),  # factor is a fraction of 2 pi
         layers.RandomTranslation(translation, translation, **resample),
@@ -227,24 +223,41 @@ def make_functional_cnn(channels=(32, 64), dropout=0.25, input_shape=(28, 28, 1)
 
 
 def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size=3, hidden_units=128,
-             input_shape=(28, 28, 1), num_classes=10, augment=False):
-    """A plain CNN for the depth and activation experiments, as cnn_pytorch.make_cnn:
+             pooling="max", padding=True, batch_norm=False, dropout=0.0, input_shape=(28, 28, 1), num_classes=10,
+             augment=False):
+    """The plain CNN of the depth, activation and ablation experiments, as cnn_pytorch.make_cnn:
 
-    num_conv_layers x (Conv act MaxPool2), channels doubling from base_channels, then
-    Flatten -> Dense act -> Dense. Sizes for 28x28: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 layers.
+    num_conv_layers x [Conv -> BatchNorm? -> act -> pool], channels doubling from base_channels, then
+    Flatten -> Dense -> BatchNorm? -> act -> Dropout? -> Dense. pooling: "max", "avg" or "stride"
+    (no pooling layer; the convolution has stride 2, its padding written out with ZeroPadding2D because
+    Keras's "same" would pad only the bottom and right); padding False gives "valid" convolutions.
+    Sizes for 28x28 with padding: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 blocks.
     """
     if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
         raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
     make_activation(activation)  # raises ValueError for an unknown name before anything is built
     check_odd_kernel(kernel_size)
-    if pooled_size(input_shape[0], num_conv_layers) < 1:
-        raise ValueError(f"input size {input_shape[0]} is too small for {num_conv_layers} conv+pool layers")
-    model_layers = input_layers(input_shape, augment)
-    for layer in range(num_conv_layers):
-        model_layers += [layers.Conv2D(base_channels * 2 ** layer, kernel_size, padding="same"),
-                         make_activation(activation), layers.MaxPooling2D(2)]
+    if pooling not in ("max", "avg", "stride"):
+        raise ValueError(f"pooling must be 'max', 'avg' or 'stride', got {pooling!r}")
+    stride, conv_padding = (2 if pooling == "stride" else 1), (kernel_size // 2 if padding else 0)
+    model_layers, size = input_layers(input_shape, augment), input_shape[0]
+    for block in range(num_conv_layers):
+        model_layers += [layers.ZeroPadding2D(conv_padding)] if conv_padding else []
+        model_layers.append(layers.Conv2D(base_channels * 2 ** block, kernel_size, strides=stride))
+        model_layers += [batch_norm()] if batch_norm else []
+        model_layers.append(make_activation(activation))
+        size = conv_output_size(size, kernel_size, stride, conv_padding)
+        if pooling != "stride":
+            model_layers.append(layers.MaxPooling2D(2) if pooling == "max" else layers.AveragePooling2D(2))
+            size = conv_output_size(size, 2, 2, 0)
+        if size < 1:
+            raise ValueError(f"input size {input_shape[0]} is too small for {num_conv_layers} conv blocks")
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
-                     layers.Dense(hidden_units), make_activation(activation), layers.Dense(num_classes)]
+                     layers.Dense(hidden_units)]
+    model_layers += [batch_norm()] if batch_norm else []
+    model_layers.append(make_activation(activation))
+    model_layers += [layers.Dropout(dropout)] if dropout else []
+    model_layers.append(layers.Dense(num_classes))
     return keras.Sequential(model_layers, name=f"cnn_{num_conv_layers}_{activation}")
 
 
@@ -257,12 +270,15 @@ def make_mlp(hidden_sizes=(512, 256), dropout=0.2, input_shape=(28, 28, 1), num_
     return keras.Sequential(model_layers, name="mlp")
 
 
-MODELS = {"sequential": make_simple_cnn, "simple": make_simple_cnn, "deep": make_deep_cnn,
-          "functional": make_functional_cnn, "mlp": make_mlp}
+# The names shared with the other two modules, and the two API names this module teaches as aliases:
+# "sequential" is the SimpleCNN of the Sequential API, "functional" the residual network of the Functional API.
+MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "residual": make_functional_cnn, "mlp": make_mlp,
+          "cnn": make_cnn, "sequential": make_simple_cnn, "functional": make_functional_cnn}
 
 
 def build_model(name, **kwargs):
-    """Build a model by name: 'sequential' (alias 'simple'), 'deep', 'functional' or 'mlp'; kwargs go to its builder."""
+    """Build a model by name: 'simple', 'deep', 'residual', 'mlp' or 'cnn' (make_cnn), or the aliases
+    'sequential' (= 'simple') and 'functional' (= 'residual'); kwargs go to its builder."""
     if name not in MODELS:
         raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
     return MODELS[name](**kwargs)
@@ -271,63 +287,152 @@ def build_model(name, **kwargs):
 # --- Training ---
 
 
-def compile_model(model, learning_rate=3e-3, weight_decay=1e-4, schedule="cosine", total_steps=None):
-    """Attach AdamW, the cross-entropy on logits and accuracy.
+def compile_model(model, learning_rate=3e-3, weight_decay=1e-4, schedule="warmup_cosine", total_steps=None):
+    """Attach AdamW (epsilon 1e-8, as in PyTorch and the NumPy Adam), the cross-entropy on logits and accuracy.
 
-    schedule="cosine": warm up linearly from learning_rate / 10 to learning_rate over the first 20% of
-    `total_steps`, then follow a cosine down to 0 (a one-cycle shape); "plateau": a constant rate that
-    the ReduceLROnPlateau callback of `fit` halves when the validation loss stalls.
+    schedule="warmup_cosine": warm up linearly from learning_rate / 10 to learning_rate over the first
+    20% of `total_steps`, then follow a cosine down to 0 (a one-cycle shape); "cosine":
+    learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no warm-up, the schedule
+    of the NumPy and PyTorch fits; "plateau": a constant rate that the ReduceLROnPlateau callback of
+    `fit` halves when the validation loss stalls.
     """
-    if schedule == "cosine":
-        if not total_steps:
-            raise ValueError(f"the cosine schedule needs total_steps >= 1, got {total_steps!r}")
+    if schedule in ("cosine", "warmup_cosine") and not total_steps:
+        raise ValueError(f"the {schedule} schedule needs total_steps >= 1, got {total_steps!r}")
+    if schedule == "warmup_cosine":
         warmup_steps = max(1, total_steps // 5)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, decay_steps=total_steps - warmup_steps, warmup_target=learning_rate,
             warmup_steps=warmup_steps)
+    elif schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
     elif schedule != "plateau":
-        raise ValueError(f"schedule must be 'cosine' or 'plateau', got {schedule!r}")
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
+        raise ValueError(f"schedule must be 'warmup_cosine', 'cosine' or 'plateau', got {schedule!r}")
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay,
+                                                   epsilon=1e-8),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
 
 
-def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learning_rate=3e-3, weight_decay=1e-4,
-        schedule="cosine", patience=5, run_dir="runs/keras", verbose=2, extra_callbacks=()):
-    """Compile and train `model`; keep the weights of the epoch with the best validation accuracy.
+def channels_last_for(model, x):
+    """Images for `model`, whose input is (N, H, W, C): data.py's (N, C, H, W) is transposed here,
+    the one boundary where the layout changes; images already in the model's layout pass through.
+    Raises ValueError when x fits neither layout."""
+    H, W, C = model.input_shape[1:]
+    if x.ndim == 4 and x.shape[1:] == (H, W, C):
+        return x
+    if x.ndim == 4 and x.shape[1:] == (C, H, W):
+        return to_channels_last(x)
+    raise ValueError(f"expected images of shape (N, {C}, {H}, {W}) as data.py returns them (or (N, {H}, {W}, {C})), "
+                     f"got shape {x.shape}")
 
-    Inputs: x_* of shape (N, H, W, C) (channels-last), y_* of shape (N,) int labels.
-    Callbacks: EarlyStopping on val_accuracy (patience epochs, restore_best_weights), ReduceLROnPlateau
-    when schedule="plateau", ModelCheckpoint (best epoch to run_dir/best.keras) and CSVLogger
-    (run_dir/history.csv). Choices use the validation split only, never the test set.
-    Returns: the keras History; history.history is a dict of per-epoch lists (loss, accuracy,
-    val_loss, val_accuracy, learning_rate).
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """Training batches in a new random order every epoch, drawn from np.random.default_rng(seed):
+    the permutations that cnn_from_scratch.CNN.fit and cnn_pytorch.fit draw, so that with the same
+    seed the three frameworks see the same batches in the same order. augmenter: an optional
+    Keras model applied to each batch in training mode."""
+
+    def __init__(self, x, y, batch_size, seed, augmenter=None):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.augmenter = x, y, batch_size, augmenter
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))  # (N,)
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)  # ceil(N / batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x_batch = self.x[chosen]  # (B, H, W, C)
+        if self.augmenter is not None:
+            x_batch = self.augmenter(x_batch, training=True)
+        return x_batch, self.y[chosen]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.x))
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Records each epoch's learning rate (at its first step) and its training seconds: from the
+    epoch's start to the start of validation, so that the time counts training only, as in the
+    NumPy and PyTorch fits."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.learning_rate, self._start = [], [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.learning_rate.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_test_begin()  # an epoch without validation
+
+
+def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learning_rate=3e-3, seed=0, augment=False,
+        progress=True, weight_decay=1e-4, schedule="warmup_cosine", patience=None, restore_best=True, run_dir=None,
+        extra_callbacks=()):
+    """Compile and train `model`; by default keep the weights of the epoch with the best validation accuracy.
+
+    Inputs: x_* of shape (N, C, H, W) as data.py returns them (transposed here to the model's
+    (N, H, W, C)), y_* of shape (N,) int labels; seed: the data order (the NumPy CNN's permutations)
+    and the augmentation draws; augment: True gives each training image its own random rotation,
+    shift and zoom (the augmentation_layers, applied to each batch); progress: Keras's per-epoch
+    output (a bar on a terminal, one line per epoch in a log).
+    Callbacks: EarlyStopping on val_accuracy (after `patience` epochs without improvement, None:
+    never) that restores the best weights when restore_best; with run_dir, ModelCheckpoint (best
+    epoch to run_dir/best.keras) and CSVLogger (run_dir/history.csv); ReduceLROnPlateau when
+    schedule="plateau". Choices use the validation split only, never the test set.
+    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
+      learning_rate (at the epoch's first step) and seconds (training only).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got epochs={epochs}, batch_size={batch_size}")
-    steps_per_epoch = -(-len(x_train) // batch_size)  # ceil(N / batch_size)
-    compile_model(model, learning_rate, weight_decay, schedule, total_steps=epochs * steps_per_epoch)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", mode="max",
-                                        save_best_only=True),
-        keras.callbacks.CSVLogger(run_dir / "history.csv"),
-        *extra_callbacks,
-    ]
+    if not isinstance(augment, bool):
+        raise TypeError(f"augment must be True or False, got {augment!r}")
+    x_train, x_val = channels_last_for(model, x_train), channels_last_for(model, x_val)
+    batches = ShuffledBatches(x_train, np.asarray(y_train), batch_size, seed,
+                              keras.Sequential(augmentation_layers(seed=seed)) if augment else None)
+    compile_model(model, learning_rate, weight_decay, schedule, total_steps=epochs * len(batches))
+    recorder = EpochRecorder()
+    callbacks = [recorder, *extra_callbacks]
+    if patience is not None or restore_best:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience if patience is not None else epochs,
+            restore_best_weights=restore_best))
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        callbacks += [keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", mode="max",
+                                                      save_best_only=True),
+                      keras.callbacks.CSVLogger(run_dir / "history.csv")]
     if schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
-    return model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-                     callbacks=callbacks, verbose=verbose)
+    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
+    logs = model.fit(batches, validation_data=(x_val, np.asarray(y_val)), epochs=epochs, callbacks=callbacks,
+                     verbose=verbose).history
+    return {"train_loss": logs["loss"], "train_accuracy": logs["accuracy"], "val_loss": logs["val_loss"],
+            "val_accuracy": logs["val_accuracy"], "learning_rate": recorder.learning_rate,
+            "seconds": recorder.seconds}
 
 
 def evaluate(model, x, y, batch_size=1000):
-    """(mean cross-entropy loss, accuracy) of a compiled model on x of shape (N, H, W, C), y of shape (N,)."""
-    results = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    """(mean cross-entropy loss, accuracy) of a compiled model on images of shape (N, C, H, W) (or the
+    model's (N, H, W, C)), y of shape (N,)."""
+    results = model.evaluate(channels_last_for(model, x), np.asarray(y), batch_size=batch_size, verbose=0,
+                             return_dict=True)
     return results["loss"], results["accuracy"]
+
+
+def count_parameters(model):
+    """Number of trainable parameters."""
+    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
 def predict_logits(model, x, batch_size=1000):
@@ -371,6 +476,16 @@ def load_model(path):
         return keras.models.load_model(path)
     except Exception as error:  # Keras raises many types for a damaged archive; name the file once
         raise ValueError(f"could not load the Keras model in {str(path)!r}: {type(error).__name__}: {error}") from error
+
+
+def save(model, path):
+    """The shared interface's save: save_model (an atomic .keras file)."""
+    return save_model(model, path)
+
+
+def load(path):
+    """The shared interface's load: load_model."""
+    return load_model(path)
 
 
 # --- Weight transfer with the NumPy CNN ---
@@ -493,7 +608,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"])
+    parser.add_argument("--schedule", default="warmup_cosine", choices=["warmup_cosine", "cosine", "plateau"])
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs")
     parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
     parser.add_argument("--seed", type=int, default=0)
@@ -520,11 +635,11 @@ def main():
     model.summary()
     history = fit(model, x_train, data.y_train, x_val, data.y_val, epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.learning_rate, weight_decay=args.weight_decay, schedule=args.schedule,
-                  patience=args.patience, run_dir=args.run_dir)
+                  seed=args.seed, patience=args.patience, run_dir=args.run_dir)
     train_seconds = time.perf_counter() - start
     _, val_accuracy = evaluate(model, x_val, data.y_val)
     test_loss, test_accuracy = evaluate(model, x_test, data.y_test)
-    print(f"epochs run: {len(history.history['loss'])}, best validation accuracy: {100 * val_accuracy:.2f}%")
+    print(f"epochs run: {len(history['train_loss'])}, best validation accuracy: {100 * val_accuracy:.2f}%")
     print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(x_test)} images)")
     print(f"training time: {train_seconds:.1f} s")
     if args.save:

@@ -78,7 +78,7 @@ def main():
     steps_per_epoch = -(-len(x_train) // args.batch_size)  # ceil(N / batch_size)
     start_time = time.perf_counter()
     model = cnn_keras.make_simple_cnn(channels=tuple(args.channels), hidden_units=args.hidden_units)
-    cnn_keras.compile_model(model, learning_rate=args.learning_rate, schedule="cosine",
+    cnn_keras.compile_model(model, learning_rate=args.learning_rate, schedule="warmup_cosine",
                             total_steps=args.max_epochs * steps_per_epoch)
     stopper = StopAtTestAccuracy(x_test, y_test, args.target, max(1, steps_per_epoch // args.checks_per_epoch),
                                  start_time)
