@@ -6,7 +6,7 @@
 
 const THROTTLE_MS = 120;       // at most one request per 120 ms while the pen moves
 const PEN_WIDTH = 22;          // in pad pixels (280 x 280): about MNIST's stroke width once scaled to 20 x 20
-const TILE = 40;               // size in screen pixels of one feature map in the grids
+const TILE = 42;               // size in screen pixels of one feature map (28 x 1.5, 14 x 3, 7 x 6)
 const COLUMNS = 8;             // feature maps per row
 
 const state = {
@@ -20,6 +20,7 @@ const state = {
   dirty: false,
   lastSent: 0,
   timer: null,
+  generation: 0,        // counts Clear presses, so that an answer to a cleared drawing is dropped
 };
 
 // --- Arrays and colours ---
@@ -94,7 +95,7 @@ function startDrawing() {
     }
     state.mode = "drawing";
     last = padPoint(event);
-    strokeTo(last, last);
+    dot(last);
     scheduleUpdate();
   });
   pad.addEventListener("pointermove", (event) => {
@@ -112,6 +113,13 @@ function startDrawing() {
   };
   pad.addEventListener("pointerup", stop);
   pad.addEventListener("pointercancel", stop);
+}
+
+function dot(point) {
+  padContext.fillStyle = "#fff";
+  padContext.beginPath();
+  padContext.arc(point[0], point[1], PEN_WIDTH / 2, 0, 2 * Math.PI);
+  padContext.fill();
 }
 
 function strokeTo(from, to) {
@@ -179,7 +187,7 @@ function scheduleUpdate(now = false) {
 }
 
 async function sendUpdate() {
-  if (!state.dirty || state.inFlight) return;
+  if (!state.dirty || state.inFlight || state.mode === "empty") return;
   state.dirty = false;
   let body;
   if (state.mode === "test") {
@@ -187,19 +195,22 @@ async function sendUpdate() {
     body = { image: Array.from({ length: height }, (_, row) =>
       Array.from(state.test.image.data.subarray(row * width, (row + 1) * width))) };
   } else {
-    state.drawing = readDrawing();
-    if (state.drawing === null) { showEmpty(); return; }
-    body = { drawing: state.drawing };
+    const drawing = readDrawing();
+    if (drawing === null) return;  // nothing drawn yet
+    state.drawing = drawing;
+    body = { drawing };
   }
+  const generation = state.generation;
   state.inFlight = true;
   state.lastSent = performance.now();
   try {
     const result = await getJSON("/api/predict", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
-    if (state.mode !== "empty") showResult(result);
+    if (generation === state.generation) showResult(result);
   } catch (error) {
-    showSource(`The server said: ${error.message}`, true);
+    console.error(error);
+    showSource(`Could not update: ${error.message}`, true);
   } finally {
     state.inFlight = false;
     if (state.dirty) scheduleUpdate();
@@ -211,6 +222,7 @@ async function loadTestImage() {
     const test = await getJSON("/api/test-image");
     state.test = { index: test.index, label: test.label, image: decodeArray(test.image) };
     state.mode = "test";
+    state.generation++;
     paintTestImage(state.test.image);
     showSource(`MNIST test image #${test.index}, true label ${test.label}.`);
     scheduleUpdate(true);
@@ -239,7 +251,6 @@ function showModel(model) {
 }
 
 function showEmpty() {
-  state.mode = "empty";
   state.result = null;
   state.selectedClass = null;
   document.getElementById("predicted").textContent = "–";
@@ -378,8 +389,8 @@ function buildMapGrids(model) {
       `${shown < channels ? `, first ${shown} shown` : ""}</span> <span class="map-range"></span>`;
     const canvas = document.createElement("canvas");
     const rows = Math.ceil(shown / COLUMNS);
-    canvas.width = COLUMNS * (TILE + 2) - 2;
-    canvas.height = rows * (TILE + 2) - 2;
+    canvas.width = COLUMNS * (TILE + 2);  // 1 pixel of grid line around each map
+    canvas.height = rows * (TILE + 2);
     block.append(title, canvas);
     maps.appendChild(block);
   }
@@ -391,16 +402,20 @@ function showMaps(layers) {
     if (!block) continue;
     const canvas = block.querySelector("canvas");
     const context = canvas.getContext("2d");
-    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.fillStyle = "#d5d9e0";  // the grid lines between maps
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.imageSmoothingEnabled = false;  // show each activation as a square, not a blur
     const maps = decodeArray(layer.maps);
     const [count, height, width] = maps.shape;
-    const scale = Math.max(1, Math.floor(TILE / Math.max(height, width)));
+    const tile = document.createElement("canvas");  // one map at its own size, then scaled to TILE
+    tile.width = width;
+    tile.height = height;
+    const tileContext = tile.getContext("2d");
     for (let k = 0; k < count; k++) {
-      const x = (k % COLUMNS) * (TILE + 2);
-      const y = Math.floor(k / COLUMNS) * (TILE + 2);
       const base = k * height * width;
-      paintCells(context, x, y, height, width, scale,
+      paintCells(tileContext, 0, 0, height, width, 1,
         (row, column) => diverging(maps.data[base + row * width + column], layer.limit));
+      context.drawImage(tile, (k % COLUMNS) * (TILE + 2) + 1, Math.floor(k / COLUMNS) * (TILE + 2) + 1, TILE, TILE);
     }
     block.querySelector(".map-range").textContent = `±${layer.limit.toPrecision(3)}`;
     block.classList.add("drawn");
@@ -478,7 +493,9 @@ async function start() {
   startDrawing();
   document.getElementById("clear").addEventListener("click", () => {
     clearPad();
+    state.mode = "empty";
     state.test = null;
+    state.generation++;
     showSource("Draw a digit from 0 to 9 with the mouse, a finger or a pen.");
     showEmpty();
   });
