@@ -105,7 +105,7 @@ def check_odd_kernel(kernel_size):
         raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
 
 
-def batch_norm():
+def make_batch_norm():
     """BatchNormalization whose moving averages keep 90% of the old value per step (PyTorch's momentum=0.1).
 
     Keras's default keeps 99%, which lags behind fast-changing weights and made validation accuracy
@@ -170,10 +170,10 @@ def make_deep_cnn(channels=(32, 64), convs_per_stage=2, hidden_units=128, dropou
     for out_channels in channels:
         for _ in range(convs_per_stage):
             model_layers += [layers.Conv2D(out_channels, 3, padding="same", use_bias=False),
-                             batch_norm(), layers.ReLU()]
+                             make_batch_norm(), layers.ReLU()]
         model_layers += [layers.MaxPooling2D(2), layers.Dropout(dropout)]
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
-                     layers.Dense(hidden_units, use_bias=False), batch_norm(), layers.ReLU(),
+                     layers.Dense(hidden_units, use_bias=False), make_batch_norm(), layers.ReLU(),
                      layers.Dropout(dropout), layers.Dense(num_classes)]
     return keras.Sequential(model_layers, name="deep_cnn")
 
@@ -181,7 +181,7 @@ def make_deep_cnn(channels=(32, 64), convs_per_stage=2, hidden_units=128, dropou
 def conv_bn_relu(x, filters, kernel_size=3, strides=1):
     """Functional-API Conv (no bias) -> BatchNorm -> ReLU."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False)(x)
-    return layers.ReLU()(batch_norm()(x))
+    return layers.ReLU()(make_batch_norm()(x))
 
 
 def residual_block(x, filters, strides=1):
@@ -192,11 +192,11 @@ def residual_block(x, filters, strides=1):
     """
     residual = conv_bn_relu(x, filters, strides=strides)
     residual = layers.Conv2D(filters, 3, padding="same", use_bias=False)(residual)
-    residual = batch_norm()(residual)
+    residual = make_batch_norm()(residual)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
-        shortcut = batch_norm()(shortcut)
+        shortcut = make_batch_norm()(shortcut)
     return layers.ReLU()(layers.Add()([residual, shortcut]))
 
 
@@ -244,7 +244,7 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     for block in range(num_conv_layers):
         model_layers += [layers.ZeroPadding2D(conv_padding)] if conv_padding else []
         model_layers.append(layers.Conv2D(base_channels * 2 ** block, kernel_size, strides=stride))
-        model_layers += [batch_norm()] if batch_norm else []
+        model_layers += [make_batch_norm()] if batch_norm else []
         model_layers.append(make_activation(activation))
         size = conv_output_size(size, kernel_size, stride, conv_padding)
         if pooling != "stride":
@@ -254,7 +254,7 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
             raise ValueError(f"input size {input_shape[0]} is too small for {num_conv_layers} conv blocks")
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
                      layers.Dense(hidden_units)]
-    model_layers += [batch_norm()] if batch_norm else []
+    model_layers += [make_batch_norm()] if batch_norm else []
     model_layers.append(make_activation(activation))
     model_layers += [layers.Dropout(dropout)] if dropout else []
     model_layers.append(layers.Dense(num_classes))
@@ -327,30 +327,22 @@ def channels_last_for(model, x):
                      f"got shape {x.shape}")
 
 
-class ShuffledBatches(keras.utils.PyDataset):
-    """Training batches in a new random order every epoch, drawn from np.random.default_rng(seed):
-    the permutations that cnn_from_scratch.CNN.fit and cnn_pytorch.fit draw, so that with the same
-    seed the three frameworks see the same batches in the same order. augmenter: an optional
-    Keras model applied to each batch in training mode."""
+def shuffled_batches(x, y, batch_size, epochs, seed, augmenter=None):
+    """Yield (x_batch, y_batch) for `epochs` epochs, in a new order each epoch drawn from
+    np.random.default_rng(seed): the permutations that cnn_from_scratch.CNN.fit and cnn_pytorch.fit
+    draw, so that with the same seed the three frameworks see the same batches in the same order.
 
-    def __init__(self, x, y, batch_size, seed, augmenter=None):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.augmenter = x, y, batch_size, augmenter
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))  # (N,)
-
-    def __len__(self):
-        return -(-len(self.x) // self.batch_size)  # ceil(N / batch_size)
-
-    def __getitem__(self, index):
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        x_batch = self.x[chosen]  # (B, H, W, C)
-        if self.augmenter is not None:
-            x_batch = self.augmenter(x_batch, training=True)
-        return x_batch, self.y[chosen]
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.x))
+    A plain generator, because Keras reads it in order on one thread (a keras.utils.PyDataset is
+    read ahead by worker threads, and its epochs' orders got mixed). augmenter: an optional Keras
+    model applied to each batch in training mode.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(x))  # (N,)
+        for start in range(0, len(x), batch_size):
+            chosen = order[start:start + batch_size]
+            x_batch = x[chosen]  # (B, H, W, C)
+            yield (x_batch if augmenter is None else augmenter(x_batch, training=True)), y[chosen]
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -397,9 +389,10 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learnin
     if not isinstance(augment, bool):
         raise TypeError(f"augment must be True or False, got {augment!r}")
     x_train, x_val = channels_last_for(model, x_train), channels_last_for(model, x_val)
-    batches = ShuffledBatches(x_train, np.asarray(y_train), batch_size, seed,
-                              keras.Sequential(augmentation_layers(seed=seed)) if augment else None)
-    compile_model(model, learning_rate, weight_decay, schedule, total_steps=epochs * len(batches))
+    steps_per_epoch = -(-len(x_train) // batch_size)  # ceil(N / batch_size)
+    augmenter = keras.Sequential(augmentation_layers(seed=seed)) if augment else None
+    batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed, augmenter)
+    compile_model(model, learning_rate, weight_decay, schedule, total_steps=epochs * steps_per_epoch)
     recorder = EpochRecorder()
     callbacks = [recorder, *extra_callbacks]
     if patience is not None or restore_best:
@@ -415,8 +408,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learnin
     if schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    logs = model.fit(batches, validation_data=(x_val, np.asarray(y_val)), epochs=epochs, callbacks=callbacks,
-                     verbose=verbose).history
+    logs = model.fit(batches, steps_per_epoch=steps_per_epoch, validation_data=(x_val, np.asarray(y_val)),
+                     epochs=epochs, shuffle=False, callbacks=callbacks, verbose=verbose).history
     return {"train_loss": logs["loss"], "train_accuracy": logs["accuracy"], "val_loss": logs["val_loss"],
             "val_accuracy": logs["val_accuracy"], "learning_rate": recorder.learning_rate,
             "seconds": recorder.seconds}

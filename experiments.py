@@ -1,0 +1,626 @@
+"""Train all three implementations and measure every comparison the README makes, over several seeds.
+
+What it teaches: how to compare models honestly. Every configuration is trained with several
+seeds (the seed changes the initialization, the data order, the augmentation draws and, for
+transfer, which labelled images are drawn); every choice is made on the validation split; the
+test set is measured once per run; and a difference is called real only when it is larger than
+the spread between seeds (Welch's t-test, p < 0.05).
+
+The experiments (run one alone with --only NAME):
+    frameworks   the same SimpleCNN in NumPy, PyTorch and Keras, from the same initial weights, with the
+                 same optimizer, schedule, batch size, epochs and batch order; then the time to 99% test
+                 accuracy of one BatchNorm CNN recipe in all three, one after the other in this process
+    depth        1 to 4 conv blocks (make_cnn)
+    activations  ReLU, Leaky ReLU, ELU, Tanh and Sigmoid, with the first conv layer's gradient norm
+    efficiency   CNNs and MLPs from ~3K to ~1M parameters, with LeCun et al.'s published points
+    ablation     one reference CNN, then one component removed or changed at a time
+    transfer     a CNN trained on digits 0-4, adapted to 5-9 from 10, 100 or 1,000 images per class
+
+Run it:
+    python experiments.py                 # everything, 3 seeds: about 15 minutes on 2 CPU cores
+    python experiments.py --quick         # under 2 minutes: tiny budgets, every file, marked as a quick run
+    python experiments.py --only depth activations --seeds 5
+    python experiments.py --report        # rebuild summary.json, RESULTS.md and the figures from runs.jsonl
+Outputs: results/runs.jsonl (one line per finished run, appended as it finishes, so an interrupted
+sweep resumes where it stopped), results/summary.json, RESULTS.md and plots/experiments_*.png; with
+--quick or another --out, all of them inside that folder.
+
+In a REPL:
+    >>> import experiments
+    >>> runs = experiments.plan_depth(experiments.BUDGETS["quick"], seeds=[0])
+    >>> [run.label for run in runs]
+    ['1 conv block', '2 conv blocks', '3 conv blocks', '4 conv blocks']
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+import cnn_from_scratch
+import cnn_pytorch  # PyTorch loads before TensorFlow (cnn_keras, imported only when needed): see cnn_keras.py
+import torch
+from data import load_mnist
+from report import TRANSFER_METHODS, atomic_write, summarize, write_figures, write_report
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_OUT = ROOT / "results"
+
+# --- Budgets and recipes ---
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training each experiment gets. It is part of every run's configuration, so changing
+    it trains again instead of mixing runs of different budgets."""
+
+    name: str
+    framework_train_size: int | None  # None: all 55,000 training images
+    framework_epochs: int
+    time_to_99_epochs: int
+    sweep_train_size: int  # depth, activations, efficiency and ablation train on the first N images
+    sweep_epochs: int
+    transfer_pretrain_size: int
+    transfer_per_class: tuple  # labelled images per class of digits 5-9
+    transfer_steps: int  # optimizer steps for each adaptation, whatever the number of images
+    validation_size: int | None  # None: all 5,000 validation images
+    test_size: int | None  # None: all 10,000 test images
+    seeds: int  # the default of --seeds
+
+
+BUDGETS = {
+    "default": Budget("default", framework_train_size=None, framework_epochs=2, time_to_99_epochs=2,
+                      sweep_train_size=10_000, sweep_epochs=3, transfer_pretrain_size=10_000,
+                      transfer_per_class=(10, 100, 1000), transfer_steps=150, validation_size=None, test_size=None,
+                      seeds=3),
+    "quick": Budget("quick", framework_train_size=600, framework_epochs=1, time_to_99_epochs=1,
+                    sweep_train_size=300, sweep_epochs=1, transfer_pretrain_size=300, transfer_per_class=(2, 5, 10),
+                    transfer_steps=5, validation_size=300, test_size=500, seeds=2),
+}
+
+# One recipe for every framework: Adam (AdamW without weight decay), a cosine schedule with no
+# warm-up, and the final epoch's weights, because that is what the NumPy CNN.fit does too.
+SAME_RECIPE = {"numpy": {}, "pytorch": dict(weight_decay=0.0, schedule="cosine", restore_best=False),
+               "keras": dict(weight_decay=0.0, schedule="cosine", restore_best=False)}
+FRAMEWORKS = ("numpy", "pytorch", "keras")
+SIMPLE_CNN = dict(batch_size=64, learning_rate=2e-3)
+TIME_TO_99 = dict(batch_size=128, learning_rate=1e-2, target=0.99, model_kwargs={"batch_norm": True})
+SWEEP = dict(batch_size=64, learning_rate=2e-3)  # PyTorch, Adam, cosine; best validation epoch kept
+def framework_module(name):
+    """cnn_from_scratch, cnn_pytorch or cnn_keras: the three modules share one interface."""
+    if name == "numpy":
+        return cnn_from_scratch
+    if name == "pytorch":
+        return cnn_pytorch
+    if name == "keras":
+        import cnn_keras  # TensorFlow takes seconds to import; only the frameworks experiment needs it
+
+        return cnn_keras
+    raise ValueError(f"framework must be one of {FRAMEWORKS}, got {name!r}")
+
+
+# --- One training run ---
+
+
+@dataclass
+class Context:
+    """What every run reads: MNIST (validation split of seed 0, the same for every run), the budget,
+    the device for PyTorch and the folder where trained models are kept for the figures."""
+
+    data: object
+    budget: Budget
+    device: torch.device
+    models_dir: Path
+
+
+def first(x, y, size):
+    """The first `size` examples (all of them when size is None)."""
+    return (x, y) if size is None else (x[:size], y[:size])
+
+
+def train_and_test(module, model, context, x_train, y_train, x_val, y_val, x_test, y_test, epochs, seed,
+                   batch_size, learning_rate, augment=False, **framework_options):
+    """fit, then one evaluation on the test set. Returns the run's metrics, with its history."""
+    history = module.fit(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, seed=seed, augment=augment, progress=False,
+                         **framework_options)
+    test_loss, test_accuracy = module.evaluate(model, x_test, y_test)
+    train_seconds = float(sum(history["seconds"]))
+    epochs_run = len(history["seconds"])
+    return {"test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+            "best_val_accuracy": float(max(history["val_accuracy"])), "train_seconds": train_seconds,
+            "seconds_per_epoch": train_seconds / epochs_run,
+            "images_per_second": len(x_train) * epochs_run / train_seconds,
+            "parameters": int(module.count_parameters(model)), "history": to_plain(history)}
+
+
+def to_plain(value):
+    """NumPy and torch scalars inside dicts and lists -> plain Python numbers, for JSON."""
+    if isinstance(value, dict):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    return value
+
+
+def train_framework(context, config, seed):
+    """The frameworks experiment, part 1: one SimpleCNN, the same initial weights in all three."""
+    budget, data = context.budget, context.data
+    numpy_model = cnn_from_scratch.make_simple_cnn(rng=np.random.default_rng(seed))  # the shared initialization
+    module = framework_module(config["framework"])
+    module.set_seed(seed)
+    if config["framework"] == "pytorch":
+        model = cnn_pytorch.numpy_to_torch(numpy_model, cnn_pytorch.SimpleCNN()).to(context.device)
+    elif config["framework"] == "keras":
+        model = module.numpy_to_keras(numpy_model, module.make_simple_cnn())
+    else:
+        model = numpy_model
+    x_train, y_train = first(data.x_train, data.y_train, budget.framework_train_size)
+    x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
+    metrics = train_and_test(module, model, context, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
+                             config["epochs"], seed, config["batch_size"], config["learning_rate"],
+                             **SAME_RECIPE[config["framework"]])
+    if config["framework"] == "numpy" and seed == 0:  # kept for the filter and feature-map figures
+        context.models_dir.mkdir(parents=True, exist_ok=True)
+        model.save(context.models_dir / "simple_cnn_numpy_seed0.npz")
+    return metrics
+
+
+def train_time_to_target(context, config, seed):
+    """The frameworks experiment, part 2: the BatchNorm CNN recipe until the test accuracy reaches the target.
+
+    The test set is evaluated after every epoch (outside the clock) only to stop the clock: it is
+    passed as fit's validation data, and with restore_best=False nothing is chosen by it.
+    """
+    budget, data = context.budget, context.data
+    module = framework_module(config["framework"])
+    module.set_seed(seed)
+    model = module.build_model("cnn", **config["model_kwargs"])
+    if config["framework"] == "pytorch":
+        model = model.to(context.device)
+    x_train, y_train = first(data.x_train, data.y_train, budget.framework_train_size)
+    x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
+    metrics = train_and_test(module, model, context, x_train, y_train, x_test, y_test, x_test, y_test,
+                             config["epochs"], seed, config["batch_size"], config["learning_rate"],
+                             **SAME_RECIPE[config["framework"]])
+    test_curve, seconds = metrics["history"]["val_accuracy"], np.cumsum(metrics["history"]["seconds"])
+    reached = [epoch for epoch, accuracy in enumerate(test_curve) if accuracy >= config["target"]]
+    metrics["epochs_to_target"] = reached[0] + 1 if reached else None
+    metrics["seconds_to_target"] = float(seconds[reached[0]]) if reached else None
+    return metrics
+
+
+def build_torch_model(context, config, seed):
+    cnn_pytorch.set_seed(seed)  # the initialization and the dropout masks
+    return cnn_pytorch.build_model(config["model"], **config["model_kwargs"]).to(context.device)
+
+
+def train_sweep(context, config, seed):
+    """depth, activations, efficiency and ablation: one PyTorch model on the sweep budget."""
+    budget, data = context.budget, context.data
+    model = build_torch_model(context, config, seed)
+    gradient_norms = []  # the norm of d(loss)/d(first conv weights), every step (the activation experiment)
+    first_conv = next((module for module in model.modules() if isinstance(module, torch.nn.Conv2d)), None)
+    if first_conv is not None:
+        first_conv.weight.register_hook(lambda grad: gradient_norms.append(grad.norm().item()))
+    x_train, y_train = first(data.x_train, data.y_train, budget.sweep_train_size)
+    x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
+    metrics = train_and_test(cnn_pytorch, model, context, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
+                             config["epochs"], seed, config["batch_size"], config["learning_rate"],
+                             augment=config.get("augment", False), weight_decay=0.0, schedule="cosine")
+    if gradient_norms:
+        steps_per_epoch = math.ceil(len(x_train) / config["batch_size"])
+        metrics["first_conv_gradient_norm"] = [float(np.mean(gradient_norms[start:start + steps_per_epoch]))
+                                               for start in range(0, len(gradient_norms), steps_per_epoch)]
+    return metrics
+
+
+def digits_between(x, y, low, high, size=None):
+    """The examples whose label lies in [low, high], labels shifted to start at 0 (5..9 -> 0..4)."""
+    chosen = np.flatnonzero((y >= low) & (y <= high))[:size]
+    return x[chosen], y[chosen] - low
+
+
+_pretrained = {}  # (budget, seed) -> the digits 0-4 model, trained once per process
+
+
+def pretrained_source_model(context, config, seed):
+    """make_cnn trained on digits 0 to 4 (5 classes); cached, and deterministic for a seed."""
+    key = (context.budget.name, seed)
+    if key not in _pretrained:
+        data = context.data
+        model = build_torch_model(context, {"model": "cnn", "model_kwargs": {"num_classes": 5}}, seed)
+        x_source, y_source = digits_between(data.x_train, data.y_train, 0, 4, config["pretrain_size"])
+        x_val, y_val = digits_between(data.x_val, data.y_val, 0, 4)
+        x_test, y_test = digits_between(*first(data.x_test, data.y_test, context.budget.test_size), 0, 4)
+        metrics = train_and_test(cnn_pytorch, model, context, x_source, y_source, x_val, y_val, x_test, y_test,
+                                 context.budget.sweep_epochs, seed, SWEEP["batch_size"], SWEEP["learning_rate"],
+                                 weight_decay=0.0, schedule="cosine")
+        _pretrained[key] = (model, metrics["test_accuracy"])
+    return _pretrained[key]
+
+
+def train_transfer(context, config, seed):
+    """Digits 5-9 from `per_class` labelled images per class: from scratch, frozen features + new
+    linear head, or full fine-tuning of the digits 0-4 network (with a new output layer)."""
+    data, method = context.data, config["method"]
+    source_model, source_accuracy = pretrained_source_model(context, config, seed)
+    rng = np.random.default_rng(seed)  # which labelled images are drawn
+    x_pool, y_pool = digits_between(data.x_train, data.y_train, 5, 9)
+    chosen = np.concatenate([rng.choice(np.flatnonzero(y_pool == label), config["per_class"], replace=False)
+                             for label in range(5)])
+    x_train, y_train = x_pool[chosen], y_pool[chosen]  # (5 * per_class, 1, 28, 28)
+    x_val, y_val = digits_between(data.x_val, data.y_val, 5, 9, size=1000)
+    x_test, y_test = digits_between(*first(data.x_test, data.y_test, context.budget.test_size), 5, 9)
+    cnn_pytorch.set_seed(seed)
+    if method == "scratch":
+        model = cnn_pytorch.make_cnn(num_classes=5)
+    else:
+        model = _copy_module(source_model)
+        flatten = next(index for index, layer in enumerate(model) if isinstance(layer, torch.nn.Flatten))
+        if method == "frozen":  # the convolutional features stay as learned on 0-4; only a new head learns
+            features = model[:flatten + 1]
+            for parameter in features.parameters():
+                parameter.requires_grad_(False)
+            probe = features(torch.zeros(1, *x_train.shape[1:], device=context.device))  # (1, features)
+            model = torch.nn.Sequential(*features, torch.nn.Linear(probe.shape[1], 5))
+        elif method == "fine_tune":  # every layer trains; only the output layer is new
+            model[-1] = torch.nn.Linear(model[-1].in_features, 5)
+        else:
+            raise ValueError(f"method must be 'scratch', 'frozen' or 'fine_tune', got {method!r}")
+    model = model.to(context.device)
+    batch_size = min(SWEEP["batch_size"], len(x_train))
+    epochs = math.ceil(config["steps"] / math.ceil(len(x_train) / batch_size))  # the same number of steps for all
+    metrics = train_and_test(cnn_pytorch, model, context, x_train, y_train, x_val, y_val, x_test, y_test, epochs,
+                             seed, batch_size, SWEEP["learning_rate"], weight_decay=0.0, schedule="cosine")
+    metrics["source_test_accuracy"] = source_accuracy
+    metrics["trainable_parameters"] = metrics["parameters"]
+    return metrics
+
+
+def _copy_module(model):
+    import copy
+
+    return copy.deepcopy(model)
+
+
+# --- The experiments: which runs each one makes ---
+
+
+@dataclass
+class Run:
+    """One training run: an experiment's configuration (which includes the budget) with one seed."""
+
+    experiment: str
+    label: str  # how tables and figures name the configuration
+    config: dict
+    seed: int
+    train: object  # train(context, config, seed) -> metrics dict
+
+    @property
+    def key(self):
+        return run_key(self.config, self.seed)
+
+
+def run_key(config, seed):
+    """The identity of a run in runs.jsonl: its configuration and seed. A run with the same key is
+    never trained twice, even when two experiments plan it (the 2-block ReLU CNN of the depth,
+    activation and efficiency sweeps is one configuration)."""
+    return json.dumps([config, seed], sort_keys=True)
+
+
+def sweep_config(budget, model="cnn", augment=False, **model_kwargs):
+    """A PyTorch run on the sweep budget; make_cnn's arguments are written out in full, so that the
+    same network gets the same configuration whichever experiment asks for it."""
+    if model == "cnn":
+        model_kwargs = {"num_conv_layers": 2, "activation": "relu", "base_channels": 16, "hidden_units": 128,
+                        **model_kwargs}
+    return {"model": model, "model_kwargs": model_kwargs, "augment": augment, "epochs": budget.sweep_epochs,
+            **SWEEP, "budget": asdict(budget)}
+
+
+def plan_frameworks(budget, seeds):
+    runs = []
+    for seed in seeds:
+        for framework in FRAMEWORKS:
+            config = {"part": "simple_cnn", "framework": framework, "model": "simple",
+                      "epochs": budget.framework_epochs, **SIMPLE_CNN, "budget": asdict(budget)}
+            runs.append(Run("frameworks", framework, config, seed, train_framework))
+    for seed in seeds:
+        for framework in FRAMEWORKS:
+            config = {"part": "time_to_target", "framework": framework, "model": "cnn",
+                      "epochs": budget.time_to_99_epochs, **TIME_TO_99, "budget": asdict(budget)}
+            runs.append(Run("frameworks", f"{framework}, BatchNorm CNN to 99%", config, seed, train_time_to_target))
+    return runs
+
+
+def plan_depth(budget, seeds):
+    return [Run("depth", f"{depth} conv block{'s' if depth > 1 else ''}",
+                sweep_config(budget, num_conv_layers=depth), seed, train_sweep)
+            for seed in seeds for depth in (1, 2, 3, 4)]
+
+
+ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+
+
+def plan_activations(budget, seeds):
+    return [Run("activations", name, sweep_config(budget, activation=activation), seed, train_sweep)
+            for seed in seeds for activation, name in ACTIVATION_NAMES.items()]
+
+
+CNN_WIDTHS = ((4, 32), (8, 64), (16, 128), (32, 256))  # (base_channels, hidden_units): ~13K to ~820K parameters
+MLP_WIDTHS = (16, 64, 256, 1024)  # one hidden layer: ~13K to ~810K parameters
+
+
+def plan_efficiency(budget, seeds):
+    runs = []
+    for seed in seeds:
+        for channels, hidden in CNN_WIDTHS:
+            config = sweep_config(budget, base_channels=channels, hidden_units=hidden)
+            runs.append(Run("efficiency", f"CNN {channels}/{2 * channels} channels, {hidden} hidden", config, seed,
+                            train_sweep))
+        for hidden in MLP_WIDTHS:
+            config = sweep_config(budget, model="mlp", hidden_sizes=[hidden], dropout=0.0)
+            runs.append(Run("efficiency", f"MLP {hidden} hidden", config, seed, train_sweep))
+    return runs
+
+
+ABLATION_REFERENCE = {"batch_norm": True, "dropout": 0.3}  # with max pooling, padding, ReLU and augmentation
+ABLATIONS = [  # (label, changes to the reference's model_kwargs, augment)
+    ("reference", {}, True),
+    ("average pooling instead of max", {"pooling": "avg"}, True),
+    ("no pooling (stride-2 convolution)", {"pooling": "stride"}, True),
+    ("no padding", {"padding": False}, True),
+    ("no nonlinearity (a linear network)", {"activation": "linear"}, True),
+    ("no BatchNorm", {"batch_norm": False}, True),
+    ("no dropout", {"dropout": 0.0}, True),
+    ("no augmentation", {}, False),
+]
+
+
+def plan_ablation(budget, seeds):
+    return [Run("ablation", label, sweep_config(budget, augment=augment, **{**ABLATION_REFERENCE, **changes}), seed,
+                train_sweep)
+            for seed in seeds for label, changes, augment in ABLATIONS]
+
+
+
+
+def plan_transfer(budget, seeds):
+    return [Run("transfer", f"{name}, {per_class} per class",
+                {"method": method, "per_class": per_class, "pretrain_size": budget.transfer_pretrain_size,
+                 "steps": budget.transfer_steps, "budget": asdict(budget)}, seed, train_transfer)
+            for seed in seeds for per_class in budget.transfer_per_class for method, name in TRANSFER_METHODS.items()]
+
+
+EXPERIMENTS = {"frameworks": plan_frameworks, "depth": plan_depth, "activations": plan_activations,
+               "efficiency": plan_efficiency, "ablation": plan_ablation, "transfer": plan_transfer}
+
+
+# --- Running, recording and resuming ---
+
+
+def machine_info():
+    """The machine and the package versions, recorded with every run."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("numpy", "torch", "tensorflow", "keras", "scipy", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": sys.version.split()[0], "platform": sys.platform, "versions": versions}
+
+
+def git_commit():
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (commit + ("+uncommitted changes" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def other_busy_processes():
+    """Names of other processes running on a CPU right now (state R in /proc), to record whether
+    the machine was idle; [] on systems without /proc."""
+    busy, own = [], os.getpid()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()[0]
+        if state == "R" and int(entry.name) != own:
+            busy.append(name)
+    return busy
+
+
+def machine_load():
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (None, None, None)
+    return {"load_average_1min": load[0], "other_busy_processes": other_busy_processes()}
+
+
+def read_runs(path, warn=None):
+    """The records of runs.jsonl, in order. A line that is not a complete record (e.g. the last line
+    of a killed run) is reported with its line number and skipped; its run is trained again."""
+    warn = warn or (lambda message: print(message, file=sys.stderr))
+    records = []
+    if not path.exists():
+        return records
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not {"key", "status", "experiment"} <= set(record):
+                    raise ValueError("expected a JSON object with key, status and experiment")
+            except ValueError as error:
+                warn(f"{path}:{number}: corrupt line skipped ({error}); its run, if planned, will be trained again")
+                continue
+            records.append(record)
+    return records
+
+
+def append_record(path, record):
+    """Append one run as one JSON line and flush it to disk before the next run starts. If a killed
+    process left a partial last line, a newline first keeps this record on a line of its own."""
+    data = (json.dumps(record, sort_keys=True) + "\n").encode()
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                data = b"\n" + data
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def format_duration(seconds):
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def execute(runs, context, out_dir, quiet=False):
+    """Train every run not yet in out_dir/runs.jsonl, appending each as it finishes. A run that raises
+    is recorded as failed, with its error, and the sweep goes on. Returns the number of runs trained."""
+    path = out_dir / "runs.jsonl"
+    done, todo = {record["key"] for record in read_runs(path)}, []
+    for run in runs:
+        if run.key not in done:  # also trains a configuration that two experiments plan only once
+            todo.append(run)
+            done.add(run.key)
+    if not quiet and len(todo) < len(runs):
+        print(f"{len(runs) - len(todo)} of {len(runs)} planned runs are already in {path} or planned twice; "
+              f"training {len(todo)}")
+    machine, commit, sweep_start = machine_info(), git_commit(), time.perf_counter()
+    for index, run in enumerate(todo, start=1):
+        load_before, start = machine_load(), time.perf_counter()
+        try:
+            metrics, status, error = run.train(context, run.config, run.seed), "ok", None
+        except Exception as exception:  # noqa: BLE001 - recorded, and the sweep goes on
+            metrics, status = None, "failed"
+            error = {"type": type(exception).__name__, "message": str(exception),
+                     "traceback": traceback.format_exc()[-3000:]}
+        wall_seconds = time.perf_counter() - start
+        append_record(path, {
+            "key": run.key, "experiment": run.experiment, "label": run.label, "config": run.config, "seed": run.seed,
+            "status": status, "error": error, "metrics": metrics, "wall_seconds": wall_seconds,
+            "framework": run.config.get("framework", "pytorch"), "device": str(context.device),
+            "machine": machine, "load_before": load_before, "load_after": machine_load(), "git_commit": commit,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        if not quiet:
+            elapsed = time.perf_counter() - sweep_start
+            left = elapsed / index * (len(todo) - index)
+            outcome = (f"test {100 * metrics['test_accuracy']:.2f}%, {metrics['train_seconds']:.1f} s training"
+                       if status == "ok" else f"FAILED: {error['type']}: {error['message'][:200]}")
+            print(f"[{index}/{len(todo)}] {run.experiment}: {run.label}, seed {run.seed}: {outcome} "
+                  f"(elapsed {format_duration(elapsed)}, about {format_duration(left)} left)", flush=True)
+    return len(todo)
+
+
+# --- Script ---
+
+
+def output_paths(out_dir, default_out):
+    """runs.jsonl and summary.json go to out_dir; with the default folder, RESULTS.md goes to the
+    repository root and the figures to plots/ (where the README embeds them); otherwise both go
+    inside out_dir."""
+    if default_out:
+        return ROOT / "RESULTS.md", ROOT / "plots"
+    return out_dir / "RESULTS.md", out_dir / "plots"
+
+
+def check_writable(folder):
+    """Create folder if needed and prove that a file can be written there; a clear error otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise SystemExit(f"error: --out {folder}: cannot write there ({type(error).__name__}: {error}); "
+                         f"expected a folder this user can create and write")
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description="Train all three frameworks, measure every comparison over "
+                                                 "several seeds, and write runs.jsonl, summary.json, RESULTS.md "
+                                                 "and the figures.")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per configuration, 0, 1, ... (default 3, or 2 with --quick)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for runs.jsonl and summary.json (default results/, or results/quick with --quick)")
+    parser.add_argument("--fresh", action="store_true", help="start over: forget the runs already in runs.jsonl")
+    parser.add_argument("--report", action="store_true", help="only rebuild summary.json, RESULTS.md and the figures")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: every file in under 2 minutes")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.only or [] if name not in EXPERIMENTS]
+    if unknown:
+        parser.error(f"--only: unknown experiment(s) {', '.join(unknown)}; expected names from "
+                     f"{', '.join(EXPERIMENTS)}")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be a positive number of seeds, got {args.seeds}")
+    return args
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    budget = BUDGETS["quick" if args.quick else "default"]
+    default_out = args.out is None
+    out_dir = (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT) if default_out else args.out
+    if args.quick and default_out:
+        default_out = False  # a quick run never overwrites the committed RESULTS.md and plots/
+    check_writable(out_dir)
+    report_path, plots_dir = output_paths(out_dir, default_out)
+    names = args.only or list(EXPERIMENTS)
+    seeds = list(range(args.seeds or budget.seeds))
+    runs = [run for name in names for run in EXPERIMENTS[name](budget, seeds)]
+    runs_path = out_dir / "runs.jsonl"
+    if args.fresh and runs_path.exists() and not args.report:
+        runs_path.unlink()
+    if not args.report:
+        device = cnn_pytorch.choose_device()
+        if not args.quiet:
+            print(f"{len(runs)} runs ({', '.join(names)}; seeds {seeds}; budget {budget.name}) on {device}, "
+                  f"{os.cpu_count()} cores; results in {runs_path}", flush=True)
+        data = load_mnist(seed=0)
+        data.x_val, data.y_val = first(data.x_val, data.y_val, budget.validation_size)
+        context = Context(data, budget, device, out_dir / "models")
+        try:
+            execute(runs, context, out_dir, quiet=args.quiet)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the finished runs are in {runs_path}; run the same command again to resume",
+                  file=sys.stderr)
+            sys.exit(130)
+    summary = summarize(read_runs(runs_path), runs, budget, recipes={"simple_cnn": SIMPLE_CNN, "time_to_99": TIME_TO_99,
+                                                                     "sweep": SWEEP})
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=1))
+    write_figures(summary, plots_dir, out_dir / "models", log=print if not args.quiet else lambda line: None)
+    write_report(summary, report_path)
+    if not args.quiet:
+        print(f"wrote {out_dir / 'summary.json'}, {report_path} and figures in {plots_dir}")
+
+
+if __name__ == "__main__":
+    main()

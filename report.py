@@ -1,0 +1,600 @@
+"""Statistics, summary.json, RESULTS.md and the figures of experiments.py, from its runs.jsonl alone.
+
+experiments.py trains and records; this module only reads what was recorded, so that
+`python experiments.py --report` rebuilds every table and figure without training, and every
+number in RESULTS.md is one of summary.json, which is computed from runs.jsonl.
+
+In a REPL:
+    >>> from report import describe, welch_test
+    >>> round(describe([0.990, 0.991, 0.993])["std"], 6)
+    0.001528
+"""
+import math
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+VALIDATION_P = 0.05  # Welch's t-test: below this, a difference is larger than the seed-to-seed spread
+
+# LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to document recognition",
+# and Simard, Steinkraus and Platt (2003): published, not measured here.
+PUBLISHED = [
+    {"label": "LeNet-5 (LeCun et al. 1998)", "parameters": 60_000, "test_error": 0.0095},
+    {"label": "MLP 800 hidden, cross-entropy (Simard et al. 2003)", "parameters": 784 * 800 + 800 + 800 * 10 + 10,
+     "test_error": 0.016},
+]
+# The project's original write-up: single runs, several never measured. Shown beside ours as its claim.
+WRITE_UP_CLAIMS = {
+    "frameworks": {"numpy": (0.850, 45.2), "pytorch": (0.987, 12.1), "keras": (0.991, 8.7)},
+    "depth": {"1 conv block": 0.932, "2 conv blocks": 0.967, "3 conv blocks": 0.971, "4 conv blocks": 0.969},
+    "activations": {"ReLU": 0.967, "Leaky ReLU": 0.971, "ELU": 0.965, "Tanh": 0.923},
+}
+TRANSFER_METHODS = {"scratch": "from scratch", "frozen": "frozen features + new linear head",
+                    "fine_tune": "full fine-tuning"}
+
+# --- Statistics ---
+
+
+def describe(values):
+    """Mean, standard deviation (ddof=1), n, min, max and the 95% t-interval of the mean.
+
+    Inputs: a sequence of numbers (None entries, e.g. a target never reached, are left out).
+    Returns: dict; std and ci95 are None for fewer than two values.
+    """
+    values = np.asarray([value for value in values if value is not None], dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "ci95": None}
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if n > 1 else None
+    ci95 = None
+    if n > 1:
+        from scipy.stats import t  # noqa: PLC0415 (scipy comes with scikit-learn)
+
+        half_width = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)  # t_{0.975, n-1} * s / sqrt(n)
+        ci95 = [mean - half_width, mean + half_width]
+    return {"n": n, "mean": mean, "std": std, "min": float(values.min()), "max": float(values.max()), "ci95": ci95}
+
+
+def welch_test(a, b):
+    """Welch's unequal-variance t-test of mean(a) == mean(b).
+
+    t = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b), with Welch-Satterthwaite degrees of freedom
+    df = (s_a^2/n_a + s_b^2/n_b)^2 / ((s_a^2/n_a)^2 / (n_a - 1) + (s_b^2/n_b)^2 / (n_b - 1)).
+    Returns: dict with t, df and the two-sided p; all None with fewer than two values on a side.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return {"t": None, "df": None, "p": None}
+    from scipy.stats import t as student_t  # noqa: PLC0415
+
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:  # identical constants on both sides: the test is undefined
+        return {"t": None, "df": None, "p": 1.0 if a.mean() == b.mean() else 0.0}
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return {"t": float(t), "df": float(df), "p": float(2 * student_t.sf(abs(t), df))}
+
+
+# --- Summary: numbers from runs.jsonl alone ---
+
+METRICS = ("test_accuracy", "best_val_accuracy", "train_seconds", "seconds_per_epoch", "images_per_second",
+           "parameters", "seconds_to_target", "epochs_to_target", "source_test_accuracy")
+CURVES = ("val_accuracy", "train_loss")
+
+
+def mean_curve(curves):
+    """Per-epoch mean of several seeds' curves, over the epochs that all of them ran."""
+    curves = [curve for curve in curves if curve]
+    if not curves:
+        return None
+    length = min(len(curve) for curve in curves)
+    return np.mean([curve[:length] for curve in curves], axis=0).tolist()
+
+
+def summarize_group(label, config, records):
+    ok = [record for record in records if record["status"] == "ok"]
+    row = {"label": label, "config": config, "seeds": [record["seed"] for record in ok],
+           "failed": [{"seed": record["seed"], "error": record["error"]["message"]} for record in records
+                      if record["status"] != "ok"]}
+    for metric in METRICS:
+        values = [record["metrics"].get(metric) for record in ok]
+        if any(value is not None for value in values):
+            row[metric] = {"values": values, **describe(values)}
+    row["curves"] = {name: mean_curve([record["metrics"]["history"][name] for record in ok]) for name in CURVES}
+    row["curves"]["first_conv_gradient_norm"] = mean_curve(
+        [record["metrics"].get("first_conv_gradient_norm") for record in ok])
+    return row
+
+
+def comparison_groups(experiment, rows):
+    """Which rows are compared with which: (reference row, other rows) pairs."""
+    if experiment == "ablation":
+        return [(rows[0], rows[1:])]  # every change against the reference
+    if experiment == "frameworks":
+        groups = [[row for row in rows if row["config"]["part"] == part] for part in ("simple_cnn", "time_to_target")]
+    elif experiment == "transfer":
+        sizes = sorted({row["config"]["per_class"] for row in rows})
+        groups = [[row for row in rows if row["config"]["per_class"] == k] for k in sizes]
+    elif experiment == "efficiency":
+        groups = [[row for row in rows if row["config"]["model"] == model] for model in ("cnn", "mlp")]
+    else:
+        groups = [rows]
+    pairs = []
+    for group in groups:
+        scored = [row for row in group if row.get("test_accuracy", {}).get("mean") is not None]
+        if scored:
+            best = max(scored, key=lambda row: row["test_accuracy"]["mean"])
+            pairs.append((best, [row for row in scored if row is not best]))
+    return pairs
+
+
+def compare(experiment, rows):
+    """Each row's test accuracy against its reference (the ablation's reference, else the best of its
+    group): the difference of means and Welch's p; within_noise when p >= VALIDATION_P (or undefined)."""
+    comparisons = []
+    for reference, others in comparison_groups(experiment, rows):
+        for row in others:
+            if "test_accuracy" not in row or "test_accuracy" not in reference:
+                continue
+            test = welch_test(row["test_accuracy"]["values"], reference["test_accuracy"]["values"])
+            comparisons.append({"label": row["label"], "against": reference["label"],
+                                "difference": row["test_accuracy"]["mean"] - reference["test_accuracy"]["mean"],
+                                "p": test["p"], "within_noise": test["p"] is None or test["p"] >= VALIDATION_P})
+    return comparisons
+
+
+def summarize(records, runs, budget, recipes):
+    """summary.json: every planned configuration's statistics, computed from the records alone.
+
+    Inputs: records from runs.jsonl; runs: the planned runs (objects with experiment, label, config,
+    seed and key); budget: the Budget dataclass; recipes: the training recipes, written down as they were.
+    """
+    latest = {record["key"]: record for record in records}  # a key recorded twice: the last record counts
+    planned = [latest[run.key] for run in runs if run.key in latest]
+    experiments = {}
+    for run in runs:
+        groups = experiments.setdefault(run.experiment, {})
+        groups.setdefault(run.label, (run.config, []))[1].extend([latest[run.key]] if run.key in latest else [])
+    summary = {"budget": asdict(budget), "quick": budget.name == "quick",
+               "seeds": sorted({run.seed for run in runs}), "runs": len(planned),
+               "failed_runs": sum(record["status"] != "ok" for record in planned),
+               "runs_with_other_processes": sum(bool(record["load_before"]["other_busy_processes"])
+                                                for record in planned),
+               "max_load_average": max((record["load_before"]["load_average_1min"] or 0 for record in planned),
+                                       default=None),
+               "machine": planned[0]["machine"] if planned else None, "recipes": recipes,
+               "git_commits": sorted({str(record["git_commit"]) for record in planned}),
+               "published": PUBLISHED, "write_up_claims": WRITE_UP_CLAIMS, "experiments": {}}
+    for name, groups in experiments.items():
+        rows = [summarize_group(label, config, records) for label, (config, records) in groups.items()]
+        summary["experiments"][name] = {"rows": rows, "comparisons": compare(name, rows)}
+    return summary
+
+
+# --- RESULTS.md: tables written from summary.json ---
+
+
+def percent(stats):
+    """'98.91 ± 0.05' (mean ± standard deviation, in percent); one seed: the value alone."""
+    if not stats or stats["mean"] is None:
+        return "n/a"
+    text = f"{100 * stats['mean']:.2f}"
+    return text + (f" ± {100 * stats['std']:.2f}" if stats["std"] is not None else "")
+
+
+def number(stats, digits=1):
+    if not stats or stats["mean"] is None:
+        return "n/a"
+    text = f"{stats['mean']:,.{digits}f}"
+    return text + (f" ± {stats['std']:,.{digits}f}" if stats["std"] is not None else "")
+
+
+def spread(stats):
+    """'[98.85, 98.97]': the lowest and highest seed, in percent."""
+    return "n/a" if not stats or stats["min"] is None else f"[{100 * stats['min']:.2f}, {100 * stats['max']:.2f}]"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def noise_verdicts(experiment):
+    """{label: text} saying whether each row differs from its reference by more than the seed spread."""
+    verdicts = {}
+    for comparison in experiment["comparisons"]:
+        p = "n/a" if comparison["p"] is None else f"{comparison['p']:.3f}"
+        verdict = "within noise" if comparison["within_noise"] else "real difference"
+        verdicts[comparison["label"]] = (f"{100 * comparison['difference']:+.2f} vs {comparison['against']} "
+                                         f"(p = {p}, {verdict})")
+    return verdicts
+
+
+def n_seeds(row):
+    stats = row.get("test_accuracy")
+    failed = f", {len(row['failed'])} failed" if row["failed"] else ""
+    return f"{stats['n'] if stats else 0}{failed}"
+
+
+def section_frameworks(experiment, claims, recipe):
+    rows = experiment["rows"]
+    verdicts = noise_verdicts(experiment)
+    simple = [row for row in rows if row["config"]["part"] == "simple_cnn"]
+    timed = [row for row in rows if row["config"]["part"] == "time_to_target"]
+    lines = ["## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras", "",
+             f"![frameworks](plots/experiments_frameworks.png)", "",
+             "Same initial weights (copied with the weight-transfer functions), Adam with a cosine schedule, "
+             "the same batch size, epochs and batch order, the final epoch's weights. Times are seconds of "
+             "training only, measured the same way in each framework, all in one process.", "",
+             table(["framework", "test accuracy %", "seeds", "min, max", "training s", "s per epoch", "images/s",
+                    "parameters", "vs the best", "write-up's claim (single run, different networks)"],
+                   [[row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
+                     number(row.get("train_seconds")), number(row.get("seconds_per_epoch")),
+                     number(row.get("images_per_second"), 0), number(row.get("parameters"), 0),
+                     verdicts.get(row["label"], "best"),
+                     "{:.1f}%, {:.1f} s".format(100 * claims[row["label"]][0], claims[row["label"]][1])]
+                    for row in simple]), ""]
+    for row in simple:
+        claim, stats = claims[row["label"]][0], row.get("test_accuracy")
+        if stats and stats["mean"] is not None and not stats["min"] - 0.005 <= claim <= stats["max"] + 0.005:
+            lines.append(f"- The write-up's {100 * claim:.1f}% for {row['label']} does not match what this code "
+                         f"measures: {percent(stats)}% over {stats['n']} seeds.")
+    budget_epochs = timed[0]["config"]["epochs"] if timed else 0
+    lines += ["", f"Time to 99% test accuracy, one recipe in all three (make_cnn with BatchNorm, batch "
+              f"{recipe['batch_size']}, learning rate {recipe['learning_rate']}, cosine over "
+              f"{budget_epochs} epochs). The test set is measured after each epoch only to stop the clock; "
+              "the clock counts training seconds, not those evaluations.", "",
+              table(["framework", "reached 99%", "seconds to 99%", "epochs to 99%", "final test accuracy %",
+                     "s per epoch"],
+                    [[row["label"].split(",")[0],
+                      f"{row.get('seconds_to_target', {}).get('n', 0)} of {len(row['seeds'])}",
+                      number(row.get("seconds_to_target")), number(row.get("epochs_to_target"), 1),
+                      percent(row.get("test_accuracy")), number(row.get("seconds_per_epoch"))] for row in timed])]
+    return lines
+
+
+def section_sweep(title, figure, description, experiment, claims=None, extra=None):
+    verdicts = noise_verdicts(experiment)
+    header = ["configuration", "test accuracy %", "seeds", "min, max", "parameters", "training s", "vs the best"]
+    header += [extra[0]] if extra else []
+    header += ["write-up's claim"] if claims else []
+    rows = []
+    for row in experiment["rows"]:
+        cells = [row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
+                 number(row.get("parameters"), 0), number(row.get("train_seconds")),
+                 verdicts.get(row["label"], "best")]
+        cells += [extra[1](row)] if extra else []
+        if claims:
+            claim = claims.get(row["label"])
+            cells.append("n/a" if claim is None else f"{100 * claim:.1f}%")
+        rows.append(cells)
+    return [f"## {title}", "", f"![{title}](plots/{figure})", "", description, "", table(header, rows)]
+
+
+def gradient_norms(row):
+    curve = row["curves"].get("first_conv_gradient_norm")
+    return "n/a" if not curve else f"{curve[0]:.2e} → {curve[-1]:.2e}"
+
+
+def section_ablation(experiment):
+    reference = experiment["rows"][0]
+    comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
+    rows = [[reference["label"], percent(reference.get("test_accuracy")), n_seeds(reference),
+             spread(reference.get("test_accuracy")), "", "", ""]]
+    for row in experiment["rows"][1:]:
+        comparison = comparisons.get(row["label"])
+        rows.append([row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
+                     "n/a" if not comparison else f"{100 * comparison['difference']:+.2f}",
+                     "n/a" if not comparison or comparison["p"] is None else f"{comparison['p']:.3f}",
+                     "n/a" if not comparison else ("within noise" if comparison["within_noise"] else "real")])
+    return ["## Ablation: what each component is worth", "", "![ablation](plots/experiments_ablation.png)", "",
+            "One reference CNN (2 conv blocks with BatchNorm, max pooling, padding, ReLU, dropout 0.3 and "
+            "random rotation, shift and zoom), then one change at a time. The write-up's 'component importance' "
+            "panel (convolution 90%, pooling 80%, ...) was never computed; this table is.", "",
+            table(["change", "test accuracy %", "seeds", "min, max", "change (points)", "Welch p", "verdict"], rows)]
+
+
+def section_transfer(experiment):
+    rows = {(row["config"]["method"], row["config"]["per_class"]): row for row in experiment["rows"]}
+    sizes = sorted({k for _, k in rows})
+    source = next((row["source_test_accuracy"] for row in experiment["rows"] if "source_test_accuracy" in row), None)
+    verdicts = noise_verdicts(experiment)
+    body = [[name] + [f"{percent(rows[(method, k)].get('test_accuracy'))} ({verdicts.get(rows[(method, k)]['label'], 'best')})"
+                      if (method, k) in rows else "n/a" for k in sizes]
+            for method, name in TRANSFER_METHODS.items()]
+    return ["## Transfer: digits 0-4 to digits 5-9", "", "![transfer](plots/experiments_transfer.png)", "",
+            f"A make_cnn trained on digits 0 to 4 ({percent(source)}% on their test images), then adapted to "
+            "digits 5 to 9 from a few labelled images per class, with the same number of optimizer steps for "
+            "every size. The protocol follows an exercise of chapter 11 of Géron's *Hands-On Machine Learning* "
+            "(there with a fully connected network and 100 images per class).", "",
+            table(["method"] + [f"{k} per class: test accuracy %" for k in sizes], body)]
+
+
+def write_report(summary, path):
+    """RESULTS.md, every number formatted from summary.json."""
+    budget, machine, experiments = summary["budget"], summary["machine"] or {}, summary["experiments"]
+    sweep = summary["recipes"]["sweep"]
+    lines = ["# Results", "",
+             "Generated by `python experiments.py` from `results/runs.jsonl`; do not edit by hand. "
+             "`python experiments.py --report` rebuilds this page, `summary.json` and the figures without training.",
+             ""]
+    if summary["quick"]:
+        lines += ["**QUICK RUN (`--quick`): tiny budgets that only check that everything runs. These numbers say "
+                  "nothing about the models.**", ""]
+    lines += [f"- Machine: {machine.get('cpu')}, {machine.get('cores')} cores; " +
+              ", ".join(f"{package} {version}" for package, version in machine.get("versions", {}).items()
+                        if version),
+              f"- Runs: {summary['runs']} ({summary['failed_runs']} failed), seeds {summary['seeds']}; "
+              f"{summary['runs_with_other_processes']} started while another process was running "
+              f"(highest 1-minute load average {summary['max_load_average']}); commit(s) {', '.join(summary['git_commits'])}.",
+              f"- Budget `{budget['name']}`: the frameworks experiment trains on "
+              f"{budget['framework_train_size'] or 55000:,} images for {budget['framework_epochs']} epoch(s) "
+              f"(time to 99%: up to {budget['time_to_99_epochs']}); depth, activations, efficiency and ablation "
+              f"train PyTorch models on the first {budget['sweep_train_size']:,} training images for "
+              f"{budget['sweep_epochs']} epochs (batch {sweep['batch_size']}, Adam, learning rate "
+              f"{sweep['learning_rate']}, cosine schedule, the best validation epoch kept); transfer pretrains on "
+              f"{budget['transfer_pretrain_size']:,} images of digits 0-4 and adapts with "
+              f"{budget['transfer_steps']} steps; test accuracy on {budget['test_size'] or 10000:,} test images.",
+              "- How to read: mean ± standard deviation (ddof=1) over seeds, then the lowest and highest seed. "
+              f"'within noise' means Welch's t-test finds no difference at p < {VALIDATION_P} (with 3 seeds it "
+              "only detects large ones). One model's test accuracy near 99% has a sampling error of about "
+              "0.1 points by itself.", ""]
+    claims = summary["write_up_claims"]
+    if "frameworks" in experiments:
+        lines += section_frameworks(experiments["frameworks"], claims["frameworks"],
+                                    summary["recipes"]["time_to_99"]) + [""]
+        lines += ["![training history](plots/experiments_training_history.png)", ""]
+    if "depth" in experiments:
+        lines += section_sweep("Depth: 1 to 4 conv blocks", "experiments_depth.png",
+                               "make_cnn with 1 to 4 blocks of conv, ReLU and 2x2 max pooling, channels doubling "
+                               "from 16.", experiments["depth"], claims["depth"]) + [""]
+    if "activations" in experiments:
+        lines += section_sweep("Activations", "experiments_activations.png",
+                               "make_cnn (2 blocks) with each activation. The last column is the mean norm of the "
+                               "gradient of the loss with respect to the first conv layer's weights, first epoch → "
+                               "last: sigmoid's derivative is at most 1/4, so each layer shrinks the gradient.",
+                               experiments["activations"], claims["activations"],
+                               ("first conv gradient norm", gradient_norms)) + [""]
+    if "efficiency" in experiments:
+        published = "; ".join(f"{point['label']}: {100 * point['test_error']:.2f}% error with "
+                              f"{point['parameters']:,} parameters" for point in summary["published"])
+        lines += section_sweep("Parameter efficiency: CNN against MLP", "experiments_efficiency.png",
+                               "Test accuracy against the number of parameters. Published, not measured here: "
+                               f"{published}.", experiments["efficiency"]) + [""]
+    if "ablation" in experiments:
+        lines += section_ablation(experiments["ablation"]) + [""]
+    if "transfer" in experiments:
+        lines += section_transfer(experiments["transfer"]) + [""]
+    lines += ["## Figures", "", "![summary](plots/experiments_summary.png)", "",
+              "![learned filters](plots/experiments_filters.png)", "",
+              "![feature maps](plots/experiments_feature_maps.png)", "",
+              "![filter responses](plots/experiments_filter_responses.png)", ""]
+    atomic_write(path, "\n".join(lines))
+
+
+def atomic_write(path, text):
+    """Write text to a temporary file in the same folder, then rename it over path."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+# --- Figures: drawn from summary.json ---
+
+COLORS = {"numpy": "tab:blue", "pytorch": "tab:orange", "keras": "tab:red", "CNN": "tab:blue", "MLP": "tab:orange",
+          "scratch": "tab:gray", "frozen": "tab:blue", "fine_tune": "tab:green"}
+
+
+def points_and_means(ax, rows, metric, scale=100.0, horizontal=False):
+    """Every seed as a dot and the mean ± std as a bar with an error bar, one position per row."""
+    for position, row in enumerate(rows):
+        stats = row.get(metric)
+        if not stats or stats["mean"] is None:
+            continue
+        values = scale * np.asarray([value for value in stats["values"] if value is not None])
+        jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
+        error = None if stats["std"] is None else scale * stats["std"]
+        if horizontal:
+            ax.errorbar(scale * stats["mean"], position, xerr=error, fmt="o", color="black", capsize=4, zorder=3)
+            ax.scatter(values, position + jitter, s=14, color="tab:blue", alpha=0.7, zorder=2)
+        else:
+            ax.errorbar(position, scale * stats["mean"], yerr=error, fmt="o", color="black", capsize=4, zorder=3)
+            ax.scatter(position + jitter, values, s=14, color="tab:blue", alpha=0.7, zorder=2)
+    ticks, labels = range(len(rows)), [row["label"] for row in rows]
+    if horizontal:
+        ax.set_yticks(ticks, labels)
+    else:
+        ax.set_xticks(ticks, labels, rotation=20, ha="right")
+    ax.grid(alpha=0.3)
+
+
+def draw_frameworks_accuracy(ax, summary):
+    rows = [row for row in summary["experiments"]["frameworks"]["rows"] if row["config"]["part"] == "simple_cnn"]
+    points_and_means(ax, rows, "test_accuracy")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("SimpleCNN, same weights and batches")
+
+
+def draw_frameworks_speed(ax, summary):
+    rows = summary["experiments"]["frameworks"]["rows"]
+    simple = [row for row in rows if row["config"]["part"] == "simple_cnn"]
+    timed = [row for row in rows if row["config"]["part"] == "time_to_target"]
+    positions = np.arange(len(simple))
+    ax.bar(positions - 0.2, [row.get("seconds_per_epoch", {}).get("mean") or 0 for row in simple], 0.4,
+           yerr=[row.get("seconds_per_epoch", {}).get("std") or 0 for row in simple], capsize=3,
+           label="SimpleCNN: s per epoch")
+    ax.bar(positions + 0.2, [row.get("seconds_to_target", {}).get("mean") or 0 for row in timed], 0.4,
+           yerr=[row.get("seconds_to_target", {}).get("std") or 0 for row in timed], capsize=3,
+           label="BatchNorm CNN: s to 99% test")
+    ax.set_xticks(positions, [row["label"] for row in simple])
+    ax.set_ylabel("seconds of training")
+    ax.set_title("Speed on this machine")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def draw_sweep(ax, summary, experiment, title, xlabel=None):
+    rows = summary["experiments"][experiment]["rows"]
+    points_and_means(ax, rows, "test_accuracy")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+
+
+def draw_curves(ax, rows, curve, ylabel, log=False):
+    for row in rows:
+        values = row["curves"].get(curve)
+        if values:
+            ax.plot(range(1, len(values) + 1), 100 * np.asarray(values) if curve == "val_accuracy" else values,
+                    marker="o", label=row["label"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log" if log else "linear")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def draw_efficiency(ax, summary):
+    rows = summary["experiments"]["efficiency"]["rows"]
+    for family in ("CNN", "MLP"):
+        chosen = [row for row in rows if row["config"]["model"] == family.lower() and row.get("test_accuracy")]
+        if not chosen:
+            continue
+        parameters = [row["parameters"]["mean"] for row in chosen]
+        errors = [100 * (1 - row["test_accuracy"]["mean"]) for row in chosen]
+        spreads = [100 * (row["test_accuracy"]["std"] or 0) for row in chosen]
+        ax.errorbar(parameters, errors, yerr=spreads, marker="o", capsize=3, color=COLORS[family],
+                    label=f"{family} (measured, mean ± std)")
+        for row in chosen:
+            ax.scatter([row["parameters"]["mean"]] * len(row["test_accuracy"]["values"]),
+                       100 * (1 - np.asarray(row["test_accuracy"]["values"])), s=10, color=COLORS[family], alpha=0.5)
+    for point, marker in zip(summary["published"], ("*", "X")):
+        ax.scatter(point["parameters"], 100 * point["test_error"], marker=marker, s=120, color="black",
+                   label=f"{point['label']} (published)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test error (%, log scale)")
+    ax.set_title("Parameter efficiency")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+
+
+def draw_ablation(ax, summary):
+    experiment = summary["experiments"]["ablation"]
+    comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
+    reference = experiment["rows"][0]
+    rows = [row for row in experiment["rows"][1:] if row["label"] in comparisons]
+    for position, row in enumerate(rows):
+        comparison = comparisons[row["label"]]
+        deltas = 100 * (np.asarray(row["test_accuracy"]["values"]) - reference["test_accuracy"]["mean"])
+        color = "tab:gray" if comparison["within_noise"] else "tab:red"
+        ax.barh(position, 100 * comparison["difference"], color=color, alpha=0.6)
+        ax.scatter(deltas, [position] * len(deltas), s=12, color="black", zorder=3)
+    ax.set_yticks(range(len(rows)), [row["label"] for row in rows])
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("change in test accuracy vs reference (points; symlog)")
+    ax.set_title("Ablation (grey: within noise, red: real)")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def draw_transfer(ax, summary):
+    rows = summary["experiments"]["transfer"]["rows"]
+    for method, name in TRANSFER_METHODS.items():
+        chosen = [row for row in rows if row["config"]["method"] == method and row.get("test_accuracy")]
+        if chosen:
+            ax.errorbar([row["config"]["per_class"] for row in chosen],
+                        [100 * row["test_accuracy"]["mean"] for row in chosen],
+                        yerr=[100 * (row["test_accuracy"]["std"] or 0) for row in chosen], marker="o", capsize=3,
+                        color=COLORS[method], label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled images per class (log scale)")
+    ax.set_ylabel("test accuracy on digits 5-9 (%)")
+    ax.set_title("Transfer from digits 0-4")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def save_figure(figure, path, quick):
+    if quick:
+        figure.suptitle("QUICK RUN: tiny budgets, the numbers mean nothing", color="red", fontsize=12)
+    figure.savefig(path, dpi=100)
+
+
+def write_figures(summary, plots_dir, models_dir, log=print):
+    """Every experiment's figure, the one-page summary, and the learned filters and feature maps of
+    the frameworks experiment's NumPy SimpleCNN (seed 0) through visualize_features."""
+    import cnn_from_scratch  # noqa: PLC0415
+    import visualize_features  # noqa: PLC0415 (matplotlib and OpenCV only when figures are drawn)
+    from data import load_mnist  # noqa: PLC0415
+
+    new_figure, quick, experiments = visualize_features.new_figure, summary["quick"], summary["experiments"]
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    panels = []  # (draw function, experiment) for the summary page
+    if "frameworks" in experiments:
+        figure = new_figure(12, 4.2)
+        left, right = figure.subplots(1, 2)
+        draw_frameworks_accuracy(left, summary)
+        draw_frameworks_speed(right, summary)
+        save_figure(figure, plots_dir / "experiments_frameworks.png", quick)
+        figure = new_figure(12, 4)
+        rows = [row for row in experiments["frameworks"]["rows"] if row["config"]["part"] == "simple_cnn"]
+        left, right = figure.subplots(1, 2)
+        draw_curves(left, rows, "train_loss", "training loss (mean over seeds)")
+        draw_curves(right, rows, "val_accuracy", "validation accuracy (%)")
+        figure.suptitle("Training history of the SimpleCNN in three frameworks")
+        save_figure(figure, plots_dir / "experiments_training_history.png", quick)
+        panels += [draw_frameworks_accuracy, draw_frameworks_speed]
+    for name, title, xlabel in (("depth", "Depth", "conv blocks"), ("activations", "Activation", None)):
+        if name not in experiments:
+            continue
+        rows = experiments[name]["rows"]
+        figure = new_figure(15 if name == "activations" else 11, 4.2)
+        axes = figure.subplots(1, 3 if name == "activations" else 2)
+        draw_sweep(axes[0], summary, name, f"{title}: test accuracy")
+        draw_curves(axes[1], rows, "val_accuracy", "validation accuracy (%)")
+        axes[1].set_title("validation accuracy per epoch (mean over seeds)")
+        if name == "activations":
+            draw_curves(axes[2], rows, "first_conv_gradient_norm", "mean |dL/dW| of the first conv layer", log=True)
+            axes[2].set_title("gradient reaching the first layer")
+        save_figure(figure, plots_dir / f"experiments_{name}.png", quick)
+        panels.append(lambda ax, summary, name=name, title=title: draw_sweep(ax, summary, name, title))
+    for name, draw, size in (("efficiency", draw_efficiency, (8, 5)), ("ablation", draw_ablation, (9, 4.5)),
+                             ("transfer", draw_transfer, (7, 4.5))):
+        if name in experiments:
+            figure = new_figure(*size)
+            draw(figure.subplots(), summary)
+            save_figure(figure, plots_dir / f"experiments_{name}.png", quick)
+            panels.append(draw)
+    if panels:
+        columns = min(3, len(panels))
+        figure = new_figure(6 * columns, 4.6 * math.ceil(len(panels) / columns))
+        axes = list(figure.subplots(math.ceil(len(panels) / columns), columns, squeeze=False).flat)
+        for index, ax in enumerate(axes):
+            if index < len(panels):
+                panels[index](ax, summary)
+            else:
+                ax.set_axis_off()
+        save_figure(figure, plots_dir / "experiments_summary.png", quick)
+    model_path = models_dir / "simple_cnn_numpy_seed0.npz"
+    visualize_features.plot_filter_responses(save_path=plots_dir / "experiments_filter_responses.png")
+    if model_path.exists():
+        model = cnn_from_scratch.CNN.load(model_path)
+        image = load_mnist().x_test[:1]  # (1, 1, 28, 28), the first test digit (a 7)
+        visualize_features.plot_filters(model, save_path=plots_dir / "experiments_filters.png")
+        visualize_features.plot_feature_maps(model, image, save_path=plots_dir / "experiments_feature_maps.png")
+    else:
+        log(f"no {model_path}: the filter and feature-map figures need the frameworks experiment's NumPy model")
