@@ -35,6 +35,7 @@ ever serves the three files of explorer/.
 """
 import argparse
 import base64
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -151,8 +152,13 @@ def load_model_file(path):
         return model.eval(), "pytorch", int(cnn_pytorch.count_parameters(model))
     if extension == ".keras":
         import cnn_keras  # loads PyTorch's compiler stack before TensorFlow, see cnn_keras.py
-        model = cnn_keras.load_model(path)
-        return model, "keras", int(model.count_params())
+        loaded = cnn_keras.load_model(path)
+        # In a Sequential model loaded from a .keras file, a layer's `.output` is not connected to
+        # `model.outputs`, so the gradient of a class score with respect to a layer (Grad-CAM) comes
+        # back as None. A clone traces one connected graph; it gets the loaded weights.
+        model = cnn_keras.keras.models.clone_model(loaded)
+        model.set_weights(loaded.get_weights())
+        return model, "keras", int(cnn_keras.count_parameters(model))
     raise ValueError(f"{path!r}: unknown model file type {extension!r}; expected .npz (NumPy CNN.save), "
                      f".pt or .pth (cnn_pytorch.save_checkpoint) or .keras (cnn_keras.save_model)")
 
@@ -280,6 +286,8 @@ def parse_json(body):
         value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiError(400, f"the body is not valid JSON ({error})") from None
+    except RecursionError:
+        raise ApiError(400, "the body is not a drawing: its JSON is nested too deeply") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"the body must be a JSON object, got {type(value).__name__}")
     return value
@@ -478,6 +486,9 @@ class ExplorerServer(ThreadingHTTPServer):
     """A threading HTTP server that holds the Explorer and the page's files, read once at start."""
 
     daemon_threads = True
+    # The listen backlog: socketserver's default of 5 makes the kernel drop (and later reset) the
+    # connections of a burst of clients, such as 20 opened at once; each accepted one gets a thread.
+    request_queue_size = 64
 
     def __init__(self, address, explorer, verbose=False):
         self.explorer, self.verbose = explorer, verbose
@@ -503,6 +514,21 @@ def start_server(explorer, host="127.0.0.1", port=0, verbose=False):
     return server
 
 
+def one_blas_thread():
+    """A context in which NumPy's BLAS (OpenBLAS) uses one thread, restored on exit.
+
+    The explorer's matrices are small (a batch of 10 images), so a second BLAS thread saves
+    nothing, and on a busy machine each multithreaded product waits for a core: measured on the
+    project's 2 cores with a training job running, 224 ms per request with the default threads,
+    9 ms with one. threadpoolctl comes with scikit-learn; without it BLAS keeps its default.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def host_warning(host):
     """A warning for a host that is not a loopback address (other machines could reach the page), else None."""
     if host == "localhost":
@@ -518,20 +544,25 @@ def host_warning(host):
 
 # --- Script ---
 
-def quick_check(server):
-    """One MNIST test image through the HTTP API, as the page would send it; prints what came back."""
-    host, port = server.server_address[:2]
-    connection = http.client.HTTPConnection(host, port, timeout=30)
-    connection.request("GET", "/api/test-image?index=0")
-    test_image = json.loads(connection.getresponse().read())
-    image = decode_array(test_image["image"])
-    start = time.perf_counter()
-    connection.request("POST", "/api/predict", json.dumps({"image": image.tolist()}),
-                       {"Content-Type": "application/json"})
-    response = connection.getresponse()
-    answer = json.loads(response.read())
-    milliseconds = 1000 * (time.perf_counter() - start)
-    connection.close()
+def quick_check(explorer):
+    """Start a server on a free port, send one MNIST test image through the HTTP API as the page
+    would, print what came back, and stop."""
+    server = start_server(explorer)
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    try:
+        connection.request("GET", "/api/test-image?index=0")
+        test_image = json.loads(connection.getresponse().read())
+        image = decode_array(test_image["image"])
+        start = time.perf_counter()
+        connection.request("POST", "/api/predict", json.dumps({"image": image.tolist()}),
+                           {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        milliseconds = 1000 * (time.perf_counter() - start)
+    finally:
+        connection.close()
+        server.shutdown()
+        server.server_close()
     if response.status != 200:
         raise SystemExit(f"quick check failed: HTTP {response.status}: {answer}")
     print(f"test image 0 (label {test_image['label']}): predicted {answer['predicted']} with probability "
@@ -548,7 +579,7 @@ def main():
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the random test images")
     parser.add_argument("--verbose", action="store_true", help="log every request")
-    parser.add_argument("--quick", action="store_true", help="start, answer one prediction through the API, exit")
+    parser.add_argument("--quick", action="store_true", help="answer one prediction through the HTTP API and exit")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -557,32 +588,28 @@ def main():
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     explorer = Explorer(model, framework, parameters, name=os.path.basename(args.model), seed=args.seed)
-    warning = host_warning(args.host)
-    if warning:
-        print(warning, flush=True)
-    if args.quick:
-        server = start_server(explorer, args.host, 0)
-        print(f"model {explorer.name} ({framework}, {parameters:,} parameters) ready in "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
-        quick_check(server)
-        server.shutdown()
-        server.server_close()
-        return
-    try:
-        server = ExplorerServer((args.host, args.port), explorer, args.verbose)
-    except OSError as error:
-        parser.error(f"cannot listen on {args.host}:{args.port}: {error}")
     print(f"model {explorer.name} ({framework}, {parameters:,} parameters); maps of {', '.join(explorer.map_layers)}; "
-          f"Grad-CAM from {explorer.gradcam_layer}; ready in {time.perf_counter() - start:.1f} s")
-    print(f"CNN explorer at {server.url}  (Ctrl+C to stop)", flush=True)
-    # Load MNIST's test set in the background, so the first "random test image" is instant.
-    threading.Thread(target=explorer.test_set, daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped")
-    finally:
-        server.server_close()
+          f"Grad-CAM from {explorer.gradcam_layer}; loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    with one_blas_thread():
+        if args.quick:
+            quick_check(explorer)
+            return
+        warning = host_warning(args.host)
+        if warning:
+            print(warning, flush=True)
+        try:
+            server = ExplorerServer((args.host, args.port), explorer, args.verbose)
+        except OSError as error:
+            parser.error(f"cannot listen on {args.host}:{args.port}: {error}")
+        print(f"CNN explorer at {server.url}  (Ctrl+C to stop)", flush=True)
+        # Load MNIST's test set in the background, so that the first "random test image" is instant.
+        threading.Thread(target=explorer.test_set, daemon=True).start()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+        finally:
+            server.server_close()
 
 
 if __name__ == "__main__":

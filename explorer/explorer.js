@@ -177,6 +177,7 @@ async function getJSON(url, options) {
 // Throttle: one request in flight at a time, at most one per THROTTLE_MS; the latest drawing wins.
 function scheduleUpdate(now = false) {
   state.dirty = true;
+  showBusy();
   if (state.inFlight || state.timer !== null) {
     if (!now || state.inFlight) return;
     clearTimeout(state.timer);
@@ -186,8 +187,20 @@ function scheduleUpdate(now = false) {
   state.timer = setTimeout(() => { state.timer = null; sendUpdate(); }, wait);
 }
 
+function cancelUpdates() {
+  clearTimeout(state.timer);
+  state.timer = null;
+  state.dirty = false;
+  showBusy();
+}
+
+// body[data-busy] is "true" while an answer is awaited: the panels show the latest drawing once it is "false".
+function showBusy() {
+  document.body.dataset.busy = String(state.inFlight || state.dirty || state.timer !== null);
+}
+
 async function sendUpdate() {
-  if (!state.dirty || state.inFlight || state.mode === "empty") return;
+  if (!state.dirty || state.inFlight || state.mode === "empty") return showBusy();
   state.dirty = false;
   let body;
   if (state.mode === "test") {
@@ -196,7 +209,7 @@ async function sendUpdate() {
       Array.from(state.test.image.data.subarray(row * width, (row + 1) * width))) };
   } else {
     const drawing = readDrawing();
-    if (drawing === null) return;  // nothing drawn yet
+    if (drawing === null) return showBusy();  // nothing drawn yet
     state.drawing = drawing;
     body = { drawing };
   }
@@ -214,6 +227,7 @@ async function sendUpdate() {
   } finally {
     state.inFlight = false;
     if (state.dirty) scheduleUpdate();
+    showBusy();
   }
 }
 
@@ -493,6 +507,7 @@ async function start() {
   startDrawing();
   document.getElementById("clear").addEventListener("click", () => {
     clearPad();
+    cancelUpdates();
     state.mode = "empty";
     state.test = null;
     state.generation++;

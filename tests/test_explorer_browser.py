@@ -41,7 +41,8 @@ def require_browser():
 def server():
     model, framework, parameters = explorer.load_model_file(explorer.DEFAULT_MODEL_PATH)
     server = explorer.start_server(explorer.Explorer(model, framework, parameters, name="simple_cnn.npz", seed=0))
-    yield server
+    with explorer.one_blas_thread():  # as `python explorer.py` runs (see one_blas_thread)
+        yield server
     server.shutdown()
     server.server_close()
 
@@ -87,9 +88,10 @@ def draw(page, strokes):
 
 
 def wait_for_prediction(page):
-    """Wait until the page shows a prediction (Clear resets the count to 0) and no request is pending."""
-    page.wait_for_selector("body[data-predictions]:not([data-predictions='0'])", state="attached", timeout=10_000)
-    page.wait_for_load_state("networkidle")
+    """Wait until the page shows the answer to its latest drawing: at least one prediction since
+    Clear, and no request pending or scheduled (body[data-busy] is "false")."""
+    page.wait_for_selector("body[data-busy='false'][data-predictions]:not([data-predictions='0'])",
+                           state="attached", timeout=10_000)
 
 
 def canvas_is_painted(page, selector):
