@@ -47,6 +47,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+import visualize_features as vis  # the adapter to NumPy, PyTorch and Keras models; imports neither framework
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MODEL_PATH = os.path.join(ROOT, "models", "simple_cnn.npz")
 STATIC_DIR = os.path.join(ROOT, "explorer")
@@ -63,8 +65,9 @@ DRAWING_SIZE = 112       # the page sends its drawing as 112x112 grey levels (4 
 IMAGE_SIZE = 28          # MNIST images are 28x28 ...
 BOX_SIZE = 20            # ... with the digit scaled to fit a 20x20 box ...
 CENTER = (14.0, 14.0)    # ... and its centre of mass at row 14, column 14 (the test set's mean: 13.99, 14.01)
-MAX_BODY_BYTES = 1 << 20  # 1 MiB: a 112x112 drawing with 3 decimals is about 60 KB
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a 112x112 drawing with 3 decimals is about 100 KB
 MAX_MAPS_PER_LAYER = 64  # wider layers show their first 64 channels
+TEST_IMAGES = 10000      # the size of MNIST's test set
 MAP_KINDS = ("conv", "pool", "relu", "leaky_relu", "elu", "tanh", "sigmoid")
 
 
@@ -191,8 +194,6 @@ class Explorer:
     """
 
     def __init__(self, model, framework, parameters, name="model", seed=None):
-        import visualize_features as vis  # matplotlib and the adapter; never torch or TensorFlow
-        self.vis = vis
         self.model, self.framework, self.parameters, self.name = model, framework, parameters, name
         self.lock = threading.Lock()
         self.rng = np.random.default_rng(seed)  # for random test images, used under self.lock
@@ -203,7 +204,8 @@ class Explorer:
             outputs = vis.get_activations(model, zeros)
             logits = vis.predict_logits(model, zeros)
         self.num_classes = int(logits.shape[1])
-        self.layers = [{"name": name, "kind": kind, "shape": list(outputs[name].shape[1:])} for name, kind, _ in named]
+        self.layers = [{"name": layer_name, "kind": kind, "shape": list(outputs[layer_name].shape[1:])}
+                       for layer_name, kind, _ in named]
         self.map_layers = [layer["name"] for layer in self.layers
                            if layer["kind"] in MAP_KINDS and len(layer["shape"]) == 3]
         self.gradcam_layer = vis.default_gradcam_layer(model)
@@ -214,7 +216,8 @@ class Explorer:
         first_conv = next(layer["name"] for layer in self.layers if layer["kind"] == "conv")
         return {"name": self.name, "framework": self.framework, "parameters": self.parameters,
                 "num_classes": self.num_classes, "image_size": IMAGE_SIZE, "drawing_size": DRAWING_SIZE,
-                "box_size": BOX_SIZE, "layers": self.layers, "map_layers": self.map_layers,
+                "box_size": BOX_SIZE, "max_maps_per_layer": MAX_MAPS_PER_LAYER,
+                "layers": self.layers, "map_layers": self.map_layers,
                 "gradcam_layer": self.gradcam_layer,
                 "filters": {"layer": first_conv, "limit": float(np.abs(self.filters).max()),
                             "weights": encode_array(self.filters)}}
@@ -232,9 +235,9 @@ class Explorer:
         x = image.astype(np.float32)[None, None]  # (28, 28) -> (1, 1, 28, 28)
         batch = np.repeat(x, len(classes), axis=0)  # (len(classes), 1, 28, 28): one copy per class
         with self.lock:
-            activations = self.vis.get_activations(self.model, x, self.map_layers)
-            gradients = self.vis.class_score_gradients(self.model, batch, np.array(classes), self.gradcam_layer)
-        cam = self.vis.grad_cam(gradients["activation"], gradients["activation_grad"], (IMAGE_SIZE, IMAGE_SIZE))
+            activations = vis.get_activations(self.model, x, self.map_layers)
+            gradients = vis.class_score_gradients(self.model, batch, np.array(classes), self.gradcam_layer)
+        cam = vis.grad_cam(gradients["activation"], gradients["activation_grad"], (IMAGE_SIZE, IMAGE_SIZE))
         logits = gradients["logits"][0]  # every row is the same image
         probabilities = softmax(logits)
         layers = []
@@ -355,7 +358,7 @@ def parse_predict_request(body, num_classes):
     return image, steps, classes
 
 
-def predict_response(explorer, body):
+def answer_predict(explorer, body):
     """The answer to POST /api/predict: the analysis, the input as the network saw it, and the preprocessing."""
     start = time.perf_counter()
     image, steps, classes = parse_predict_request(body, explorer.num_classes)
@@ -368,7 +371,7 @@ def predict_response(explorer, body):
     return response
 
 
-def test_image_response(explorer, query):
+def answer_test_image(explorer, query):
     """The answer to GET /api/test-image[?index=i]."""
     values = parse_qs(query, keep_blank_values=True)
     unknown = sorted(set(values) - {"index"})
@@ -377,8 +380,8 @@ def test_image_response(explorer, query):
     index = None
     if "index" in values:
         text = values["index"][-1]
-        if not text.isdigit() or not 0 <= int(text) < 10000:
-            raise ApiError(400, f"index must be an integer from 0 to 9999, got {text!r}")
+        if not text.isdigit() or not 0 <= int(text) < TEST_IMAGES:
+            raise ApiError(400, f"index must be an integer from 0 to {TEST_IMAGES - 1}, got {text!r}")
         index = int(text)
     index, label, image = explorer.test_image(index)
     return {"index": index, "label": label, "image": encode_array(image)}
@@ -400,7 +403,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         elif url.path == "/api/model":
             self._send_json(200, self.server.model_info)
         elif url.path == "/api/test-image":
-            self._answer(lambda: test_image_response(self.server.explorer, url.query))
+            self._answer(lambda: answer_test_image(self.server.explorer, url.query))
         elif url.path == "/api/predict":
             self._send_json(405, {"error": "use POST for /api/predict"}, allow="POST")
         else:
@@ -415,7 +418,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
             self._send_json(405 if known else 404, {"error": f"POST is only for /api/predict, not {path!r}"},
                             allow="GET" if known else None)
             return
-        self._answer(lambda: predict_response(self.server.explorer, self._read_body()))
+        self._answer(lambda: answer_predict(self.server.explorer, self._read_body()))
 
     def _method_not_allowed(self):
         self._discard_body()

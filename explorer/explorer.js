@@ -393,7 +393,7 @@ function buildMapGrids(model) {
   for (const name of model.map_layers) {
     const layer = model.layers.find((item) => item.name === name);
     const [channels, height, width] = layer.shape;
-    const shown = Math.min(channels, 64);
+    const shown = Math.min(channels, model.max_maps_per_layer);
     const block = document.createElement("div");
     block.className = "map-block";
     block.dataset.layer = name;
