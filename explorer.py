@@ -98,7 +98,8 @@ def scale_into_box(patch, box_size=BOX_SIZE):
     scale = box_size / max(height, width)
     out_height, out_width = max(1, round(height * scale)), max(1, round(width * scale))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(patch.astype(np.float32), (out_width, out_height), interpolation=interpolation)  # cv2 takes (w, h)
+    # cv2 takes the size as (width, height)
+    scaled = cv2.resize(patch.astype(np.float32), (out_width, out_height), interpolation=interpolation)
     return np.clip(scaled.reshape(out_height, out_width), 0.0, 1.0)  # cv2 drops a size-1 axis; put it back
 
 
@@ -332,7 +333,8 @@ def parse_classes(value, num_classes):
         raise ApiError(400, f'"classes" must be a non-empty list of class indices, got {value!r}')
     for item in value:
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < num_classes:
-            raise ApiError(400, f'unknown class index {item!r} in "classes": expected integers from 0 to {num_classes - 1}')
+            raise ApiError(400, f'unknown class index {item!r} in "classes": expected integers from 0 '
+                                f"to {num_classes - 1}")
     if len(set(value)) != len(value):
         raise ApiError(400, f'"classes" lists a class twice: {value!r}')
     return value
@@ -343,7 +345,7 @@ def parse_predict_request(body, num_classes):
     request = parse_json(body)
     unknown = sorted(set(request) - {"drawing", "image", "classes"})
     if unknown:
-        raise ApiError(400, f"unknown field(s) {unknown}; expected \"drawing\" or \"image\", and optionally \"classes\"")
+        raise ApiError(400, f'unknown field(s) {unknown}; expected "drawing" or "image", and optionally "classes"')
     if ("drawing" in request) == ("image" in request):
         raise ApiError(400, f'send exactly one of "drawing" ({DRAWING_SIZE}x{DRAWING_SIZE}, preprocessed like MNIST) '
                             f'or "image" ({IMAGE_SIZE}x{IMAGE_SIZE}, used as it is)')
@@ -365,8 +367,9 @@ def answer_predict(explorer, body):
     response = explorer.analyze(image, classes)
     response["input"] = encode_array(image)
     response["preprocessing"] = None if steps is None else {
-        "drawing_size": DRAWING_SIZE, "box_size": BOX_SIZE, "box": steps["box"], "scaled": encode_array(steps["scaled"]),
-        "offset": steps["offset"], "center_of_mass": steps["center_of_mass"], "target_center": CENTER}
+        "drawing_size": DRAWING_SIZE, "box_size": BOX_SIZE, "box": steps["box"],
+        "scaled": encode_array(steps["scaled"]), "offset": steps["offset"],
+        "center_of_mass": steps["center_of_mass"], "target_center": CENTER}
     response["milliseconds"] = round(1000 * (time.perf_counter() - start), 2)
     return response
 
@@ -578,7 +581,8 @@ def main():
     parser.add_argument("--model", default=DEFAULT_MODEL_PATH,
                         help="a saved model: .npz (NumPy), .pt/.pth (PyTorch checkpoint) or .keras "
                              "(default: the shipped NumPy SimpleCNN, models/simple_cnn.npz)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the random test images")
     parser.add_argument("--verbose", action="store_true", help="log every request")

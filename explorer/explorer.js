@@ -344,12 +344,14 @@ function showPreprocessing(result) {
   const steps = result.preprocessing;
   const note = document.getElementById("preprocess-note");
   if (steps === null) {  // a test image: MNIST already did all of this
-    note.textContent = "MNIST test images come already preprocessed: this is the image exactly as it is in the test set.";
+    note.textContent = "MNIST test images come already preprocessed: " +
+      "this is the image exactly as it is in the test set.";
     document.getElementById("scaled-caption").textContent = "scaled into 20×20";
     return;
   }
-  note.textContent = "MNIST's preprocessing (LeCun et al.): the digit is scaled to fit a 20×20 box, keeping its " +
-    "aspect ratio, then moved so that its centre of mass (red dot) sits at the centre of the 28×28 image (grey cross).";
+  note.textContent = "MNIST's preprocessing (LeCun et al.): the digit is scaled to fit a 20×20 box, " +
+    "keeping its aspect ratio, then moved so that its centre of mass (red dot) sits at the centre " +
+    "of the 28×28 image (grey cross).";
   // Step 1: the drawing as sent (112 x 112) with the ink's bounding box.
   const drawingSize = steps.drawing_size;
   paintCells(boxContext, 0, 0, drawingSize, drawingSize, 1,
@@ -462,7 +464,9 @@ function showGradcam() {
     const alpha = 0.85 * Math.sqrt(t);
     return [0, 1, 2].map((i) => Math.round(base * (1 - alpha) + colour[i] * alpha));
   });
-  const which = k === result.predicted ? `${k} (the prediction)` : `${k} (p = ${(100 * result.probabilities[k]).toFixed(1)}%)`;
+  const which = k === result.predicted
+    ? `${k} (the prediction)`
+    : `${k} (p = ${(100 * result.probabilities[k]).toFixed(1)}%)`;
   document.getElementById("gradcam-caption").textContent = peak > 0
     ? `for ${which}, from ${result.gradcam.layer}`
     : `for ${which}: no positive evidence anywhere (the map is all zero)`;

@@ -1,8 +1,9 @@
 """The explorer page in a real browser: headless Chromium, driven by Playwright for Python.
 
 The test starts explorer.py's server with the shipped model, opens the page, draws digits with
-real mouse moves, and checks what a learner would see: the ten probability bars, every layer's
-feature-map grid, the Grad-CAM image, and the drawn digit as the prediction. Every request the
+real mouse moves (and a finger, on a phone-sized page), and checks what a learner would see: the
+ten probability bars, every layer's feature-map grid, the Grad-CAM image, and the drawn digit as
+the prediction. Every request the
 page makes goes through a route that lets only this server's address through and records (and
 blocks) anything else; the test fails if there was any.
 
@@ -51,8 +52,17 @@ def server():
 def browser_page(server):
     """A page of the explorer, with every request outside the server blocked and recorded."""
     sync_playwright = require_browser()
-    base = server.url  # http://127.0.0.1:port/
     outside, console_errors = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = open_page(browser, server.url, outside, console_errors, viewport={"width": 1300, "height": 900})
+        yield page, outside, console_errors
+        page.context.close()
+        browser.close()
+
+
+def open_page(browser, base, outside, console_errors, **context_options):
+    """Open the explorer in a new browser context whose requests outside `base` are blocked and recorded."""
 
     def only_local(route):
         if route.request.url.startswith(base):
@@ -61,18 +71,14 @@ def browser_page(server):
             outside.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1300, "height": 900}, device_scale_factor=1)
-        context.route("**/*", only_local)
-        page = context.new_page()
-        page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
-        page.on("pageerror", lambda error: console_errors.append(str(error)))
-        page.goto(base)
-        page.wait_for_selector("body[data-ready='true']", state="attached", timeout=10_000)
-        yield page, outside, console_errors
-        context.close()
-        browser.close()
+    context = browser.new_context(device_scale_factor=1, **context_options)
+    context.route("**/*", only_local)
+    page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    page.goto(base)
+    page.wait_for_selector("body[data-ready='true']", state="attached", timeout=10_000)
+    return page
 
 
 def draw(page, strokes):
@@ -161,6 +167,26 @@ def test_random_test_image_shows_its_label(browser_page):
     assert "already preprocessed" in page.text_content("#preprocess-note")
     page.click("#clear")
     assert page.text_content("#predicted") == "–"
+    assert outside == [] and console_errors == []
+
+
+def test_a_finger_draws_too(browser_page, server):
+    """Touch input on a phone-sized screen: a vertical swipe is a 1, and the page does not scroll."""
+    page, outside, console_errors = browser_page
+    phone = open_page(page.context.browser, server.url, outside, console_errors,
+                      viewport={"width": 400, "height": 800}, has_touch=True, is_mobile=True)
+    box = phone.locator("#pad").bounding_box()
+    x, top, height = box["x"] + box["width"] / 2, box["y"], box["height"]
+    touch = phone.context.new_cdp_session(phone)  # Playwright has no touch move; Chromium's protocol does
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": top + 0.15 * height}]})
+    for fraction in (0.3, 0.45, 0.6, 0.75, 0.85):
+        point = {"x": x, "y": top + fraction * height}
+        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    wait_for_prediction(phone)
+    assert phone.text_content("#predicted") == "1"
+    assert phone.evaluate("() => window.scrollY") == 0
+    phone.context.close()
     assert outside == [] and console_errors == []
 
 
