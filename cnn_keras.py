@@ -230,7 +230,8 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     num_conv_layers x [Conv -> BatchNorm? -> act -> pool], channels doubling from base_channels, then
     Flatten -> Dense -> BatchNorm? -> act -> Dropout? -> Dense. pooling: "max", "avg" or "stride"
     (no pooling layer; the convolution has stride 2, its padding written out with ZeroPadding2D because
-    Keras's "same" would pad only the bottom and right); padding False gives "valid" convolutions.
+    Keras's "same" would pad only the bottom and right, so weight transfer does not cover that case);
+    padding False gives "valid" convolutions.
     Sizes for 28x28 with padding: 28 -> 14 -> 7 -> 3 -> 1 after 1, 2, 3, 4 blocks.
     """
     if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
@@ -242,8 +243,11 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     stride, conv_padding = (2 if pooling == "stride" else 1), (kernel_size // 2 if padding else 0)
     model_layers, size = input_layers(input_shape, augment), input_shape[0]
     for block in range(num_conv_layers):
-        model_layers += [layers.ZeroPadding2D(conv_padding)] if conv_padding else []
-        model_layers.append(layers.Conv2D(base_channels * 2 ** block, kernel_size, strides=stride))
+        if conv_padding and stride > 1:  # pad like PyTorch: k // 2 on every side
+            model_layers += [layers.ZeroPadding2D(conv_padding)]
+        keras_padding = "same" if conv_padding and stride == 1 else "valid"
+        model_layers.append(layers.Conv2D(base_channels * 2 ** block, kernel_size, strides=stride,
+                                          padding=keras_padding))
         model_layers += [make_batch_norm()] if batch_norm else []
         model_layers.append(make_activation(activation))
         size = conv_output_size(size, kernel_size, stride, conv_padding)

@@ -59,9 +59,11 @@ def check_layer_gradients(layer, x, rng):
     lambda rng: scratch.LeakyReLULayer(0.05),
     lambda rng: scratch.ELULayer(),
     lambda rng: scratch.TanhLayer(),
+    lambda rng: scratch.SigmoidLayer(),
     lambda rng: scratch.BatchNormLayer(3, dtype=np.float64),
     lambda rng: scratch.FlattenLayer(),
-], ids=["conv", "maxpool", "maxpool-overlap", "avgpool", "relu", "leaky", "elu", "tanh", "batchnorm", "flatten"])
+], ids=["conv", "maxpool", "maxpool-overlap", "avgpool", "relu", "leaky", "elu", "tanh", "sigmoid", "batchnorm",
+      "flatten"])
 def test_layer_gradient_numerically(make_layer):
     rng = np.random.default_rng(0)
     check_layer_gradients(make_layer(rng), rng.standard_normal((2, 3, 6, 5)), rng)

@@ -87,6 +87,7 @@ ACTIVATIONS = [
     (scratch.LeakyReLULayer, {"negative_slope": 0.1}, lambda t: F.leaky_relu(t, 0.1)),
     (scratch.ELULayer, {"alpha": 1.3}, lambda t: F.elu(t, 1.3)),
     (scratch.TanhLayer, {}, torch.tanh),
+    (scratch.SigmoidLayer, {}, torch.sigmoid),
 ]
 
 

@@ -1,0 +1,185 @@
+"""experiments.py and report.py: statistics checked by hand, a whole sweep at a tiny budget, resuming,
+failures, bad input, and RESULTS.md = summary.json = runs.jsonl."""
+import dataclasses
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import experiments
+import report
+
+# A budget smaller than --quick, so that the whole sweep (every experiment, 2 seeds) runs in seconds.
+TINY = dataclasses.replace(experiments.BUDGETS["quick"], name="quick", framework_train_size=128, sweep_train_size=64,
+                           transfer_pretrain_size=64, transfer_per_class=(1, 2, 3), transfer_steps=2,
+                           validation_size=64, test_size=128)
+EXPECTED_FIGURES = {f"experiments_{name}.png" for name in (
+    "frameworks", "training_history", "depth", "activations", "efficiency", "ablation", "transfer", "summary",
+    "filters", "feature_maps", "filter_responses")}
+
+
+# --- Statistics, against values computed by hand ---
+
+def test_describe_matches_hand_computed_values():
+    result = report.describe([1.0, 2.0, 4.0, None])  # None (e.g. a target never reached) is left out
+    assert result["n"] == 3 and result["min"] == 1.0 and result["max"] == 4.0
+    assert result["mean"] == pytest.approx(7 / 3)
+    # ddof=1: ((1 - 7/3)^2 + (2 - 7/3)^2 + (4 - 7/3)^2) / 2 = (16/9 + 1/9 + 25/9) / 2 = 7/3
+    assert result["std"] == pytest.approx(math.sqrt(7 / 3))
+    half_width = 4.302652729911275 * math.sqrt(7 / 3) / math.sqrt(3)  # t_{0.975, 2} from a t table
+    assert result["ci95"] == pytest.approx([7 / 3 - half_width, 7 / 3 + half_width])
+    one = report.describe([0.5])
+    assert one["mean"] == 0.5 and one["std"] is None and one["ci95"] is None
+    assert report.describe([])["n"] == 0
+
+
+def test_welch_test_matches_hand_computation_and_scipy():
+    a, b = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]
+    result = report.welch_test(a, b)
+    # s_a^2 / n_a = 1 / 3, s_b^2 / n_b = (5 / 3) / 4 = 5 / 12; t = (2 - 5.5) / sqrt(1/3 + 5/12) = -3.5 / sqrt(0.75)
+    assert result["t"] == pytest.approx(-3.5 / math.sqrt(0.75))
+    assert result["df"] == pytest.approx(0.75 ** 2 / ((1 / 3) ** 2 / 2 + (5 / 12) ** 2 / 3))
+    assert result["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert report.welch_test([1.0], b)["p"] is None  # one value: no spread, no test
+
+
+# --- A whole sweep at a tiny budget ---
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    patch = pytest.MonkeyPatch()
+    patch.setitem(experiments.BUDGETS, "quick", TINY)
+    experiments.main(["--quick", "--out", str(out), "--quiet"])
+    patch.undo()
+    return out
+
+
+def test_quick_sweep_writes_every_file(tiny_sweep):
+    assert {path.name for path in (tiny_sweep / "plots").iterdir()} == EXPECTED_FIGURES
+    assert (tiny_sweep / "models" / "simple_cnn_numpy_seed0.npz").is_file()
+    text = (tiny_sweep / "RESULTS.md").read_text()
+    assert "QUICK RUN" in text
+    for figure in EXPECTED_FIGURES:  # every figure is linked from RESULTS.md
+        assert f"plots/{figure}" in text
+    summary = json.loads((tiny_sweep / "summary.json").read_text())
+    assert summary["quick"] and set(summary["experiments"]) == set(experiments.EXPERIMENTS)
+    assert summary["failed_runs"] == 0
+
+
+def test_runs_jsonl_records_everything_a_run_needs(tiny_sweep):
+    records = [json.loads(line) for line in (tiny_sweep / "runs.jsonl").read_text().splitlines()]
+    planned = [run for plan in experiments.EXPERIMENTS.values() for run in plan(TINY, [0, 1])]
+    assert {record["key"] for record in records} == {run.key for run in planned}
+    assert len(records) == len({run.key for run in planned})  # a configuration two experiments share: trained once
+    for record in records:
+        assert record["status"] == "ok"
+        assert {"experiment", "config", "seed", "framework", "metrics", "machine", "git_commit", "load_before",
+                "wall_seconds"} <= set(record)
+        assert {"cpu", "cores", "versions"} <= set(record["machine"])
+        metrics = record["metrics"]
+        assert {"test_accuracy", "train_seconds", "parameters", "history"} <= set(metrics)
+        assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"} <= set(metrics["history"])
+    frameworks = {record["framework"] for record in records if record["experiment"] == "frameworks"}
+    assert frameworks == {"numpy", "pytorch", "keras"}
+
+
+def test_results_md_numbers_are_summary_numbers_which_are_runs_numbers(tiny_sweep):
+    records = {json.loads(line)["key"]: json.loads(line) for line in (tiny_sweep / "runs.jsonl").read_text().splitlines()}
+    summary = json.loads((tiny_sweep / "summary.json").read_text())
+    text = (tiny_sweep / "RESULTS.md").read_text()
+    for name, plan in experiments.EXPERIMENTS.items():
+        runs = plan(TINY, [0, 1])
+        for row in summary["experiments"][name]["rows"]:
+            values = [records[run.key]["metrics"]["test_accuracy"] for run in runs if run.label == row["label"]]
+            assert row["test_accuracy"]["values"] == values
+            assert row["test_accuracy"]["mean"] == pytest.approx(np.mean(values))
+            assert row["test_accuracy"]["std"] == pytest.approx(np.std(values, ddof=1))
+            if name == "transfer":
+                continue  # a grid of methods by sizes, checked below
+            first_cell = row["label"].split(",")[0] if name == "frameworks" else row["label"]  # "numpy, BatchNorm ..."
+            line = next(line for line in text.splitlines() if line.startswith(f"| {first_cell} |")
+                        and report.percent(row["test_accuracy"]) in line)
+            assert report.spread(row["test_accuracy"]) in line or name == "frameworks" and "BatchNorm" in row["label"]
+    for row in summary["experiments"]["transfer"]["rows"]:
+        method_line = next(line for line in text.splitlines()
+                           if line.startswith(f"| {report.TRANSFER_METHODS[row['config']['method']]} |"))
+        assert report.percent(row["test_accuracy"]) in method_line
+
+
+def test_a_second_run_in_the_same_folder_trains_nothing(tiny_sweep, monkeypatch):
+    before = (tiny_sweep / "runs.jsonl").read_text()
+    monkeypatch.setitem(experiments.BUDGETS, "quick", TINY)
+    monkeypatch.setattr(experiments, "train_and_test", lambda *args, **kwargs: 1 / 0)  # any training would raise
+    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet"])
+    assert (tiny_sweep / "runs.jsonl").read_text() == before
+
+
+def test_report_regenerates_the_same_summary_without_training(tiny_sweep, monkeypatch):
+    summary_before = (tiny_sweep / "summary.json").read_text()
+    monkeypatch.setitem(experiments.BUDGETS, "quick", TINY)
+    monkeypatch.setattr(experiments, "execute", lambda *args, **kwargs: 1 / 0)
+    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet", "--report"])
+    assert (tiny_sweep / "summary.json").read_text() == summary_before
+
+
+# --- Failures, resuming and bad input ---
+
+def ok_metrics(accuracy):
+    history = {"train_loss": [1.0], "train_accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [accuracy],
+               "learning_rate": [0.1], "seconds": [0.01]}
+    return {"test_accuracy": accuracy, "test_loss": 1.0, "train_seconds": 0.01, "parameters": 3, "history": history}
+
+
+def failing(context, config, seed):
+    raise FloatingPointError("training diverged (a test)")
+
+
+def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path):
+    runs = [experiments.Run("depth", "bad", {"n": 1}, 0, failing),
+            experiments.Run("depth", "good", {"n": 2}, 0, lambda context, config, seed: ok_metrics(0.9))]
+    context = experiments.Context(None, TINY, "cpu", tmp_path / "models")
+    assert experiments.execute(runs, context, tmp_path, quiet=True) == 2
+    records = experiments.read_runs(tmp_path / "runs.jsonl")
+    assert [record["status"] for record in records] == ["failed", "ok"]
+    assert records[0]["error"]["type"] == "FloatingPointError" and "diverged" in records[0]["error"]["message"]
+    summary = report.summarize(records, runs, TINY, recipes={})
+    assert summary["failed_runs"] == 1
+    assert summary["experiments"]["depth"]["rows"][0]["failed"][0]["error"] == "training diverged (a test)"
+    assert experiments.execute(runs, context, tmp_path, quiet=True) == 0  # resumed: nothing left to train
+
+
+def test_corrupt_line_is_reported_with_its_number_and_its_run_trained_again(tmp_path):
+    runs = [experiments.Run("depth", label, {"n": n}, 0, lambda context, config, seed: ok_metrics(0.9))
+            for n, label in enumerate(("a", "b"))]
+    context = experiments.Context(None, TINY, "cpu", tmp_path / "models")
+    experiments.execute(runs, context, tmp_path, quiet=True)
+    path = tmp_path / "runs.jsonl"
+    first, second = path.read_text().splitlines()
+    path.write_text(first + "\n" + second[:40])  # a killed process left half a line, with no newline
+    warnings = []
+    assert len(experiments.read_runs(path, warn=warnings.append)) == 1
+    assert re.search(r"runs\.jsonl:2: corrupt line skipped", warnings[0])
+    assert experiments.execute(runs, context, tmp_path, quiet=True) == 1  # only the lost run again
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["label"] == "b"  # the new record has a line of its own
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--only", "depth", "widths"], r"--only: unknown experiment\(s\) widths; expected names from frameworks"),
+    (["--seeds", "0"], r"--seeds must be a positive number of seeds, got 0"),
+])
+def test_bad_arguments_name_what_was_expected(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        experiments.main(argv)
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_unwritable_out_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit, match=r"--out .*a_file/results: cannot write there .*expected a folder"):
+        experiments.main(["--out", str(blocker / "results"), "--only", "depth"])
