@@ -618,38 +618,52 @@ class BatchNormLayer(Layer):
         self.buffers["running_mean"] = np.zeros(num_features, dtype=dtype)
         self.buffers["running_var"] = np.ones(num_features, dtype=dtype)
 
-    def _axes_and_shape(self, x):
+    def _rows(self, x):
+        """x of shape (N, C) or (N, C, H, W) -> (C, M) with one row per channel, M = N or H * W * N.
+
+        For 4-D input this reads x as (C, H, W, N), the memory order that the vectorized convolution
+        writes (see im2col), so the reshape is free and every reduction runs over contiguous memory.
+        """
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNormLayer expects (N, {self.num_features}) or (N, {self.num_features}, H, W), "
                              f"got {x.shape}")
-        return ((0,), (1, -1)) if x.ndim == 2 else ((0, 2, 3), (1, -1, 1, 1))
+        return x.T if x.ndim == 2 else to_chwn(x).reshape(self.num_features, -1)  # (C, M)
+
+    def _unrows(self, rows, shape):
+        """(C, M) back to the input's shape: (N, C), or (N, C, H, W) as a view of (C, H, W, N) memory."""
+        if len(shape) == 2:
+            return rows.T  # (C, N) -> (N, C)
+        N, C, H, W = shape
+        return rows.reshape(C, H, W, N).transpose(3, 0, 1, 2)  # (C, H * W * N) -> (N, C, H, W)
 
     def forward(self, x):
-        axes, shape = self._axes_and_shape(x)
+        rows = self._rows(x)  # (C, M)
         if self.training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
-            count = x.size // self.num_features
+            mean, var = rows.mean(axis=1), rows.var(axis=1)  # (C,), the biased variance
+            count = rows.shape[1]
             self.buffers["running_mean"] = (1 - self.momentum) * self.buffers["running_mean"] + self.momentum * mean
             unbiased = var * count / max(count - 1, 1)
             self.buffers["running_var"] = (1 - self.momentum) * self.buffers["running_var"] + self.momentum * unbiased
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        self.inv_std = 1 / np.sqrt(var + self.eps)
-        self.x_hat = (x - mean.reshape(shape)) * self.inv_std.reshape(shape)
-        return self.params["gamma"].reshape(shape) * self.x_hat + self.params["beta"].reshape(shape)
+        self.x_shape = x.shape
+        self.inv_std = 1 / np.sqrt(var + self.eps)  # (C,)
+        self.x_hat = (rows - mean[:, None]) * self.inv_std[:, None]  # (C, M)
+        return self._unrows(self.params["gamma"][:, None] * self.x_hat + self.params["beta"][:, None], x.shape)
 
     def backward(self, dout):
-        axes, shape = self._axes_and_shape(dout)
-        self.grads["gamma"] = (dout * self.x_hat).sum(axis=axes)
-        self.grads["beta"] = dout.sum(axis=axes)
-        dx_hat = dout * self.params["gamma"].reshape(shape)
+        dout_rows = self._rows(dout)  # (C, M)
+        self.grads["gamma"] = (dout_rows * self.x_hat).sum(axis=1)
+        self.grads["beta"] = dout_rows.sum(axis=1)
+        dx_hat = dout_rows * self.params["gamma"][:, None]  # (C, M)
         if not self.training:  # The running statistics are constants.
-            return dx_hat * self.inv_std.reshape(shape)
+            return self._unrows(dx_hat * self.inv_std[:, None], self.x_shape)
         # With m values per channel: dx = inv_std / m * (m * dx_hat - sum(dx_hat) - x_hat * sum(dx_hat * x_hat))
-        count = dout.size // self.num_features
-        sum_dx_hat = dx_hat.sum(axis=axes).reshape(shape)
-        sum_dx_hat_x_hat = (dx_hat * self.x_hat).sum(axis=axes).reshape(shape)
-        return self.inv_std.reshape(shape) / count * (count * dx_hat - sum_dx_hat - self.x_hat * sum_dx_hat_x_hat)
+        count = dout_rows.shape[1]
+        sum_dx_hat = dx_hat.sum(axis=1, keepdims=True)  # (C, 1)
+        sum_dx_hat_x_hat = (dx_hat * self.x_hat).sum(axis=1, keepdims=True)  # (C, 1)
+        dx = self.inv_std[:, None] / count * (count * dx_hat - sum_dx_hat - self.x_hat * sum_dx_hat_x_hat)
+        return self._unrows(dx, self.x_shape)
 
     def config(self):
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum)

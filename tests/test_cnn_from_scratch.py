@@ -127,9 +127,9 @@ def test_fit_learns_digits_and_is_deterministic(digits):
                                    optimizer=scratch.Adam(model.parameters(), learning_rate=1e-2),
                                    validation_data=(digits.x_val, digits.y_val), seed=7, verbose=False))
     first, second = histories
-    assert first["loss"][-1] < first["loss"][0]
+    assert first["train_loss"][-1] < first["train_loss"][0]
     assert first["val_accuracy"][-1] > 0.93
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"):
         assert first[key] == second[key]  # bit for bit
     _, test_accuracy = model.evaluate(digits.x_test, digits.y_test)
     assert test_accuracy > 0.93

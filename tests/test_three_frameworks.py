@@ -170,3 +170,77 @@ def test_transfer_rejects_a_mismatched_model(numpy_model):
         cnn_keras.numpy_to_keras(numpy_model, cnn_keras.make_deep_cnn())
     with pytest.raises(ValueError, match="weight layers"):
         cnn_keras.numpy_to_keras(numpy_model, cnn_keras.make_mlp())
+
+
+# --- The shared interface: set_seed, build_model, fit, evaluate, count_parameters ---
+
+MODULES = {"numpy": cnn_from_scratch, "pytorch": cnn_pytorch, "keras": cnn_keras}
+SAME_RECIPE = {"numpy": {}, "pytorch": dict(weight_decay=0.0, schedule="cosine", restore_best=False),
+               "keras": dict(weight_decay=0.0, schedule="cosine", restore_best=False)}
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(pooling="avg", activation="tanh"),
+    dict(pooling="stride", activation="leaky_relu", num_conv_layers=3),
+    dict(padding=False, activation="sigmoid"),
+    dict(activation="linear", num_conv_layers=1),
+], ids=["default", "avg-tanh", "stride-leaky", "valid-sigmoid", "linear"])
+def test_make_cnn_builds_the_same_network_in_all_three(options, mnist_batch):
+    images, _ = mnist_batch
+    numpy_model = cnn_from_scratch.make_cnn(base_channels=4, hidden_units=16, rng=np.random.default_rng(0), **options)
+    torch_model = cnn_pytorch.numpy_to_torch(numpy_model, cnn_pytorch.make_cnn(base_channels=4, hidden_units=16,
+                                                                               **options))
+    expected = numpy_model.eval().forward(images)  # (64, 10)
+    with torch.no_grad():
+        assert np.abs(torch_model.eval()(torch.from_numpy(images)).numpy() - expected).max() < LOGIT_TOLERANCE
+    assert cnn_from_scratch.count_parameters(numpy_model) == cnn_pytorch.count_parameters(torch_model)
+    keras_model = cnn_keras.make_cnn(base_channels=4, hidden_units=16, **options)
+    assert cnn_keras.count_parameters(keras_model) == cnn_from_scratch.count_parameters(numpy_model)
+    if options.get("pooling") != "stride":  # Keras pads a stride-2 convolution with its own layer (see make_cnn)
+        cnn_keras.numpy_to_keras(numpy_model, keras_model)
+        logits = cnn_keras.predict_logits(keras_model, cnn_keras.to_channels_last(images))
+        assert np.abs(logits - expected).max() < LOGIT_TOLERANCE
+
+
+def test_fit_gives_the_same_history_keys_and_the_same_training_in_all_three():
+    """Same initial weights, same batches in the same order, Adam with the same cosine schedule:
+    after 2 epochs the three frameworks hold the same weights, up to float32 rounding."""
+    data = load_mnist()
+    x_train, y_train, x_val, y_val = data.x_train[:256], data.y_train[:256], data.x_val[:100], data.y_val[:100]
+    initial = cnn_from_scratch.make_simple_cnn(rng=np.random.default_rng(0))
+    cnn_keras.set_seed(0)
+    models = {"numpy": copy.deepcopy(initial),
+              "pytorch": cnn_pytorch.numpy_to_torch(initial, cnn_pytorch.SimpleCNN()),
+              "keras": cnn_keras.numpy_to_keras(initial, cnn_keras.make_simple_cnn())}
+    histories, trained = {}, {}
+    for name, model in models.items():
+        histories[name] = MODULES[name].fit(model, x_train, y_train, x_val, y_val, epochs=2, batch_size=64,
+                                            learning_rate=2e-3, seed=0, augment=False, progress=False,
+                                            **SAME_RECIPE[name])
+        trained[name] = copy.deepcopy(initial)
+    cnn_pytorch.torch_to_numpy(models["pytorch"], trained["pytorch"])
+    cnn_keras.keras_to_numpy(models["keras"], trained["keras"])
+    trained["numpy"] = models["numpy"]
+    for name, history in histories.items():
+        assert set(history) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"}
+        assert all(len(values) == 2 for values in history.values())
+        np.testing.assert_allclose(history["train_loss"], histories["numpy"]["train_loss"], rtol=1e-3)
+        np.testing.assert_allclose(history["learning_rate"], [2e-3, 1e-3], rtol=1e-6)  # cosine at t = 0 and T / 2
+        for numpy_layer, layer in zip(trained["numpy"].layers, trained[name].layers):
+            for key, value in layer.params.items():  # a different batch order moves weights by > 0.01
+                assert np.abs(value - numpy_layer.params[key]).max() < 0.01, (name, key)
+        loss, accuracy = MODULES[name].evaluate(models[name], x_val, y_val)
+        assert accuracy == pytest.approx(histories[name]["val_accuracy"][-1])
+
+
+def test_build_model_names_are_shared():
+    for name in ("simple", "mlp", "cnn"):  # the same network under the same name: the same parameter count
+        counts = {framework: module.count_parameters(module.build_model(name)) for framework, module in MODULES.items()}
+        assert len(set(counts.values())) == 1, (name, counts)
+    for module in MODULES.values():
+        module.build_model("deep")
+    for module in (cnn_pytorch, cnn_keras):
+        module.build_model("residual")
+    with pytest.raises(ValueError, match="no residual"):
+        cnn_from_scratch.build_model("residual")
