@@ -1,12 +1,12 @@
 # Two commands set everything up on a fresh machine with Python 3.11:
-#   make run    creates .venv if missing, installs requirements.txt, trains the NumPy CNN
+#   make run    creates .venv if missing, installs requirements.txt, runs experiments.py (every comparison)
 #   make test   creates .venv if missing, installs requirements.txt, runs pytest
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-requirements
 PYTEST_ARGS ?=
 
-.PHONY: run test bench clean-venv
+.PHONY: run quick test bench clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,10 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/python cnn_from_scratch.py
+	$(VENV)/bin/python experiments.py
+
+quick: $(STAMP)
+	$(VENV)/bin/python experiments.py --quick
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -32,6 +32,7 @@ In a REPL:
     ['1 conv block', '2 conv blocks', '3 conv blocks', '4 conv blocks']
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -95,6 +96,24 @@ FRAMEWORKS = ("numpy", "pytorch", "keras")
 SIMPLE_CNN = dict(batch_size=64, learning_rate=2e-3)
 TIME_TO_99 = dict(batch_size=128, learning_rate=1e-2, target=0.99, model_kwargs={"batch_norm": True})
 SWEEP = dict(batch_size=64, learning_rate=2e-3)  # PyTorch, Adam, cosine; best validation epoch kept
+def fix_malloc_thresholds():
+    """Pin glibc malloc's mmap and trim thresholds for the whole process; True if it could.
+
+    glibc raises its mmap threshold as a program frees large blocks, so that arrays of a few hundred
+    KB come from the heap instead of fresh pages. After TensorFlow has trained once in a process,
+    that no longer happens: every such array is mapped and unmapped, and the NumPy CNN then trained
+    3.6 times slower and PyTorch 2.6 times slower in the same process (measured on this project's
+    2-core machine). Fixed thresholds (256 MB and 512 MB) give the three frameworks the same
+    allocator whichever order they run in.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, Windows): nothing to fix
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 256 * 2 ** 20) and libc.mallopt(M_TRIM_THRESHOLD, 512 * 2 ** 20))
+
+
 def framework_module(name):
     """cnn_from_scratch, cnn_pytorch or cnn_keras: the three modules share one interface."""
     if name == "numpy":
@@ -120,6 +139,7 @@ class Context:
     budget: Budget
     device: torch.device
     models_dir: Path
+    malloc_thresholds_fixed: bool = False
 
 
 def first(x, y, size):
@@ -526,7 +546,8 @@ def execute(runs, context, out_dir, quiet=False):
             "key": run.key, "experiment": run.experiment, "label": run.label, "config": run.config, "seed": run.seed,
             "status": status, "error": error, "metrics": metrics, "wall_seconds": wall_seconds,
             "framework": run.config.get("framework", "pytorch"), "device": str(context.device),
-            "machine": machine, "load_before": load_before, "load_after": machine_load(), "git_commit": commit,
+            "machine": {**machine, "malloc_thresholds_fixed": context.malloc_thresholds_fixed},
+            "load_before": load_before, "load_after": machine_load(), "git_commit": commit,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         if not quiet:
             elapsed = time.perf_counter() - sweep_start
@@ -600,13 +621,14 @@ def main(argv=None):
     if args.fresh and runs_path.exists() and not args.report:
         runs_path.unlink()
     if not args.report:
+        malloc_fixed = fix_malloc_thresholds()
         device = cnn_pytorch.choose_device()
         if not args.quiet:
             print(f"{len(runs)} runs ({', '.join(names)}; seeds {seeds}; budget {budget.name}) on {device}, "
                   f"{os.cpu_count()} cores; results in {runs_path}", flush=True)
         data = load_mnist(seed=0)
         data.x_val, data.y_val = first(data.x_val, data.y_val, budget.validation_size)
-        context = Context(data, budget, device, out_dir / "models")
+        context = Context(data, budget, device, out_dir / "models", malloc_fixed)
         try:
             execute(runs, context, out_dir, quiet=args.quiet)
         except KeyboardInterrupt:
