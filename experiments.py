@@ -35,12 +35,14 @@ import argparse
 import ctypes
 import json
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -140,6 +142,7 @@ class Context:
     device: torch.device
     models_dir: Path
     malloc_thresholds_fixed: bool = False
+    isolate: bool = True  # each frameworks run in a fresh process (see in_fresh_process)
 
 
 def first(x, y, size):
@@ -172,6 +175,44 @@ def to_plain(value):
     if isinstance(value, (np.generic, torch.Tensor)):
         return value.item()
     return value
+
+
+class RunFailed(Exception):
+    """A run that failed in a child process; `error` is the child's type, message and traceback."""
+
+    def __init__(self, error):
+        super().__init__(error["message"])
+        self.error = error
+
+
+def _train_in_child(train_name, context, config, seed):
+    """What a fresh process runs: the named train function, with its error returned, not raised."""
+    fix_malloc_thresholds()
+    try:
+        return {"metrics": globals()[train_name](context, config, seed)}
+    except Exception as exception:  # noqa: BLE001 - sent back to the parent, which records it
+        return {"error": {"type": type(exception).__name__, "message": str(exception),
+                          "traceback": traceback.format_exc()[-3000:]}}
+
+
+def in_fresh_process(train):
+    """Run `train` in a new Python process (unless context.isolate is False), one run at a time.
+
+    Once TensorFlow has trained in a process, the NumPy CNN and PyTorch in that process train 2 to 4
+    times slower (measured here: its allocator and thread pools stay behind). So that no framework's
+    time depends on which ran before it, each frameworks run starts from a clean process.
+    """
+    def train_isolated(context, config, seed):
+        if not context.isolate:
+            return train(context, config, seed)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            result = pool.submit(_train_in_child, train.__name__, context, config, seed).result()
+        if "error" in result:
+            raise RunFailed(result["error"])
+        return result["metrics"]
+
+    train_isolated.__name__ = train.__name__
+    return train_isolated
 
 
 def train_framework(context, config, seed):
@@ -356,12 +397,13 @@ def plan_frameworks(budget, seeds):
         for framework in FRAMEWORKS:
             config = {"part": "simple_cnn", "framework": framework, "model": "simple",
                       "epochs": budget.framework_epochs, **SIMPLE_CNN, "budget": asdict(budget)}
-            runs.append(Run("frameworks", framework, config, seed, train_framework))
+            runs.append(Run("frameworks", framework, config, seed, in_fresh_process(train_framework)))
     for seed in seeds:
         for framework in FRAMEWORKS:
             config = {"part": "time_to_target", "framework": framework, "model": "cnn",
                       "epochs": budget.time_to_99_epochs, **TIME_TO_99, "budget": asdict(budget)}
-            runs.append(Run("frameworks", f"{framework}, BatchNorm CNN to 99%", config, seed, train_time_to_target))
+            runs.append(Run("frameworks", f"{framework}, BatchNorm CNN to 99%", config, seed,
+                            in_fresh_process(train_time_to_target)))
     return runs
 
 
@@ -537,6 +579,8 @@ def execute(runs, context, out_dir, quiet=False):
         load_before, start = machine_load(), time.perf_counter()
         try:
             metrics, status, error = run.train(context, run.config, run.seed), "ok", None
+        except RunFailed as failure:  # in a child process
+            metrics, status, error = None, "failed", failure.error
         except Exception as exception:  # noqa: BLE001 - recorded, and the sweep goes on
             metrics, status = None, "failed"
             error = {"type": type(exception).__name__, "message": str(exception),
@@ -546,6 +590,7 @@ def execute(runs, context, out_dir, quiet=False):
             "key": run.key, "experiment": run.experiment, "label": run.label, "config": run.config, "seed": run.seed,
             "status": status, "error": error, "metrics": metrics, "wall_seconds": wall_seconds,
             "framework": run.config.get("framework", "pytorch"), "device": str(context.device),
+            "fresh_process": context.isolate and run.experiment == "frameworks",
             "machine": {**machine, "malloc_thresholds_fixed": context.malloc_thresholds_fixed},
             "load_before": load_before, "load_after": machine_load(), "git_commit": commit,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -595,6 +640,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--report", action="store_true", help="only rebuild summary.json, RESULTS.md and the figures")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: every file in under 2 minutes")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--same-process", action="store_true",
+                        help="train the frameworks experiment in this process instead of a fresh process per run "
+                             "(starts faster, but after TensorFlow the other two train slower)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.only or [] if name not in EXPERIMENTS]
     if unknown:
@@ -628,7 +676,7 @@ def main(argv=None):
                   f"{os.cpu_count()} cores; results in {runs_path}", flush=True)
         data = load_mnist(seed=0)
         data.x_val, data.y_val = first(data.x_val, data.y_val, budget.validation_size)
-        context = Context(data, budget, device, out_dir / "models", malloc_fixed)
+        context = Context(data, budget, device, out_dir / "models", malloc_fixed, isolate=not args.same_process)
         try:
             execute(runs, context, out_dir, quiet=args.quiet)
         except KeyboardInterrupt:
