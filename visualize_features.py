@@ -28,7 +28,6 @@ that boundary only, so everything it returns is NCHW like NumPy and PyTorch.
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -764,9 +763,7 @@ def train_or_load(framework, data, epochs, seed, model_path=None):
     if model_path:
         return cnn_keras.load_model(model_path)
     model = cnn_keras.make_simple_cnn()
-    with tempfile.TemporaryDirectory() as run_dir:  # fit() writes a checkpoint and a CSV log there
-        cnn_keras.fit(model, cnn_keras.to_channels_last(data.x_train), data.y_train,
-                      cnn_keras.to_channels_last(data.x_val), data.y_val, epochs=epochs, run_dir=run_dir, verbose=2)
+    cnn_keras.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, seed=seed)
     return model
 
 

@@ -53,7 +53,7 @@ def tiny_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     patch = pytest.MonkeyPatch()
     patch.setitem(experiments.BUDGETS, "quick", TINY)
-    experiments.main(["--quick", "--out", str(out), "--quiet"])
+    experiments.main(["--quick", "--out", str(out), "--quiet", "--same-process"])  # fresh processes: tested below
     patch.undo()
     return out
 
@@ -114,7 +114,7 @@ def test_a_second_run_in_the_same_folder_trains_nothing(tiny_sweep, monkeypatch)
     before = (tiny_sweep / "runs.jsonl").read_text()
     monkeypatch.setitem(experiments.BUDGETS, "quick", TINY)
     monkeypatch.setattr(experiments, "train_and_test", lambda *args, **kwargs: 1 / 0)  # any training would raise
-    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet"])
+    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet", "--same-process"])
     assert (tiny_sweep / "runs.jsonl").read_text() == before
 
 
@@ -122,7 +122,7 @@ def test_report_regenerates_the_same_summary_without_training(tiny_sweep, monkey
     summary_before = (tiny_sweep / "summary.json").read_text()
     monkeypatch.setitem(experiments.BUDGETS, "quick", TINY)
     monkeypatch.setattr(experiments, "execute", lambda *args, **kwargs: 1 / 0)
-    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet", "--report"])
+    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet", "--same-process", "--report"])
     assert (tiny_sweep / "summary.json").read_text() == summary_before
 
 
@@ -183,3 +183,30 @@ def test_unwritable_out_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(SystemExit, match=r"--out .*a_file/results: cannot write there .*expected a folder"):
         experiments.main(["--out", str(blocker / "results"), "--only", "depth"])
+
+
+def test_a_frameworks_run_in_a_fresh_process_gives_the_same_result(tmp_path):
+    data = experiments.load_mnist()
+    data.x_val, data.y_val = data.x_val[:64], data.y_val[:64]
+    config = {"part": "simple_cnn", "framework": "numpy", "model": "simple", "epochs": 1,
+              **experiments.SIMPLE_CNN}
+    results = []
+    for isolate in (True, False):
+        context = experiments.Context(data, TINY, "cpu", tmp_path / str(isolate), isolate=isolate)
+        results.append(experiments.in_fresh_process(experiments.train_framework)(context, config, seed=0))
+    in_child, here = results
+    assert in_child["test_accuracy"] == here["test_accuracy"]  # the same computation, bit for bit
+    assert in_child["history"]["train_loss"] == here["history"]["train_loss"]
+
+
+def test_a_failure_in_a_fresh_process_is_recorded_with_the_child_s_error(tmp_path):
+    config = {"part": "simple_cnn", "framework": "fortran", "model": "simple", "epochs": 1,
+              **experiments.SIMPLE_CNN}
+    runs = [experiments.Run("frameworks", "fortran", config, 0, experiments.in_fresh_process(
+        experiments.train_framework))]
+    context = experiments.Context(experiments.load_mnist(), TINY, "cpu", tmp_path / "models")
+    experiments.execute(runs, context, tmp_path, quiet=True)
+    (record,) = experiments.read_runs(tmp_path / "runs.jsonl")
+    assert record["status"] == "failed" and record["fresh_process"]
+    assert record["error"]["type"] == "ValueError" and "framework must be one of" in record["error"]["message"]
+    assert "framework_module" in record["error"]["traceback"]  # the child's traceback, not the parent's
