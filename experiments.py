@@ -512,7 +512,9 @@ def other_busy_processes():
         except OSError:
             continue
         name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()[0]
-        if state == "R" and int(entry.name) != own:
+        fields = stat[stat.rindex(")") + 2:].split()
+        is_kernel_thread = int(fields[6]) & 0x00200000  # PF_KTHREAD in the flags field (rcu_preempt, kworker)
+        if state == "R" and int(entry.name) != own and not is_kernel_thread:
             busy.append(name)
     return busy
 

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 VALIDATION_P = 0.05  # Welch's t-test: below this, a difference is larger than the seed-to-seed spread
 
@@ -164,6 +165,8 @@ def summarize(records, runs, budget, recipes):
                "failed_runs": sum(record["status"] != "ok" for record in planned),
                "runs_with_other_processes": sum(bool(record["load_before"]["other_busy_processes"])
                                                 for record in planned),
+               "other_processes_seen": sorted({name for record in planned
+                                               for name in record["load_before"]["other_busy_processes"]}),
                "max_load_average": max((record["load_before"]["load_average_1min"] or 0 for record in planned),
                                        default=None),
                "machine": planned[0]["machine"] if planned else None, "recipes": recipes,
@@ -229,7 +232,9 @@ def section_frameworks(experiment, claims, recipe):
              f"![frameworks](plots/experiments_frameworks.png)", "",
              "Same initial weights (copied with the weight-transfer functions), Adam with a cosine schedule, "
              "the same batch size, epochs and batch order, the final epoch's weights. Times are seconds of "
-             "training only, measured the same way in each framework, all in one process.", "",
+             "training only, measured the same way in each framework, one run after the other, each in a fresh "
+             "process (after TensorFlow has trained in a process, NumPy and PyTorch train 2-4 times slower "
+             "there).", "",
              table(["framework", "test accuracy %", "seeds", "min, max", "training s", "s per epoch", "images/s",
                     "parameters", "vs the best", "write-up's claim (single run, different networks)"],
                    [[row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
@@ -303,13 +308,22 @@ def section_transfer(experiment):
     sizes = sorted({k for _, k in rows})
     source = next((row["source_test_accuracy"] for row in experiment["rows"] if "source_test_accuracy" in row), None)
     verdicts = noise_verdicts(experiment)
-    body = [[name] + [f"{percent(rows[(method, k)].get('test_accuracy'))} ({verdicts.get(rows[(method, k)]['label'], 'best')})"
-                      if (method, k) in rows else "n/a" for k in sizes]
+    comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
+
+    def cell(row):
+        comparison = comparisons.get(row["label"])
+        if comparison is None:
+            return f"{percent(row.get('test_accuracy'))} (best)"
+        verdict = "within noise" if comparison["within_noise"] else f"p = {comparison['p']:.3f}"
+        return f"{percent(row.get('test_accuracy'))} ({100 * comparison['difference']:+.2f}, {verdict})"
+
+    body = [[name] + [cell(rows[(method, k)]) if (method, k) in rows else "n/a" for k in sizes]
             for method, name in TRANSFER_METHODS.items()]
     return ["## Transfer: digits 0-4 to digits 5-9", "", "![transfer](plots/experiments_transfer.png)", "",
             f"A make_cnn trained on digits 0 to 4 ({percent(source)}% on their test images), then adapted to "
             "digits 5 to 9 from a few labelled images per class, with the same number of optimizer steps for "
-            "every size. The protocol follows an exercise of chapter 11 of Géron's *Hands-On Machine Learning* "
+            "every size. Each cell: mean ± std, then the difference from the best method at that size "
+            "(points) and whether it is within noise. The protocol follows an exercise of chapter 11 of Géron's *Hands-On Machine Learning* "
             "(there with a fully connected network and 100 images per class).", "",
             table(["method"] + [f"{k} per class: test accuracy %" for k in sizes], body)]
 
@@ -329,8 +343,10 @@ def write_report(summary, path):
               ", ".join(f"{package} {version}" for package, version in machine.get("versions", {}).items()
                         if version),
               f"- Runs: {summary['runs']} ({summary['failed_runs']} failed), seeds {summary['seeds']}; "
-              f"{summary['runs_with_other_processes']} started while another process was running "
-              f"(highest 1-minute load average {summary['max_load_average']}); commit(s) {', '.join(summary['git_commits'])}.",
+              f"{summary['runs_with_other_processes']} saw another process on a CPU as they started "
+              f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
+              f"{summary['max_load_average'] or 0:.2f} on {machine.get('cores')} cores, this script included; "
+              f"commit(s) {', '.join(summary['git_commits'])}.",
               f"- Budget `{budget['name']}`: the frameworks experiment trains on "
               f"{budget['framework_train_size'] or 55000:,} images for {budget['framework_epochs']} epoch(s) "
               f"(time to 99%: up to {budget['time_to_99_epochs']}); depth, activations, efficiency and ablation "
@@ -459,6 +475,7 @@ def draw_curves(ax, rows, curve, ylabel, log=False):
             ax.plot(range(1, len(values) + 1), 100 * np.asarray(values) if curve == "val_accuracy" else values,
                     marker="o", label=row["label"])
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_yscale("log" if log else "linear")
     ax.legend(fontsize=7)
@@ -487,7 +504,7 @@ def draw_efficiency(ax, summary):
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("test error (%, log scale)")
     ax.set_title("Parameter efficiency")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3, which="both")
 
 
@@ -505,8 +522,7 @@ def draw_ablation(ax, summary):
     ax.set_yticks(range(len(rows)), [row["label"] for row in rows])
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("change in test accuracy vs reference (points; symlog)")
+    ax.set_xlabel("change in test accuracy vs the reference (percentage points)")
     ax.set_title("Ablation (grey: within noise, red: real)")
     ax.grid(axis="x", alpha=0.3)
 
