@@ -80,6 +80,26 @@ def conv_output_size(size, kernel, stride, padding):
     return 1 + (size + 2 * padding - kernel) // stride
 
 
+def atomic_save(path, write, suffix=".tmp"):
+    """Save with write(temporary_path) to a temporary file in path's folder, then rename it over path.
+
+    os.replace is atomic, so an interrupted or failed save never leaves a half-written file at path
+    (the old file stays). Every save in the project goes through here. Returns path.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=f".{os.path.basename(path)}-", dir=folder)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
 def rel_error(a, b):
     """Largest absolute difference, relative to the largest magnitude in a or b: max|a - b| / max(|a|, |b|)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -393,6 +413,9 @@ def init_weights(shape, fan_in, fan_out, scheme, rng, dtype):
 
 # --- Layers ---
 
+FORWARD_STATE = ("cache", "x", "out", "x_shape", "x_hat", "inv_std", "mask")  # what backward reads
+
+
 class Layer:
     """What every layer shares: `params` and `grads` dicts with the same keys, a train/eval flag."""
 
@@ -403,6 +426,13 @@ class Layer:
 
     def __call__(self, x):
         return self.forward(x)
+
+    def __getattr__(self, name):
+        # Called only for a missing attribute: backward() reads what forward() stored (cache, x, out, ...).
+        if name in FORWARD_STATE:
+            raise RuntimeError(f"{type(self).__name__}.backward needs what forward stored ({name!r}); "
+                               f"call forward(x) before backward(dout)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def forward(self, x):
         raise NotImplementedError
@@ -961,22 +991,18 @@ class CNN:
     def save(self, path):
         """Write the architecture (as JSON) and every parameter and buffer to one .npz file, atomically:
         a temporary file in the same folder is renamed over `path` only once it is complete."""
-        path = os.fspath(path)
         architecture = {"input_shape": self.input_shape, "num_classes": self.num_classes,
                         "layers": [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]}
         arrays = {"architecture": np.array(json.dumps(architecture))}
         for index, layer in enumerate(self.layers):
             for store in (layer.params, layer.buffers):
                 arrays.update({f"{index}.{key}": value for key, value in store.items()})
-        folder = os.path.dirname(os.path.abspath(path))
-        handle, temporary = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(handle, "wb") as f:
+
+        def write(temporary):
+            with open(temporary, "wb") as f:  # a file object, so that np.savez adds no ".npz" to the name
                 np.savez(f, **arrays)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+
+        atomic_save(path, write)
 
     @staticmethod
     def _read(path):
@@ -1137,6 +1163,17 @@ def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28,
         in_features = hidden_units
     layers.append(FullyConnectedLayer(in_features, num_classes, init="xavier", rng=rng, dtype=dtype))
     return CNN(layers, input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
+def weight_layers(model):
+    """The layers of a CNN that weight transfer copies: convolution (W of 4 dims) or fully connected
+    (W of 2 dims), in order. Raises ValueError for any other layer with parameters (e.g. BatchNorm)."""
+    layers = [layer for layer in model.layers if layer.params]
+    for layer in layers:
+        if set(layer.params) != {"W", "b"} or layer.params["W"].ndim not in (2, 4):
+            raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
+                             f"with params {sorted(layer.params)}")
+    return layers
 
 
 # --- The interface shared with cnn_pytorch.py and cnn_keras.py ---

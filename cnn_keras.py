@@ -27,7 +27,6 @@ same history. Across machines or TensorFlow versions results may differ in the l
 import argparse
 import os
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -51,8 +50,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from cnn_from_scratch import conv_output_size  # noqa: E402  (NumPy only: H_out = 1 + (H + 2p - k) // s)
-from data import load_mnist  # noqa: E402
+from cnn_from_scratch import atomic_save, conv_output_size, weight_layers  # noqa: E402  (NumPy only)
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist  # noqa: E402
 
 # --- Seeds ---
 
@@ -449,15 +448,7 @@ def save_model(model, path):
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Keras 3 saves whole models to a '.keras' file, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".keras", prefix=f".{path.stem}-", dir=path.parent)
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    atomic_save(path, model.save, suffix=".keras")  # Keras wants the .keras suffix on the temporary file too
     return path
 
 
@@ -500,16 +491,6 @@ def load(path):
 # (H, W, C, out) -> reshape (H * W * C, out). keras_to_numpy undoes it in reverse.
 
 
-def _numpy_weight_layers(numpy_model):
-    """Layers of a NumPy CNN that carry a weight: conv (W of 4 dims) or fully connected (W of 2 dims)."""
-    weight_layers = [layer for layer in numpy_model.layers if getattr(layer, "params", {})]
-    for layer in weight_layers:
-        if set(layer.params) != {"W", "b"} or layer.params["W"].ndim not in (2, 4):
-            raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
-                             f"with params {sorted(layer.params)}")
-    return weight_layers
-
-
 def _keras_weight_layers(keras_model):
     """(layer, flatten_shape) for each Conv2D and Dense layer in order; flatten_shape is the (H, W, C)
     input shape of a Flatten right before a Dense layer, else None."""
@@ -530,7 +511,7 @@ def _keras_weight_layers(keras_model):
 
 def _paired_layers(numpy_model, keras_model):
     """Pair the NumPy and Keras weight layers in order, checking counts, kinds and convolution settings."""
-    numpy_layers, keras_layers = _numpy_weight_layers(numpy_model), _keras_weight_layers(keras_model)
+    numpy_layers, keras_layers = weight_layers(numpy_model), _keras_weight_layers(keras_model)
     if len(numpy_layers) != len(keras_layers):
         raise ValueError(f"the NumPy model has {len(numpy_layers)} weight layers, the Keras model "
                          f"{len(keras_layers)}: {[layer.name for layer, _ in keras_layers]}")
@@ -558,20 +539,20 @@ def _paired_layers(numpy_model, keras_model):
 def numpy_to_keras(numpy_model, keras_model):
     """Copy the weights of a NumPy `CNN` into a Keras model with the same layers, in order. Returns keras_model."""
     for numpy_layer, keras_layer, flatten_shape in _paired_layers(numpy_model, keras_model):
-        W, b = numpy_layer.params["W"], numpy_layer.params["b"]
-        if W.ndim == 4:
-            kernel = W.transpose(2, 3, 1, 0)  # (F, C, HH, WW) -> (HH, WW, C, F)
+        weight, b = numpy_layer.params["W"], numpy_layer.params["b"]  # here H, W are sizes; `weight` is params["W"]
+        if weight.ndim == 4:
+            kernel = weight.transpose(2, 3, 1, 0)  # (F, C, HH, WW) -> (HH, WW, C, F)
         elif flatten_shape is not None and len(flatten_shape) == 3:
-            H, W_size, C = flatten_shape
-            if W.shape[0] != C * H * W_size:
-                raise ValueError(f"NumPy W {W.shape} cannot follow a Flatten of (H, W, C) = {flatten_shape}")
-            kernel = (W.reshape(C, H, W_size, -1)  # (C * H * W, out) -> (C, H, W, out)
+            H, W, C = flatten_shape
+            if weight.shape[0] != C * H * W:
+                raise ValueError(f"NumPy W {weight.shape} cannot follow a Flatten of (H, W, C) = {flatten_shape}")
+            kernel = (weight.reshape(C, H, W, -1)  # (C * H * W, out) -> (C, H, W, out)
                       .transpose(1, 2, 0, 3)  # (C, H, W, out) -> (H, W, C, out)
-                      .reshape(H * W_size * C, -1))  # (H, W, C, out) -> (H * W * C, out)
+                      .reshape(H * W * C, -1))  # (H, W, C, out) -> (H * W * C, out)
         else:
-            kernel = W  # (in, out) on both sides
+            kernel = weight  # (in, out) on both sides
         if kernel.shape != tuple(keras_layer.kernel.shape) or b.shape != tuple(keras_layer.bias.shape):
-            raise ValueError(f"shape mismatch: NumPy W {W.shape}, b {b.shape} cannot fill Keras layer "
+            raise ValueError(f"shape mismatch: NumPy W {weight.shape}, b {b.shape} cannot fill Keras layer "
                              f"{keras_layer.name!r} with kernel {tuple(keras_layer.kernel.shape)}, "
                              f"bias {tuple(keras_layer.bias.shape)}")
         keras_layer.set_weights([kernel, b])
@@ -583,15 +564,15 @@ def keras_to_numpy(keras_model, numpy_model):
     for numpy_layer, keras_layer, flatten_shape in _paired_layers(numpy_model, keras_model):
         kernel, bias = (np.asarray(weight) for weight in keras_layer.get_weights())
         if kernel.ndim == 4:
-            W = kernel.transpose(3, 2, 0, 1)  # (HH, WW, C, F) -> (F, C, HH, WW)
+            weight = kernel.transpose(3, 2, 0, 1)  # (HH, WW, C, F) -> (F, C, HH, WW)
         elif flatten_shape is not None and len(flatten_shape) == 3:
-            H, W_size, C = flatten_shape
-            W = (kernel.reshape(H, W_size, C, -1)  # (H * W * C, out) -> (H, W, C, out)
-                 .transpose(2, 0, 1, 3)  # (H, W, C, out) -> (C, H, W, out)
-                 .reshape(C * H * W_size, -1))  # (C, H, W, out) -> (C * H * W, out)
+            H, W, C = flatten_shape
+            weight = (kernel.reshape(H, W, C, -1)  # (H * W * C, out) -> (H, W, C, out)
+                      .transpose(2, 0, 1, 3)  # (H, W, C, out) -> (C, H, W, out)
+                      .reshape(C * H * W, -1))  # (C, H, W, out) -> (C * H * W, out)
         else:
-            W = kernel
-        numpy_layer.set_params(f"Keras layer {keras_layer.name!r}", W=W, b=bias)
+            weight = kernel
+        numpy_layer.set_params(f"Keras layer {keras_layer.name!r}", W=weight, b=bias)
     return numpy_model
 
 
@@ -619,9 +600,7 @@ def main():
           f"devices {[device.device_type for device in tf.config.list_logical_devices()]}")
     data = load_mnist(seed=args.seed)
     if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
-        data.x_train, data.y_train = data.x_train[:4000], data.y_train[:4000]
-        data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
-                                                            data.x_test[:2000], data.y_test[:2000])
+        data = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST)
         args.epochs = 1
     x_train, x_val, x_test = (to_channels_last(x) for x in (data.x_train, data.x_val, data.x_test))
     print(f"train {x_train.shape}, val {x_val.shape}, test {x_test.shape} (N, H, W, C)")

@@ -20,7 +20,6 @@ import copy
 import math
 import os
 import random
-import tempfile
 import time
 
 import numpy as np
@@ -29,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data import load_mnist
+from cnn_from_scratch import atomic_save, conv_output_size, weight_layers
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
 
 # --- Seeds and device ---
 
@@ -74,11 +74,6 @@ def make_activation(name):
     return ACTIVATIONS[name]()
 
 
-def conv_output_size(size, kernel_size, stride=1, padding=0):
-    """Spatial size after a convolution or pooling: H_out = 1 + (H + 2 * padding - HH) // stride."""
-    return 1 + (size + 2 * padding - kernel_size) // stride
-
-
 def conv_bn_relu(in_channels, out_channels, kernel_size=3, stride=1, groups=1):
     """Conv (no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU; 'same' padding for odd kernels."""
     return nn.Sequential(
@@ -116,7 +111,7 @@ class SimpleCNN(nn.Module):
         )
         size = image_size
         for _ in range(2):  # conv keeps the size for odd kernels, pooling halves it: 28 -> 14 -> 7
-            size = conv_output_size(conv_output_size(size, kernel_size, padding=padding), 2, stride=2)
+            size = conv_output_size(conv_output_size(size, kernel_size, 1, padding), 2, 2, 0)
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (N, C2, size, size) -> (N, C2 * size * size), in C, H, W order like the NumPy FlattenLayer
             nn.Linear(channels_2 * size * size, hidden_units), nn.ReLU(),
@@ -142,7 +137,7 @@ class DeepCNN(nn.Module):
                 layers.append(conv_bn_relu(in_channels, out_channels))
                 in_channels = out_channels
             layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
-            size = conv_output_size(size, 2, stride=2)  # 28 -> 14 -> 7
+            size = conv_output_size(size, 2, 2, 0)  # 28 -> 14 -> 7
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
@@ -281,7 +276,7 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
         size = conv_output_size(size, kernel_size, stride, conv_padding)
         if pooling != "stride":
             layers.append(nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2))
-            size = conv_output_size(size, 2, stride=2)
+            size = conv_output_size(size, 2, 2, 0)
         channels = out_channels
         if size < 1:
             raise ValueError(f"image_size {image_size} is too small for {num_conv_layers} conv blocks")
@@ -495,18 +490,9 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learni
 def save_checkpoint(model, path, model_name=None, model_kwargs=None, history=None):
     """Save the state_dict (and how to rebuild the model) atomically: a temp file, then os.replace,
     so that an interrupted save never leaves a half-written checkpoint behind."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     checkpoint = {"model_name": model_name, "model_kwargs": model_kwargs or {}, "history": history,
                   "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()}}
-    descriptor, temporary_path = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(descriptor)
-    try:
-        torch.save(checkpoint, temporary_path)
-        os.replace(temporary_path, path)
-    finally:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
+    atomic_save(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 def load_checkpoint(path, model=None, device="cpu"):
@@ -551,19 +537,9 @@ def load(path, device="cpu"):
 # nn.Linear computes x @ weight.T + bias with weight of shape (out, in), so W = weight.T.
 
 
-def _numpy_weight_layers(numpy_model):
-    """Layers of a NumPy CNN that carry a weight: conv (W of 4 dims) or fully connected (W of 2 dims)."""
-    layers = [layer for layer in numpy_model.layers if getattr(layer, "params", None)]
-    for layer in layers:
-        if set(layer.params) != {"W", "b"} or layer.params["W"].ndim not in (2, 4):
-            raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
-                             f"with params {sorted(layer.params)}")
-    return layers
-
-
 def _paired_layers(numpy_model, torch_model):
     """Pair the NumPy and torch weight layers in order, checking kinds, counts and conv settings."""
-    numpy_layers = _numpy_weight_layers(numpy_model)
+    numpy_layers = weight_layers(numpy_model)
     torch_layers = [m for m in torch_model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     others = [type(m).__name__ for m in torch_model.modules()
               if not isinstance(m, (nn.Conv2d, nn.Linear)) and list(m.parameters(recurse=False))]
@@ -641,9 +617,7 @@ def main():
     print(f"device: {device}, threads: {torch.get_num_threads()}")
     data = load_mnist(seed=args.seed)
     if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
-        data.x_train, data.y_train = data.x_train[:4000], data.y_train[:4000]
-        data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
-                                                            data.x_test[:2000], data.y_test[:2000])
+        data = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST)
         args.epochs, args.batch_size = 1, min(args.batch_size, 32)
     x_train, y_train = to_tensors(data.x_train, data.y_train, device)
     x_val, y_val = to_tensors(data.x_val, data.y_val, device)

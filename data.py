@@ -32,6 +32,7 @@ MNIST_SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,),
                 "x_test": (10000, 28, 28), "y_test": (10000,)}
 IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
              "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+QUICK_TRAIN, QUICK_VAL, QUICK_TEST = 4000, 1000, 2000  # the slice of MNIST that the scripts' --quick trains on
 FIX_HINT = "restore it with `git checkout -- data/mnist.npz` (see data/README.md)"
 
 
@@ -50,6 +51,12 @@ class Dataset:
     def __repr__(self):
         return (f"Dataset(train={self.x_train.shape}, val={self.x_val.shape}, "
                 f"test={self.x_test.shape}, num_classes={self.num_classes})")
+
+    def first(self, train=None, val=None, test=None):
+        """A Dataset of the first `train`, `val` and `test` examples of each split (None: all of it),
+        as every script's --quick path uses it."""
+        return Dataset(self.x_train[:train], self.y_train[:train], self.x_val[:val], self.y_val[:val],
+                       self.x_test[:test], self.y_test[:test], self.num_classes)
 
 
 # --- Helpers ---
@@ -196,9 +203,15 @@ def load_digits(validation_size=200, test_size=360, seed=0):
 def main():
     parser = argparse.ArgumentParser(description="Print the datasets this project uses.")
     parser.add_argument("--data-dir", default=None, help="folder with your own MNIST files")
-    parser.add_argument("--quick", action="store_true", help="accepted for symmetry; loading takes a second")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    parser.add_argument("--quick", action="store_true",
+                        help="MNIST's --quick slice (the first 4,000 / 1,000 / 2,000 images) that the scripts train on")
     args = parser.parse_args()
-    for name, data in (("MNIST", load_mnist(data_dir=args.data_dir)), ("digits (8x8)", load_digits())):
+    mnist = load_mnist(seed=args.seed, data_dir=args.data_dir)
+    datasets = [("MNIST", mnist), ("digits (8x8)", load_digits(seed=args.seed))]
+    if args.quick:
+        datasets = [("MNIST, --quick slice", mnist.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST))]
+    for name, data in datasets:
         print(f"{name}: {data}")
         for split in ("train", "val", "test"):
             labels = getattr(data, f"y_{split}")

@@ -10,10 +10,7 @@ In a REPL:
     0.001528
 """
 import math
-import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
@@ -229,7 +226,7 @@ def section_frameworks(experiment, claims, recipe):
     simple = [row for row in rows if row["config"]["part"] == "simple_cnn"]
     timed = [row for row in rows if row["config"]["part"] == "time_to_target"]
     lines = ["## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras", "",
-             f"![frameworks](plots/experiments_frameworks.png)", "",
+             "![frameworks](plots/experiments_frameworks.png)", "",
              "Same initial weights (copied with the weight-transfer functions), Adam with a cosine schedule, "
              "the same batch size, epochs and batch order, the final epoch's weights. Times are seconds of "
              "training only, measured the same way in each framework, one run after the other, each in a fresh "
@@ -307,7 +304,6 @@ def section_transfer(experiment):
     rows = {(row["config"]["method"], row["config"]["per_class"]): row for row in experiment["rows"]}
     sizes = sorted({k for _, k in rows})
     source = next((row["source_test_accuracy"] for row in experiment["rows"] if "source_test_accuracy" in row), None)
-    verdicts = noise_verdicts(experiment)
     comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
 
     def cell(row):
@@ -393,16 +389,14 @@ def write_report(summary, path):
 
 
 def atomic_write(path, text):
-    """Write text to a temporary file in the same folder, then rename it over path."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
+    """Write text to path through cnn_from_scratch.atomic_save (a temporary file, then a rename)."""
+    from cnn_from_scratch import atomic_save  # noqa: PLC0415
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as f:
             f.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+
+    atomic_save(path, write)
 
 
 # --- Figures: drawn from summary.json ---

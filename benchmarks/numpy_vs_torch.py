@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cnn_from_scratch as scratch  # noqa: E402
+from cnn_pytorch import SimpleCNN, numpy_to_torch  # noqa: E402
 from data import load_mnist  # noqa: E402
 
 
@@ -36,36 +37,11 @@ def median_seconds(function, repeats, warmup=3):
     return float(np.median(times))
 
 
-def torch_simple_cnn(numpy_model):
-    """The same network as torch.nn.Sequential, with the NumPy model's weights copied in."""
-    layers = []
-    for layer in numpy_model.layers:
-        if isinstance(layer, scratch.ConvolutionLayer):
-            conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                   layer.padding)
-            conv.weight.data = torch.from_numpy(layer.params["W"].copy())
-            conv.bias.data = torch.from_numpy(layer.params["b"].copy())
-            layers.append(conv)
-        elif isinstance(layer, scratch.FullyConnectedLayer):
-            linear = torch.nn.Linear(layer.in_features, layer.out_features)
-            linear.weight.data = torch.from_numpy(layer.params["W"].T.copy())  # (in, out) -> (out, in)
-            linear.bias.data = torch.from_numpy(layer.params["b"].copy())
-            layers.append(linear)
-        elif isinstance(layer, scratch.ReLULayer):
-            layers.append(torch.nn.ReLU())
-        elif isinstance(layer, scratch.PoolingLayer):
-            layers.append(torch.nn.MaxPool2d(layer.kernel_size, layer.stride))
-        elif isinstance(layer, scratch.FlattenLayer):
-            layers.append(torch.nn.Flatten())
-        else:
-            raise TypeError(f"no PyTorch twin for {layer!r}")
-    return torch.nn.Sequential(*layers)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     parser.add_argument("--quick", action="store_true", help="20 repeats")
     args = parser.parse_args()
     repeats = 20 if args.quick else args.repeats
@@ -75,8 +51,8 @@ def main():
     data = load_mnist()
     x, y = data.x_train[:args.batch_size], data.y_train[:args.batch_size]
 
-    numpy_model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
-    torch_model = torch_simple_cnn(numpy_model)
+    numpy_model = scratch.make_simple_cnn(rng=np.random.default_rng(args.seed))
+    torch_model = numpy_to_torch(numpy_model, SimpleCNN())  # the same network, the same weights
     numpy_optimizer = scratch.Adam(numpy_model.parameters(), learning_rate=1e-3)
     torch_optimizer = torch.optim.Adam(torch_model.parameters(), lr=1e-3)
     x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)

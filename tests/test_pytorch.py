@@ -110,7 +110,7 @@ def test_build_model_names():
     (lambda: make_cnn(2.0), r"got 2.0"),
     (lambda: make_cnn(2, activation="softplus"), r"activation must be one of .*'relu'.* got 'softplus'"),
     (lambda: make_cnn(2, pooling="min"), r"pooling must be 'max', 'avg' or 'stride', got 'min'"),
-    (lambda: make_cnn(4, padding=False), r"too small for 4 conv blocks"),
+    (lambda: make_cnn(4, padding=False), r"kernel size 3 is larger than the padded input size 1 \+ 2 \* 0"),
     (lambda: choose_device("tpu"), r"device must be .* got 'tpu'"),
 ])
 def test_bad_arguments_raise_value_error(call, message):
