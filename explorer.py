@@ -158,12 +158,7 @@ def load_model_file(path):
         return model.eval(), "pytorch", int(cnn_pytorch.count_parameters(model))
     if extension == ".keras":
         import cnn_keras  # loads PyTorch's compiler stack before TensorFlow, see cnn_keras.py
-        loaded = cnn_keras.load_model(path)
-        # In a Sequential model loaded from a .keras file, a layer's `.output` is not connected to
-        # `model.outputs`, so the gradient of a class score with respect to a layer (Grad-CAM) comes
-        # back as None. A clone traces one connected graph; it gets the loaded weights.
-        model = cnn_keras.keras.models.clone_model(loaded)
-        model.set_weights(loaded.get_weights())
+        model = cnn_keras.load_model(path)
         return model, "keras", int(cnn_keras.count_parameters(model))
     raise ValueError(f"{path!r}: unknown model file type {extension!r}; expected .npz (NumPy CNN.save), "
                      f".pt or .pth (cnn_pytorch.save_checkpoint) or .keras (cnn_keras.save_model)")

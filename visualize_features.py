@@ -3,8 +3,9 @@
 Every figure function takes plain arrays or a trained model of any of the three frameworks
 (the NumPy `CNN` of cnn_from_scratch.py, a `torch.nn.Module`, a `keras.Model`), addresses layers
 by name or index, works on 1-channel MNIST images, returns a matplotlib Figure and, given
-`save_path`, writes a PNG. The story, top to bottom: a small adapter that asks each framework for
-filters, activations and gradients in one layout (NCHW); then one function per figure; then `main()`.
+`save_path`, writes a PNG. The story, top to bottom: one small adapter per framework that answers
+the same five questions (layers, weights, activations, logits, gradients) in one layout (NCHW);
+then one function per figure; then `main()`.
 
 Run it:
     python visualize_features.py --quick                       # under a minute: 3,000 images, 1 epoch
@@ -22,10 +23,11 @@ In a REPL:
 Layer names: every layer gets a name made of its kind and a running count, the same in every
 framework for the same architecture: conv1, relu1, pool1, conv2, relu2, pool2, flatten1, dense1,
 relu3, dense2 for the SimpleCNN. A framework's own names (torch "features.0", Keras "conv2d") and
-integer indices into that list work too. Keras is channels-last (NHWC): this module converts at
-that boundary only, so everything it returns is NCHW like NumPy and PyTorch.
+integer indices into that list work too. Keras is channels-last (NHWC): its adapter converts at
+that boundary only, so everything this module returns is NCHW like NumPy and PyTorch.
 """
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -35,15 +37,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cnn_from_scratch import CNN, Adam, conv2d_forward, make_simple_cnn, pool2d_forward
+from cnn_from_scratch import CNN, conv2d_forward, pool2d_forward
 
-FRAMEWORKS = ("numpy", "pytorch", "keras")
 KINDS = {  # class name -> kind, for the three frameworks' layer classes
     "ConvolutionLayer": "conv", "Conv2d": "conv", "Conv2D": "conv",
     "PoolingLayer": "pool", "MaxPool2d": "pool", "AvgPool2d": "pool", "MaxPooling2D": "pool",
     "AveragePooling2D": "pool",
     "ReLULayer": "relu", "ReLU": "relu", "LeakyReLULayer": "leaky_relu", "LeakyReLU": "leaky_relu",
     "ELULayer": "elu", "ELU": "elu", "TanhLayer": "tanh", "Tanh": "tanh",
+    "SigmoidLayer": "sigmoid", "Sigmoid": "sigmoid",
     "FullyConnectedLayer": "dense", "Linear": "dense", "Dense": "dense",
     "FlattenLayer": "flatten", "Flatten": "flatten",
     "BatchNormLayer": "batchnorm", "BatchNorm2d": "batchnorm", "BatchNorm1d": "batchnorm",
@@ -52,47 +54,251 @@ KINDS = {  # class name -> kind, for the three frameworks' layer classes
 ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
 
 
-# --- Adapter: one view of three frameworks ---
+# --- Adapters: one view of three frameworks ---
+# Each adapter wraps one model and answers the same questions in the same layout: its layers in
+# forward order, a layer's weights (conv (F, C, HH, WW), dense (in_features, out_features)), the
+# outputs of chosen layers and the logits for images of shape (N, C, H, W), and the gradients of
+# class scores. adapter_for(model) picks one, once; the functions below never ask which framework
+# it is. A fourth framework means one more adapter here and a module with the shared interface
+# (set_seed, build_model, fit, evaluate, count_parameters, save, load) for train_or_load.
 
-def _import_keras():
-    """Keras 3 on TensorFlow; the backend must be chosen before the first `import keras`."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-    return keras, tf
+def one_hot_scores(num_classes, classes):
+    """d(sum of each image's class score) / d(logits): one one-hot row per image, of shape (N, num_classes)."""
+    rows = np.zeros((len(classes), num_classes))
+    rows[np.arange(len(classes)), classes] = 1
+    return rows
 
 
-def framework_of(model):
-    """'numpy', 'pytorch' or 'keras'. Torch and Keras are only looked up if already imported:
-    a torch model cannot exist unless torch was imported, so this never imports them."""
-    if isinstance(model, CNN):
-        return "numpy"
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return "pytorch"
-    keras = sys.modules.get("keras")
-    if keras is not None and isinstance(model, keras.Model):
-        return "keras"
+class NumpyAdapter:
+    """cnn_from_scratch.CNN: the layers' own forward and hand-written backward passes."""
+    name, module_name = "numpy", "cnn_from_scratch"
+
+    @staticmethod
+    def owns(model):
+        return isinstance(model, CNN)
+
+    def __init__(self, model):
+        self.model = model
+
+    def layers(self):
+        return list(self.model.layers)
+
+    def native_names(self):
+        return {}  # NumPy layers have no names of their own
+
+    def weight(self, layer):
+        return layer.params["W"]  # already conv (F, C, HH, WW), dense (in_features, out_features)
+
+    def _forward(self, x, stop=None):
+        """Outputs of layers[:stop] for x of shape (N, C, H, W), in evaluation mode."""
+        self.model.eval()
+        outputs = []
+        for layer in self.model.layers[:stop]:
+            x = layer.forward(x)
+            outputs.append(x)
+        return outputs
+
+    def activations(self, x, positions):
+        outputs = self._forward(x, max(positions) + 1)
+        return [outputs[p] for p in positions]
+
+    def logits(self, x):
+        return self.model.predict_logits(x)
+
+    def gradients(self, x, classes, position):
+        # Forward layer by layer, then the CNN's own backward layer by layer, keeping every dout.
+        outputs = self._forward(x)
+        first, dout = self.model.layers[0], one_hot_scores(outputs[-1].shape[1], classes).astype(outputs[-1].dtype)
+        douts = [None] * len(outputs)
+        saved, first.needs_input_grad = first.needs_input_grad, True  # training skips d(loss)/d(images)
+        try:
+            for index in reversed(range(len(outputs))):
+                douts[index] = dout  # gradient with respect to the output of layer `index`
+                dout = self.model.layers[index].backward(dout)
+        finally:
+            first.needs_input_grad = saved
+        return dict(input_grad=dout, activation=outputs[position], activation_grad=douts[position],
+                    logits=outputs[-1])
+
+    def save(self, path):
+        importlib.import_module(self.module_name).save(self.model, path)
+
+
+class TorchAdapter:
+    """torch.nn.Module: forward hooks on the leaf modules, autograd for the gradients."""
+    name, module_name = "pytorch", "cnn_pytorch"
+
+    @staticmethod
+    def owns(model):
+        torch = sys.modules.get("torch")  # a torch model cannot exist unless torch was imported
+        return torch is not None and isinstance(model, torch.nn.Module)
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def layers(self):
+        """The leaf modules in registration order (forward order for the models of cnn_pytorch.py)."""
+        return [module for module in self.model.modules() if not any(True for _ in module.children())]
+
+    def native_names(self):
+        return {id(module): name for name, module in self.model.named_modules()}
+
+    def weight(self, layer):
+        weight = layer.weight.detach().cpu().numpy()
+        return weight.T if weight.ndim == 2 else weight  # nn.Linear stores (out, in); conv is (F, C, HH, WW)
+
+    def _run(self, x, positions):
+        """(outputs of the layers at positions, logits) as tensors; the caller chooses no_grad or not."""
+        import torch
+        captured, handles = {}, []
+        layers = self.layers()
+        for p in positions:
+            handles.append(layers[p].register_forward_hook(
+                lambda module, inputs, output, p=p: captured.__setitem__(p, output)))
+        self.model.eval()
+        try:
+            logits = self.model(x if torch.is_tensor(x) else torch.as_tensor(x, device=self.device))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [captured[p] for p in positions], logits
+
+    def activations(self, x, positions):
+        import torch
+        with torch.no_grad():
+            outputs, _ = self._run(x, positions)
+        return [output.cpu().numpy() for output in outputs]
+
+    def logits(self, x):
+        import torch
+        with torch.no_grad():
+            return self._run(x, [])[1].cpu().numpy()
+
+    def gradients(self, x, classes, position):
+        import torch
+        inputs = torch.as_tensor(x, device=self.device).clone().requires_grad_(True)
+        (activation,), logits = self._run(inputs, [position])
+        activation.retain_grad()  # an intermediate tensor: autograd frees its gradient unless asked
+        logits.backward(torch.as_tensor(one_hot_scores(logits.shape[1], classes), dtype=logits.dtype,
+                                        device=self.device))  # d(sum of scores) / d(logits)
+        return dict(input_grad=inputs.grad.cpu().numpy(), activation=activation.detach().cpu().numpy(),
+                    activation_grad=activation.grad.cpu().numpy(), logits=logits.detach().cpu().numpy())
+
+    def save(self, path):
+        """cnn_pytorch.save, with the name of the model's class so that load can rebuild it."""
+        import cnn_pytorch
+        model_name = next((name for name, builder in cnn_pytorch.MODELS.items() if builder is type(self.model)), None)
+        cnn_pytorch.save(self.model, path, model_name=model_name)
+
+
+def to_channels_first(array):
+    """A Keras activation back to NCHW: (N, H, W, C) -> (N, C, H, W); 2-D arrays are left alone."""
+    array = np.asarray(array)
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if array.ndim == 4 else array
+
+
+class KerasAdapter:
+    """keras.Model (TensorFlow backend): images go in channels-last through cnn_keras.to_channels_last
+    and every 4-D result comes back NCHW; GradientTape for the gradients."""
+    name, module_name = "keras", "cnn_keras"
+
+    @staticmethod
+    def owns(model):
+        keras = sys.modules.get("keras")
+        return keras is not None and isinstance(model, keras.Model)
+
+    def __init__(self, model):
+        self.model = model
+
+    def layers(self):
+        return list(self.model.layers)
+
+    def native_names(self):
+        return {id(layer): layer.name for layer in self.model.layers}
+
+    def weight(self, layer):
+        kernel = np.asarray(layer.kernel)
+        return kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel  # conv (HH, WW, C, F) -> (F, C, HH, WW)
+
+    def _run(self, inputs, positions):
+        """(outputs of the layers at positions, logits) for inputs of shape (N, H, W, C), as tensors."""
+        import keras
+        import tensorflow as tf
+        inputs, layers = tf.convert_to_tensor(inputs), self.layers()
+        if isinstance(self.model, keras.Sequential):
+            # Call the layers one by one. A Sequential model loaded from a .keras file is rebuilt once
+            # per layer added, so a layer's `.output` belongs to an older graph than `model.outputs`,
+            # and the gradient of the logits with respect to it would be None.
+            outputs, out = [], inputs
+            for layer in layers:
+                out = layer(out, training=False)
+                outputs.append(out)
+            return [outputs[p] for p in positions], out
+        probe = keras.Model(self.model.inputs[0], [layers[p].output for p in positions] + [self.model.outputs[0]])
+        results = probe(inputs, training=False)  # one graph, so skip connections are followed
+        results = list(results) if isinstance(results, (list, tuple)) else [results]
+        return results[:-1], results[-1]
+
+    def activations(self, x, positions):
+        import cnn_keras
+        outputs, _ = self._run(cnn_keras.to_channels_last(x), positions)
+        return [to_channels_first(output) for output in outputs]
+
+    def logits(self, x):
+        import cnn_keras
+        return np.asarray(self._run(cnn_keras.to_channels_last(x), [])[1])
+
+    def gradients(self, x, classes, position):
+        import cnn_keras
+        import tensorflow as tf
+        inputs = tf.constant(cnn_keras.to_channels_last(x))  # (N, C, H, W) -> (N, H, W, C)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            (activation,), logits = self._run(inputs, [position])
+            score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))  # each image's own class
+        input_grad, activation_grad = tape.gradient(score, [inputs, activation])
+        if activation_grad is None:
+            raise RuntimeError(f"the logits of this {type(self.model).__name__} do not depend on layer {position}")
+        return dict(input_grad=to_channels_first(input_grad), activation=to_channels_first(activation),
+                    activation_grad=to_channels_first(activation_grad), logits=np.asarray(logits))
+
+    def save(self, path):
+        importlib.import_module(self.module_name).save(self.model, path)
+
+
+ADAPTERS = (NumpyAdapter, TorchAdapter, KerasAdapter)
+FRAMEWORKS = tuple(adapter.name for adapter in ADAPTERS)  # ("numpy", "pytorch", "keras")
+
+
+def adapter_for(model):
+    """The adapter of the model's framework. Torch and Keras are only looked up if already imported."""
+    for adapter in ADAPTERS:
+        if adapter.owns(model):
+            return adapter(model)
     raise TypeError(f"model must be a cnn_from_scratch.CNN, a torch.nn.Module or a keras.Model, "
                     f"got {type(model).__name__}")
 
 
-def model_layers(model):
-    """The model's layers in forward order as (name, kind, layer): [('conv1', 'conv', ...), ...].
+def framework_of(model):
+    """'numpy', 'pytorch' or 'keras'."""
+    return adapter_for(model).name
 
-    NumPy: model.layers; PyTorch: the leaf modules in registration order (forward order for the
-    Sequential-style models of cnn_pytorch.py); Keras: model.layers.
-    """
-    framework = framework_of(model)
-    if framework == "numpy":
-        layers = list(model.layers)
-    elif framework == "pytorch":
-        layers = [module for module in model.modules() if not any(True for _ in module.children())]
-    else:
-        layers = list(model.layers)
+
+def framework_module(framework):
+    """The module with the shared interface for a framework name: cnn_from_scratch, cnn_pytorch or cnn_keras."""
+    modules = {adapter.name: adapter.module_name for adapter in ADAPTERS}
+    if framework not in modules:
+        raise ValueError(f"framework must be one of {list(modules)}, got {framework!r}")
+    return importlib.import_module(modules[framework])
+
+
+# --- Layers by name, and the questions every figure asks ---
+
+def model_layers(model):
+    """The model's layers in forward order as (name, kind, layer): [('conv1', 'conv', ...), ...]."""
     named, counts = [], {}
-    for layer in layers:
+    for layer in adapter_for(model).layers():
         kind = KINDS.get(type(layer).__name__, type(layer).__name__.lower())
         if kind == "activation":  # keras.layers.Activation("relu") and friends
             kind = layer.get_config()["activation"]
@@ -113,10 +319,7 @@ def resolve_layer(model, layer):
         if not -len(named) <= layer < len(named):
             raise ValueError(f"layer index {layer} out of range for a model with {len(named)} layers")
         return int(layer) % len(named)
-    if framework_of(model) == "pytorch":
-        native = {id(module): name for name, module in model.named_modules()}
-    else:
-        native = {id(item): getattr(item, "name", None) for _, _, item in named}
+    native = adapter_for(model).native_names()
     for position, (name, _, item) in enumerate(named):
         if layer in (name, native.get(id(item))):
             return position
@@ -131,19 +334,13 @@ def check_batch(x, name="x"):
 
 
 def weight_arrays(model):
-    """{layer name: weight array} for every conv and dense layer; conv weights as (F, C, HH, WW)."""
-    framework, weights = framework_of(model), {}
-    for name, kind, layer in model_layers(model):
-        if kind not in ("conv", "dense"):
-            continue
-        if framework == "numpy":
-            weights[name] = layer.params["W"]
-        elif framework == "pytorch":
-            weights[name] = layer.weight.detach().cpu().numpy()
-        else:
-            kernel = np.asarray(layer.kernel)
-            weights[name] = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel  # (HH, WW, C, F) -> FCHW
-    return weights
+    """{layer name: weight array} for every conv and dense layer: conv (F, C, HH, WW), dense (in, out).
+
+    Note: Keras flattens in (H, W, C) order, so the rows of its first dense kernel are a permutation
+    of the NumPy/PyTorch ones (see cnn_keras.py); conv weights agree exactly.
+    """
+    adapter = adapter_for(model)
+    return {name: adapter.weight(layer) for name, kind, layer in model_layers(model) if kind in ("conv", "dense")}
 
 
 def first_conv_filters(model):
@@ -152,19 +349,6 @@ def first_conv_filters(model):
     if not convolutions:
         raise ValueError("the model has no convolution layer")
     return convolutions[0].copy()
-
-
-def _keras_outputs(model, keras_layers, x):
-    """Call a Keras sub-model that returns the outputs of `keras_layers`; x of shape (N, C, H, W)."""
-    keras, _ = _import_keras()
-    probe = keras.Model(inputs=model.inputs[0], outputs=[layer.output for layer in keras_layers])  # one input
-    outputs = probe(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False)  # (N, C, H, W) -> (N, H, W, C)
-    return [np.asarray(output) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
-
-
-def to_channels_first(array):
-    """A Keras activation back to NCHW: (N, H, W, C) -> (N, C, H, W); 2-D arrays are left alone."""
-    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if array.ndim == 4 else array
 
 
 def get_activations(model, x, layers=None):
@@ -177,49 +361,16 @@ def get_activations(model, x, layers=None):
     """
     check_batch(x)
     named = model_layers(model)
-    positions = range(len(named)) if layers is None else sorted(resolve_layer(model, layer) for layer in layers)
-    framework = framework_of(model)
-    if framework == "numpy":
-        model.eval()
-        outputs = []
-        for layer in model.layers[:max(positions) + 1]:
-            x = layer.forward(x)
-            outputs.append(x)
-        return {named[p][0]: outputs[p] for p in positions}
-    if framework == "pytorch":
-        import torch
-        captured, handles = {}, []
-        for p in positions:
-            hook = lambda module, inputs, output, p=p: captured.__setitem__(p, output.detach().cpu().numpy())  # noqa: E731
-            handles.append(named[p][2].register_forward_hook(hook))
-        device = next(model.parameters()).device
-        model.eval()
-        try:
-            with torch.no_grad():
-                model(torch.as_tensor(x, device=device))
-        finally:
-            for handle in handles:
-                handle.remove()
-        return {named[p][0]: captured[p] for p in positions}
-    outputs = _keras_outputs(model, [named[p][2] for p in positions], x)
-    return {named[p][0]: to_channels_first(output) for p, output in zip(positions, outputs)}
+    positions = list(range(len(named))) if layers is None else sorted(resolve_layer(model, layer) for layer in layers)
+    outputs = adapter_for(model).activations(x, positions)
+    return {named[p][0]: output for p, output in zip(positions, outputs)}
 
 
 def predict_logits(model, x, batch_size=1000):
     """Logits of shape (N, num_classes) for x of shape (N, C, H, W), in evaluation mode."""
     check_batch(x)
-    framework = framework_of(model)
-    if framework == "numpy":
-        return model.predict_logits(x, batch_size)
-    batches = [x[start:start + batch_size] for start in range(0, len(x), batch_size)]
-    if framework == "pytorch":
-        import torch
-        device = next(model.parameters()).device
-        model.eval()
-        with torch.no_grad():
-            return np.concatenate([model(torch.as_tensor(batch, device=device)).cpu().numpy() for batch in batches])
-    return np.concatenate([np.asarray(model(batch.transpose(0, 2, 3, 1), training=False))  # NCHW -> NHWC
-                           for batch in batches])
+    adapter = adapter_for(model)
+    return np.concatenate([adapter.logits(x[start:start + batch_size]) for start in range(0, len(x), batch_size)])
 
 
 def class_score_gradients(model, x, classes, layer):
@@ -234,60 +385,10 @@ def class_score_gradients(model, x, classes, layer):
     """
     check_batch(x)
     classes = np.array(np.broadcast_to(np.asarray(classes, dtype=np.int64), (len(x),)))  # a writable (N,) copy
-    framework, position = framework_of(model), resolve_layer(model, layer)
-    named = model_layers(model)
-    if framework == "numpy":
-        # Forward layer by layer, then the CNN's own backward layer by layer, keeping every dout.
-        model.eval()
-        outputs, out = [], x
-        for item in model.layers:
-            out = item.forward(out)
-            outputs.append(out)
-        dlogits = np.zeros_like(out)
-        dlogits[np.arange(len(x)), classes] = 1  # d(sum of scores) / d(logits): a one-hot per row
-        first, dout, douts = model.layers[0], dlogits, [None] * len(model.layers)
-        saved, first.needs_input_grad = first.needs_input_grad, True  # training skips d(loss)/d(images)
-        try:
-            for index in reversed(range(len(model.layers))):
-                douts[index] = dout  # gradient with respect to the output of layer `index`
-                dout = model.layers[index].backward(dout)
-        finally:
-            first.needs_input_grad = saved
-        result = dict(input_grad=dout, activation=outputs[position], activation_grad=douts[position], logits=out)
-    elif framework == "pytorch":
-        import torch
-        device = next(model.parameters()).device
-        captured = {}
-
-        def keep(module, inputs, output):
-            output.retain_grad()
-            captured["activation"] = output
-
-        handle = named[position][2].register_forward_hook(keep)
-        model.eval()
-        try:
-            inputs = torch.as_tensor(x, device=device).clone().requires_grad_(True)
-            logits = model(inputs)
-            logits[torch.arange(len(x)), torch.as_tensor(classes, device=device)].sum().backward()
-        finally:
-            handle.remove()
-        activation = captured["activation"]
-        result = dict(input_grad=inputs.grad.cpu().numpy(), activation=activation.detach().cpu().numpy(),
-                      activation_grad=activation.grad.cpu().numpy(), logits=logits.detach().cpu().numpy())
-    else:
-        keras, tf = _import_keras()
-        probe = keras.Model(inputs=model.inputs[0], outputs=[named[position][2].output, model.outputs[0]])
-        inputs = tf.constant(x.transpose(0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            activation, logits = probe(inputs, training=False)
-            score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
-        input_grad, activation_grad = tape.gradient(score, [inputs, activation])
-        result = dict(input_grad=to_channels_first(np.asarray(input_grad)),
-                      activation=to_channels_first(np.asarray(activation)),
-                      activation_grad=to_channels_first(np.asarray(activation_grad)), logits=np.asarray(logits))
+    position = resolve_layer(model, layer)
+    result = adapter_for(model).gradients(x, classes, position)
     if result["activation"].ndim != 4:
-        raise ValueError(f"layer {named[position][0]!r} has output shape {result['activation'].shape}; "
+        raise ValueError(f"layer {model_layers(model)[position][0]!r} has output shape {result['activation'].shape}; "
                          f"Grad-CAM needs a convolutional (N, K, h, w) output")
     return result
 
@@ -738,46 +839,21 @@ def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_pat
 # --- Training or loading a model for the script ---
 
 def train_or_load(framework, data, epochs, seed, model_path=None):
-    """A SimpleCNN of the chosen framework: loaded from model_path, or trained on data for `epochs`."""
-    if framework == "numpy":
-        if model_path:
-            return CNN.load(model_path)
-        model = make_simple_cnn(rng=np.random.default_rng(seed))
-        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64,
-                  optimizer=Adam(model.parameters(), learning_rate=2e-3),
-                  validation_data=(data.x_val, data.y_val), seed=seed)
-        return model
-    if framework == "pytorch":
-        import cnn_pytorch
-        cnn_pytorch.set_seed(seed)
-        if model_path:
-            return cnn_pytorch.load_checkpoint(model_path)[0]
-        device = cnn_pytorch.choose_device()
-        model = cnn_pytorch.SimpleCNN().to(device)
-        x_train, y_train = cnn_pytorch.to_tensors(data.x_train, data.y_train, device)
-        x_val, y_val = cnn_pytorch.to_tensors(data.x_val, data.y_val, device)
-        cnn_pytorch.fit(model, x_train, y_train, x_val, y_val, epochs=epochs, seed=seed, progress=False)
-        return model
-    import cnn_keras
-    cnn_keras.set_seed(seed)
+    """A SimpleCNN of the chosen framework: loaded from model_path, or built and trained through the
+    framework module's shared interface (set_seed, build_model, fit). The batch size, learning rate
+    and schedule are that module's `fit` defaults, the ones its own main() trains with."""
+    module = framework_module(framework)
+    module.set_seed(seed)
     if model_path:
-        return cnn_keras.load_model(model_path)
-    model = cnn_keras.make_simple_cnn()
-    cnn_keras.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, seed=seed)
+        return module.load(model_path)
+    model = module.build_model("simple")
+    module.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, seed=seed)
     return model
 
 
 def save_model(model, path):
-    """Save with each framework's own format: .npz (NumPy CNN.save), .pt (torch checkpoint), .keras."""
-    framework = framework_of(model)
-    if framework == "numpy":
-        model.save(path)
-    elif framework == "pytorch":
-        import cnn_pytorch
-        cnn_pytorch.save_checkpoint(model, path, model_name="simple")
-    else:
-        import cnn_keras
-        cnn_keras.save_model(model, path)
+    """Save with the framework module's `save`: .npz (NumPy), .pt (PyTorch checkpoint), .keras."""
+    adapter_for(model).save(path)
 
 
 def write_all_figures(model, data, out_dir, num_gradcam_images=1000, log=print):

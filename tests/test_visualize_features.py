@@ -75,6 +75,46 @@ def test_bad_arguments_give_clear_errors(numpy_model, mnist):
         vis.plot_feature_maps(numpy_model, mnist.x_test[0], layer="dense1")
 
 
+def test_one_adapter_per_framework_gives_the_same_weights(numpy_model, torch_model, keras_model):
+    assert [vis.adapter_for(model).name for model in (numpy_model, torch_model, keras_model)] == list(vis.FRAMEWORKS)
+    reference = vis.weight_arrays(numpy_model)
+    assert [weights.shape for weights in reference.values()] == [(16, 1, 3, 3), (32, 16, 3, 3), (1568, 128), (128, 10)]
+    torch_weights, keras_weights = vis.weight_arrays(torch_model), vis.weight_arrays(keras_model)
+    for name in reference:  # conv (F, C, HH, WW) and dense (in, out) in every framework
+        np.testing.assert_array_equal(torch_weights[name], reference[name])
+    for name in ("conv1", "conv2", "dense2"):  # Keras's dense1 rows are in (H, W, C) order
+        np.testing.assert_array_equal(keras_weights[name], reference[name])
+    with pytest.raises(ValueError, match="framework must be one of"):
+        vis.framework_module("jax")
+
+
+def test_save_model_and_the_modules_load_give_the_same_logits(numpy_model, torch_model, keras_model, mnist, tmp_path):
+    images = mnist.x_test[:16]
+    expected = vis.predict_logits(numpy_model, images)
+    for model, file_name in ((numpy_model, "simple.npz"), (torch_model, "simple.pt"), (keras_model, "simple.keras")):
+        vis.save_model(model, tmp_path / file_name)
+        loaded = vis.framework_module(vis.framework_of(model)).load(tmp_path / file_name)
+        assert type(loaded) is type(model)
+        np.testing.assert_allclose(vis.predict_logits(loaded, images), expected, atol=1e-4)
+
+
+def test_gradcam_of_a_keras_model_loaded_from_a_file(keras_model, mnist, tmp_path):
+    # A Sequential model loaded from .keras is rebuilt layer by layer: a layer's `.output` is then
+    # not on the path to model.outputs, and d score / d activation used to come back as None.
+    import cnn_keras
+    cnn_keras.save_model(keras_model, tmp_path / "simple.keras")
+    loaded = cnn_keras.load_model(tmp_path / "simple.keras")
+    images, labels = mnist.x_test[:4], mnist.y_test[:4]
+    gradients = vis.class_score_gradients(loaded, images, labels, "relu2")
+    expected = vis.class_score_gradients(keras_model, images, labels, "relu2")
+    for key in ("input_grad", "activation", "activation_grad", "logits"):
+        assert gradients[key].dtype == np.float32 and gradients[key].shape == expected[key].shape, key
+        np.testing.assert_allclose(gradients[key], expected[key], atol=1e-6)
+    assert np.abs(gradients["activation_grad"]).max() > 0
+    figure = vis.plot_saliency_gradcam(loaded, images, labels)
+    assert figure.gradcam.shape == (4, 28, 28) and figure.gradcam.max() > 0
+
+
 # --- Figure 1: filters ---
 
 def test_filter_grid_shows_exactly_F_panels_with_the_weights(numpy_model):
