@@ -413,7 +413,7 @@ def init_weights(shape, fan_in, fan_out, scheme, rng, dtype):
 
 # --- Layers ---
 
-FORWARD_STATE = ("cache", "x", "out", "x_shape", "x_hat", "inv_std", "mask")  # what backward reads
+FORWARD_STATE = ("cache", "x", "out", "positive", "x_shape", "x_hat", "inv_std", "mask")  # what backward reads
 
 
 class Layer:

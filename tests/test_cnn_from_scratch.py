@@ -165,6 +165,39 @@ def test_save_load_round_trip_is_exact(tmp_path, digits):
     assert np.array_equal(other.predict_logits(digits.x_test), model.predict_logits(digits.x_test))
 
 
+def every_layer_type(rng):
+    """One instance of every registered layer type, chained into a network for 8x8 digits."""
+    return [scratch.ConvolutionLayer(1, 4, 3, padding=1, rng=rng), scratch.BatchNormLayer(4),
+            scratch.LeakyReLULayer(0.05), scratch.PoolingLayer(2, mode="avg"),  # (N, 4, 4, 4)
+            scratch.ConvolutionLayer(4, 6, 3, padding=1, rng=rng), scratch.ELULayer(0.7),
+            scratch.PoolingLayer(2, mode="max"), scratch.TanhLayer(),  # (N, 6, 2, 2)
+            scratch.FlattenLayer(), scratch.FullyConnectedLayer(24, 16, rng=rng), scratch.SigmoidLayer(),
+            scratch.DropoutLayer(0.3, rng=rng), scratch.FullyConnectedLayer(16, 12, rng=rng), scratch.ReLULayer(),
+            scratch.FullyConnectedLayer(12, 10, init="xavier", rng=rng)]
+
+
+def all_subclasses(cls):
+    return {sub for direct in cls.__subclasses__() for sub in {direct} | all_subclasses(direct)}
+
+
+def test_every_layer_type_is_registered_and_saved_and_loaded(tmp_path, digits):
+    assert {cls.__name__ for cls in all_subclasses(scratch.Layer)} == set(scratch.LAYER_TYPES)
+    model = scratch.CNN(every_layer_type(np.random.default_rng(0)), input_shape=(1, 8, 8), num_classes=10)
+    assert {type(layer).__name__ for layer in model.layers} == set(scratch.LAYER_TYPES)  # every type is in it
+    model.fit(digits.x_train[:256], digits.y_train[:256], epochs=1, batch_size=32, verbose=False)  # BN statistics
+    path = tmp_path / "every_layer.npz"
+    model.save(path)
+    loaded = scratch.CNN.load(path)
+    assert repr(loaded) == repr(model)  # every layer's configuration, e.g. the slopes and the pooling modes
+    assert np.array_equal(loaded.predict_logits(digits.x_test), model.predict_logits(digits.x_test))
+
+
+@pytest.mark.parametrize("layer", every_layer_type(np.random.default_rng(0)), ids=lambda layer: type(layer).__name__)
+def test_backward_before_forward_says_to_call_forward(layer):
+    with pytest.raises(RuntimeError, match=r"call forward\(x\) before backward\(dout\)"):
+        layer.backward(np.ones((2, 4, 8, 8)))
+
+
 def test_corrupt_and_mismatched_files_are_reported(tmp_path):
     model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
     path = tmp_path / "model.npz"
