@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 import cnn_from_scratch as scratch
-from data import load_digits
 
 NUMERICAL_TOLERANCE = 1e-7  # centred differences in float64, h = 1e-6
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
 
 
 def tiny_cnn(rng, dtype=np.float64, activation=scratch.ReLULayer):

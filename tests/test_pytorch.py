@@ -16,20 +16,10 @@ import cnn_pytorch
 from cnn_pytorch import (MLP, DeepCNN, ResNetCNN, SeparableCNN, SimpleCNN, build_model, choose_device,
                          count_parameters, evaluate, fit, load_checkpoint, make_cnn, numpy_to_torch, random_affine,
                          save_checkpoint, set_seed, to_tensors, torch_to_numpy)
-from data import load_digits, load_mnist
+from conftest import simple_cnn_arguments
+from data import load_digits
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
-
-
-@pytest.fixture(scope="module")
-def mnist_batch():
-    data = load_mnist()
-    return data.x_test[:32], data.y_test[:32]  # real images: (32, 1, 28, 28) float32, (32,) int64
 
 
 # --- Shapes and parameter counts ---
@@ -225,16 +215,6 @@ def test_quick_run_of_the_script_reaches_a_sensible_accuracy():
 
 # --- Weight transfer with the NumPy CNN ---
 
-def simple_cnn_like(numpy_model):
-    """A torch SimpleCNN with the sizes read from a NumPy SimpleCNN (never hard-coded here)."""
-    conv_layers = [layer for layer in numpy_model.layers if isinstance(layer, scratch.ConvolutionLayer)]
-    fc_layers = [layer for layer in numpy_model.layers if isinstance(layer, scratch.FullyConnectedLayer)]
-    conv_1, conv_2 = (layer.params["W"] for layer in conv_layers)  # (F, C, HH, WW) each
-    return SimpleCNN(in_channels=conv_1.shape[1], num_classes=fc_layers[-1].params["W"].shape[1],
-                     channels=(conv_1.shape[0], conv_2.shape[0]), kernel_size=conv_1.shape[2],
-                     hidden_units=fc_layers[0].params["W"].shape[1])
-
-
 def torch_grads_as_numpy(torch_model):
     """Gradients of each Conv2d/Linear in the NumPy layout: FC weights transposed to (in, out)."""
     grads = []
@@ -249,8 +229,8 @@ def torch_grads_as_numpy(torch_model):
 def test_numpy_to_torch_gives_the_same_logits_and_gradients(mnist_batch, dtype, tolerance):
     x, y = mnist_batch
     numpy_model = scratch.make_simple_cnn(rng=np.random.default_rng(0), dtype=dtype)
-    torch_model = numpy_to_torch(numpy_model, simple_cnn_like(numpy_model).to(torch.float64 if dtype == np.float64
-                                                                              else torch.float32))
+    torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
+    torch_model = numpy_to_torch(numpy_model, SimpleCNN(**simple_cnn_arguments(numpy_model)).to(torch_dtype))
     x = x.astype(dtype)
     numpy_model.train()
     numpy_logits = numpy_model.forward(x)  # (N, 10)
@@ -274,18 +254,18 @@ def test_torch_to_numpy_round_trip(mnist_batch):
     x, _ = mnist_batch
     numpy_model = scratch.make_simple_cnn(rng=np.random.default_rng(1))
     torch.manual_seed(0)
-    torch_model = simple_cnn_like(numpy_model)  # fresh torch weights, different from the NumPy ones
+    torch_model = SimpleCNN(**simple_cnn_arguments(numpy_model))  # fresh torch weights, different from the NumPy ones
     torch_to_numpy(torch_model, numpy_model)
     numpy_model.eval()
     assert np.abs(numpy_model.forward(x) - torch_model(torch.from_numpy(x)).detach().numpy()).max() < 1e-4
-    copy = numpy_to_torch(numpy_model, simple_cnn_like(numpy_model))
+    copy = numpy_to_torch(numpy_model, SimpleCNN(**simple_cnn_arguments(numpy_model)))
     for key, value in torch_model.state_dict().items():
         assert torch.equal(value, copy.state_dict()[key]), key
 
 
 def test_weight_transfer_checks_shapes():
     numpy_model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
-    reference = simple_cnn_like(numpy_model)
+    reference = SimpleCNN(**simple_cnn_arguments(numpy_model))
     conv_1, conv_2, fc_1 = reference.features[0], reference.features[3], reference.classifier[1]
     torch_model = SimpleCNN(channels=(conv_1.out_channels, conv_2.out_channels), kernel_size=conv_1.kernel_size[0],
                             hidden_units=fc_1.out_features + 1)  # one hidden unit too many

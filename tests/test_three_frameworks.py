@@ -17,31 +17,17 @@ import cnn_from_scratch
 import cnn_keras
 import cnn_pytorch
 from cnn_keras import tf  # cnn_keras sets the backend and TensorFlow's log level before importing it
+from conftest import simple_cnn_arguments
 from data import load_mnist
 
 LOGIT_TOLERANCE = 1e-4  # float32: the three sum the same products in different orders
 GRADIENT_TOLERANCE = 1e-5  # rel_error = max|a - b| / max(|a|, |b|), float32
 
 
-def simple_cnn_arguments(numpy_model):
-    """channels, kernel_size and hidden_units of a NumPy SimpleCNN, read from its layers (never hard-coded)."""
-    conv_layers = [layer for layer in numpy_model.layers if isinstance(layer, cnn_from_scratch.ConvolutionLayer)]
-    fc_layers = [layer for layer in numpy_model.layers if isinstance(layer, cnn_from_scratch.FullyConnectedLayer)]
-    return dict(channels=tuple(layer.out_channels for layer in conv_layers),
-                kernel_size=conv_layers[0].kernel_size[0],
-                hidden_units=fc_layers[0].out_features)
-
-
 def numpy_weights(numpy_model):
     """{(layer index, key): copy of the array} for every parameter of a NumPy model."""
     return {(index, key): value.copy() for index, layer in enumerate(numpy_model.layers)
             for key, value in layer.params.items()}
-
-
-@pytest.fixture(scope="module")
-def mnist_batch():
-    data = load_mnist()
-    return data.x_test[:64], data.y_test[:64]  # (64, 1, 28, 28) float32, (64,) int64
 
 
 @pytest.fixture(scope="module")
