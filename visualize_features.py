@@ -517,6 +517,12 @@ def _as_batch(image):
     return (image[None] if image.ndim == 3 else image)[:1]  # (1, C, H, W)
 
 
+def _colormap(name):
+    """A registered matplotlib colormap by name (a copy, safe to modify)."""
+    from matplotlib import colormaps
+    return colormaps[name].copy()
+
+
 def _show_map(ax, values, limit, negative):
     """Signed maps on a diverging colormap centred on zero; non-negative ones (after ReLU) on viridis."""
     return ax.imshow(values, cmap="RdBu_r" if negative else "viridis", vmin=-limit if negative else 0, vmax=limit)
@@ -554,6 +560,9 @@ def plot_filters(source, save_path=None):
 def plot_feature_maps(source, image, layer=None, max_maps=32, save_path=None):
     """Figure 2: the feature maps of one input at one layer, with the input beside them.
 
+    Each map is one channel of the layer's output: where that channel's filter responds. Maps are
+    detectors of local patterns, not of parts of the digit: one map may fire on several strokes.
+
     Inputs: source: a model, or the maps themselves of shape (K, h, w); image of shape (C, H, W)
     or (1, C, H, W); layer: name or index (default: the first conv layer's activation)
     Returns: the Figure; figure.feature_maps holds the maps shown, of shape (min(K, max_maps), h, w).
@@ -587,47 +596,95 @@ def plot_feature_maps(source, image, layer=None, max_maps=32, save_path=None):
             shown = _show_map(ax, maps[index], limit, negative)
             ax.set_title(f"map {index}", fontsize=8)
     right.colorbar(shown, ax=axes, shrink=0.8, label="activation")
-    right.suptitle(f"{title}: {len(maps)} maps of {maps.shape[1]}x{maps.shape[2]} (shared scale)")
+    scale = "white = 0, red positive, blue negative" if negative else "dark = 0, bright = strong response"
+    right.suptitle(f"{title}: {len(maps)} maps of {maps.shape[1]}x{maps.shape[2]}, one per channel, on one shared "
+                   f"scale ({scale}).\nEach map shows where one learned filter responds in this image. A filter "
+                   f"detects a local pattern (an edge or stroke\nat some angle) wherever it occurs, so one map can "
+                   f"light up on several parts of the digit, and one part in several maps.", fontsize=10)
     figure.feature_maps = maps
     return _finish(figure, save_path)
 
 
 def plot_activation_progression(model, image, max_channels=8, save_path=None):
-    """Figure 3: one input through every conv, pool and activation stage (first max_channels channels).
+    """Figure 3: one input through every conv, pool and activation stage (first max_channels channels),
+    in blocks that each start at a conv layer.
 
-    Early stages still look like the digit (edges, strokes); after each pool the maps are smaller
-    and more abstract. Each row has its own color scale and colorbar.
-    Returns: the Figure; figure.stages is {name: maps shown, of shape (channels, h, w)}.
+    Within a block (conv1 -> relu1 -> pool1) a column follows one channel: ReLU and pooling act on
+    each channel alone. The next conv layer's channel k is a new filter summed over all the channels
+    before it, unrelated to channel k of the block above, so each block numbers its own columns.
+    Early maps still look like the digit; after each pool they are smaller and more abstract. Each
+    row has its own color scale and colorbar.
+    Returns: the Figure; figure.stages is {name: maps shown, of shape (channels, h, w)};
+    figure.blocks lists the stage names of each block.
     """
     batch = _as_batch(image)
-    names = [name for name, kind, _ in model_layers(model) if kind in ("conv", "pool", *ACTIVATION_KINDS)]
-    activations = get_activations(model, batch, names)
-    stages = {name: maps[0, :max_channels] for name, maps in activations.items() if maps.ndim == 4}
-    figure = new_figure(1.35 * max_channels + 2.0, 1.4 * (len(stages) + 1) + 0.4)
-    axes = figure.subplots(len(stages) + 1, max_channels, squeeze=False)
-    for ax in axes[:, 0]:  # only the first column keeps its axes, for the row labels
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes[:, 1:].flat:
+    kinds = {name: kind for name, kind, _ in model_layers(model) if kind in ("conv", "pool", *ACTIVATION_KINDS)}
+    activations = {name: maps for name, maps in get_activations(model, batch, list(kinds)).items() if maps.ndim == 4}
+    stages = {name: maps[0, :max_channels] for name, maps in activations.items()}  # each (channels, h, w)
+    blocks = []
+    for name in stages:
+        if kinds[name] == "conv" or not blocks:
+            blocks.append([])
+        blocks[-1].append(name)
+    block_heights = [1.4 * len(block) + 0.55 for block in blocks]
+    figure = new_figure(1.35 * max_channels + 2.0, 1.5 + sum(block_heights) + 0.6)
+    parts = figure.subfigures(len(blocks) + 1, 1, height_ratios=[1.5] + block_heights)
+    axes = parts[0].subplots(1, max_channels)
+    for ax in axes:
         ax.set_axis_off()
-    shown = axes[0, 0].imshow(_image_of(batch), cmap="gray", vmin=0)
-    axes[0, 0].set_ylabel(f"input\n{_image_of(batch).shape[0]}x{_image_of(batch).shape[1]}", fontsize=9)
-    figure.colorbar(shown, ax=axes[0, :], shrink=0.9)
-    for row, (name, maps) in zip(axes[1:], stages.items()):
-        negative = maps.min() < 0
-        limit = np.abs(maps).max() or 1.0
-        for channel, ax in enumerate(row):
-            if channel < len(maps):
-                shown = _show_map(ax, maps[channel], limit, negative)
-            else:
-                ax.set_axis_off()
-        row[0].set_ylabel(f"{name}\n{maps.shape[1]}x{maps.shape[2]}", fontsize=9)
-        figure.colorbar(shown, ax=row, shrink=0.9)
-    for channel, ax in enumerate(axes[1]):
-        ax.set_title(f"channel {channel}", fontsize=9)
-    figure.suptitle("Activation progression: one image through every conv / activation / pool stage")
-    figure.stages = stages
+    shown = axes[0].imshow(_image_of(batch), cmap="gray", vmin=0)
+    axes[0].set_axis_on()
+    axes[0].set_frame_on(False)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    axes[0].set_ylabel(f"input\n{_image_of(batch).shape[0]}x{_image_of(batch).shape[1]}", fontsize=9)
+    parts[0].colorbar(shown, ax=axes, shrink=0.9)
+    for part, block in zip(parts[1:], blocks):
+        part.set_facecolor("0.95")
+        rows = part.subplots(len(block), max_channels, squeeze=False)
+        for row, name in zip(rows, block):
+            maps = stages[name]
+            negative, limit = maps.min() < 0, np.abs(maps).max() or 1.0
+            for channel, ax in enumerate(row):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if channel < len(maps):
+                    shown = _show_map(ax, maps[channel], limit, negative)
+                else:
+                    ax.set_axis_off()
+            for ax in row:
+                ax.set_frame_on(False)
+            row[0].set_ylabel(f"{name}\n{maps.shape[1]}x{maps.shape[2]}", fontsize=9)
+            part.colorbar(shown, ax=row, shrink=0.9)
+        for channel, ax in enumerate(rows[0]):
+            ax.set_title(f"{block[0]} ch {channel}", fontsize=8)
+        total = activations[block[0]].shape[1]
+        part.suptitle(f"{' -> '.join(block)}: channels 0-{len(stages[block[0]]) - 1} of {total}; "
+                      f"a column follows one channel down this block", fontsize=10)
+    figure.suptitle("Activation progression: one image through every conv / activation / pool stage. Only the "
+                    f"first {max_channels} channels of each layer are shown.\nA conv layer's channel k mixes all "
+                    "channels of the block above: it is not a continuation of that block's channel k.")
+    figure.stages, figure.blocks = stages, blocks
     return _finish(figure, save_path)
+
+
+def windows_overlap(first, second, kernel_shape):
+    """Whether the input windows under output cells first = (i, j) and second overlap (stride 1)."""
+    HH, WW = kernel_shape
+    return abs(first[0] - second[0]) < HH and abs(first[1] - second[1]) < WW
+
+
+def non_overlapping_positions(output, kernel_shape):
+    """Up to three output cells to explain, whose input windows do not overlap: the top-left cell (the
+    first step of the slide), then the largest and the smallest output among the cells left.
+    output of shape (H_out, W_out) -> list of (i, j)."""
+    chosen = [(0, 0)]
+    for order in (np.argsort(-output, axis=None), np.argsort(output, axis=None)):  # largest first, smallest first
+        for i, j in zip(*np.unravel_index(order, output.shape)):
+            if not any(windows_overlap((int(i), int(j)), position, kernel_shape) for position in chosen):
+                chosen.append((int(i), int(j)))
+                break
+    return chosen
 
 
 def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=None):
@@ -635,7 +692,8 @@ def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=No
 
     Inputs: image of shape (H, W) (small: about 6x6 to 10x10 keeps the numbers readable);
     kernel of shape (HH, WW); positions: output cells (i, j) to explain (default: the top-left
-    cell, the largest and the smallest output)
+    cell, the largest and the smallest output whose input windows do not overlap, see
+    non_overlapping_positions)
     Returns: the Figure; figure.conv_demo = {"output": conv2d_forward's map of shape (H_out, W_out),
     "steps": [{"position": (i, j), "window", "products", "total"}]}, where each total is the
     multiply-and-sum written out in the figure, computed here independently of conv2d_forward.
@@ -646,17 +704,16 @@ def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=No
     HH, WW = kernel.shape
     out, _ = conv2d_forward(image[None, None], kernel[None, None], np.array([bias]), stride=1, padding=0)
     output = out[0, 0]  # (1, 1, H_out, W_out) -> (H_out, W_out), H_out = H - HH + 1
-    if positions is None:
-        candidates = [(0, 0), np.unravel_index(output.argmax(), output.shape), np.unravel_index(output.argmin(), output.shape)]
-        positions = list(dict.fromkeys((int(i), int(j)) for i, j in candidates))
+    positions = non_overlapping_positions(output, (HH, WW)) if positions is None else positions
     steps = []
     for i, j in positions:
         window = image[i:i + HH, j:j + WW]  # (HH, WW): the input under the kernel for output (i, j)
         products = window * kernel
         steps.append(dict(position=(i, j), window=window, products=products, total=float(products.sum() + bias)))
     colors = ["tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown"]
-    figure = new_figure(15, 8)
-    top, bottom = figure.subfigures(2, 1, height_ratios=[2.4, 1])
+    text_height = 0.22 * (HH + 3) + 0.3  # inches: HH lines of products, the bias, the total, the check, a title
+    figure = new_figure(15, 5.6 + text_height)
+    top, bottom = figure.subfigures(2, 1, height_ratios=[5.6, text_height])
     ax_input, ax_kernel, ax_output = top.subplots(1, 3, width_ratios=[image.shape[1], WW + 1, output.shape[1]])
     panels = ((ax_input, image, "gray", "input x", "{:.2f}"), (ax_kernel, kernel, "RdBu_r", "kernel w", "{:g}"),
               (ax_output, output, "RdBu_r", "output = conv2d_forward(x, w)", "{:.2f}"))
@@ -674,8 +731,11 @@ def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=No
         ax.set_ylabel("row")
     for step, color in zip(steps, colors):
         i, j = step["position"]
-        ax_input.add_patch(Rectangle((j - 0.5, i - 0.5), WW, HH, fill=False, edgecolor=color, linewidth=3))
-        ax_output.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=color, linewidth=3))
+        inset = 0.06  # frames drawn slightly inside their cells, so that neighbouring windows stay apart
+        ax_input.add_patch(Rectangle((j - 0.5 + inset, i - 0.5 + inset), WW - 2 * inset, HH - 2 * inset, fill=False,
+                                     edgecolor=color, linewidth=3))
+        ax_output.add_patch(Rectangle((j - 0.5 + inset, i - 0.5 + inset), 1 - 2 * inset, 1 - 2 * inset, fill=False,
+                                      edgecolor=color, linewidth=3))
     axes = np.atleast_1d(bottom.subplots(1, len(steps)))
     for ax, step, color in zip(axes, steps, colors):
         ax.set_axis_off()
@@ -684,7 +744,7 @@ def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=No
                  for r in range(HH)]
         text = "\n+ ".join(" + ".join(row) for row in terms) + (f"\n+ bias {bias:g}" if bias else "")
         text += f"\n= {step['total']:.4f}\n(conv2d_forward: {output[i, j]:.4f})"
-        ax.text(0.5, 0.95, text, family="monospace", fontsize=10.5, ha="center", va="top", transform=ax.transAxes)
+        ax.text(0.5, 1.0, text, family="monospace", fontsize=10.5, ha="center", va="top", transform=ax.transAxes)
         ax.set_title(f"output[{i}, {j}] = sum(window * kernel)", color=color, fontsize=11)
     figure.suptitle("Convolution step by step: slide the kernel, multiply element-wise, sum "
                     "(cross-correlation, no flip; stride 1, no padding)")
@@ -693,83 +753,108 @@ def plot_convolution_steps(image, kernel, bias=0.0, positions=None, save_path=No
 
 
 def plot_filter_responses(images=None, kernels=None, save_path=None):
-    """Figure 5: classic hand-designed kernels applied with cv2.filter2D to synthetic inputs.
+    """Figure 5: classic hand-designed kernels applied with cv2.filter2D to synthetic test patterns.
 
-    Inputs: images: {name: array (H, W)} (default: synthetic_images()); kernels: {name: array}
-    (default: CLASSIC_KERNELS). One column per kernel with a shared symmetric color scale.
-    Returns: the Figure; figure.responses is {(image name, kernel name): response of shape (H, W)}.
+    Inputs: images: {name: array (H, W)} (default: synthetic_images(), made up, not MNIST);
+    kernels: {name: array} (default: CLASSIC_KERNELS). One column per kernel with one color scale:
+    a signed kernel's responses on a diverging map centred on zero (red-blue), a kernel whose
+    responses are never negative (the blurs) on a sequential one (viridis, dark = 0).
+    Returns: the Figure; figure.responses is {(image name, kernel name): response of shape (H, W)};
+    figure.colormaps is {kernel name: the colormap name of its column}.
     """
     images = synthetic_images() if images is None else images
     kernels = CLASSIC_KERNELS if kernels is None else kernels
     responses = {(image_name, kernel_name): apply_kernel_opencv(image, kernel)
                  for image_name, image in images.items() for kernel_name, kernel in kernels.items()}
-    figure = new_figure(2.0 * (len(kernels) + 1), 2.0 * (len(images) + 1) + 0.8)
+    figure = new_figure(2.0 * (len(kernels) + 1), 2.0 * (len(images) + 1) + 1.2)
     axes = figure.subplots(len(images) + 1, len(kernels) + 1, squeeze=False)
     axes[0, 0].set_axis_off()
     axes[0, 0].text(0.5, 0.5, "kernel ->\n\ninput\n|\nv", ha="center", va="center", transform=axes[0, 0].transAxes)
+    figure.colormaps = {}
     for column, (kernel_name, kernel) in enumerate(kernels.items(), start=1):
-        ax, limit = axes[0, column], np.abs(kernel).max()
-        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        column_responses = [responses[(image_name, kernel_name)] for image_name in images]
+        negative = min(response.min() for response in column_responses) < 0 or kernel.min() < 0
+        ax, limit = axes[0, column], np.abs(kernel).max() or 1.0
+        _show_map(ax, kernel, limit, negative)
         for (r, c), value in np.ndenumerate(kernel):
-            ax.text(c, r, f"{value:.2g}", ha="center", va="center", fontsize=8,
-                    color="white" if abs(value) > 0.6 * limit else "black")
+            dark = abs(value) > 0.6 * limit if negative else value < 0.5 * limit  # viridis is dark at 0
+            ax.text(c, r, f"{value:.2g}", ha="center", va="center", fontsize=8, color="white" if dark else "black")
         ax.set_title(kernel_name, fontsize=9)
         ax.set_axis_off()
-        limit = max(np.abs(responses[(image_name, kernel_name)]).max() for image_name in images) or 1.0
-        for row, image_name in enumerate(images, start=1):
-            shown = axes[row, column].imshow(responses[(image_name, kernel_name)], cmap="RdBu_r",
-                                             vmin=-limit, vmax=limit)
+        limit = max(np.abs(response).max() for response in column_responses) or 1.0
+        for row, response in enumerate(column_responses, start=1):
+            shown = _show_map(axes[row, column], response, limit, negative)
             axes[row, column].set_axis_off()
-        figure.colorbar(shown, ax=axes[1:, column], location="bottom", shrink=0.9, label="response")
+        figure.colorbar(shown, ax=axes[1:, column], location="bottom", shrink=0.9,
+                        label="response" if negative else "response (>= 0)")
+        figure.colormaps[kernel_name] = shown.get_cmap().name
     for row, (image_name, image) in enumerate(images.items(), start=1):
         axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
         axes[row, 0].set_xticks([])
         axes[row, 0].set_yticks([])
         axes[row, 0].set_ylabel(image_name)
-    figure.suptitle("Classic kernels applied with cv2.filter2D (zero padding): edges, blur, sharpen, ridges")
+    figure.suptitle("Classic hand-designed kernels applied with cv2.filter2D (zero padding) to synthetic test "
+                    "patterns (not MNIST): edges, blur, sharpen, ridges\nSigned responses on red-blue (white = 0); "
+                    "responses that are never negative (the blurs) on viridis (dark = 0)")
     figure.responses = responses
     return _finish(figure, save_path)
+
+
+def fan_in(weights):
+    """Inputs per output unit: C * HH * WW for conv weights (F, C, HH, WW), in_features for dense (in, out)."""
+    return int(np.prod(weights.shape[1:])) if weights.ndim == 4 else int(weights.shape[0])
 
 
 def plot_statistics(model, x, save_path=None):
     """Figure 6: weight histograms per layer, activation histograms per activation layer, and the
     fraction of dead units (never active on the batch x of shape (N, C, H, W)) per activation layer.
 
+    The weight row shows how big each layer's weights are after training, beside its fan-in:
+    initialization scales weights by 1 / sqrt(fan-in) (He: std = sqrt(2 / fan-in)) so that every
+    layer's output keeps about the size of its input, and training moves them only so far.
     Returns: the Figure; figure.dead_fractions is {activation layer name: fraction in [0, 1]}.
     """
     weights = weight_arrays(model)
     names = [name for name, kind, _ in model_layers(model) if kind in ACTIVATION_KINDS]
     activations = get_activations(model, x, names)
     dead = {name: dead_unit_fraction(values) for name, values in activations.items()}
-    figure = new_figure(3.2 * max(len(weights), len(names)), 9)
-    weight_row, activation_row, dead_row = figure.subfigures(3, 1)
+    figure = new_figure(3.2 * max(len(weights), len(names)), 8.6)
+    weight_row, activation_row, dead_row = figure.subfigures(3, 1, height_ratios=[1.15, 1, 0.55])
     for ax, (name, values) in zip(np.atleast_1d(weight_row.subplots(1, len(weights))), weights.items()):
         ax.hist(values.ravel(), bins=60, color="tab:blue")
-        ax.set_title(f"{name} weights {values.shape}", fontsize=9)
+        ax.set_title(f"{name} {values.shape}: fan-in {fan_in(values)}\nstd {values.std():.3f}, "
+                     f"sqrt(2 / fan-in) = {np.sqrt(2 / fan_in(values)):.3f}", fontsize=9)
         ax.set_xlabel("weight")
         ax.set_ylabel("count")
-    weight_row.suptitle("Weight histograms")
+    weight_row.suptitle("Weights after training, every weight of each conv and dense layer: the more inputs a unit "
+                        "sums (fan-in), the smaller its weights,\nas initialization made them "
+                        "(std about sqrt(2 / fan-in)) so that each layer's output keeps the size of its input",
+                        fontsize=10)
     for ax, (name, values) in zip(np.atleast_1d(activation_row.subplots(1, len(names))), activations.items()):
         positive = values[values > 0]
         ax.hist(positive.ravel(), bins=60, color="tab:green", log=True)
         ax.set_title(f"{name}: {np.mean(values <= 0):.0%} of values <= 0 (not shown)", fontsize=9)
         ax.set_xlabel("activation")
         ax.set_ylabel("count (log)")
-    activation_row.suptitle(f"Activation histograms on {len(x)} images")
+    activation_row.suptitle(f"Activations (positive values) on {len(x)} images", fontsize=10)
     ax = dead_row.subplots()
-    bars = ax.bar(list(dead), [100 * value for value in dead.values()], color="tab:red")
-    ax.bar_label(bars, labels=[f"{value:.1%}" for value in dead.values()])
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("dead units (%)")
-    ax.set_xlabel("activation layer (unit = channel for conv maps, neuron for dense)")
-    dead_row.suptitle(f"Dead units: never active on any of the {len(x)} images")
+    bars = ax.barh(list(dead), [100 * value for value in dead.values()], height=0.6, color="tab:red")
+    ax.bar_label(bars, labels=[f"{value:.1%}" for value in dead.values()], padding=3)
+    ax.set_xlim(0, 100)
+    ax.invert_yaxis()  # the first layer on top
+    ax.set_xlabel("dead units (%): a unit is a channel for conv maps, a neuron for dense layers")
+    dead_row.suptitle(f"Dead units: never active on any of the {len(x)} images", fontsize=10)
     figure.dead_fractions = dead
     return _finish(figure, save_path)
 
 
 def plot_saliency_gradcam(model, images, labels, layer=None, save_path=None):
-    """Figure 7: for each image, the input, its saliency map and its Grad-CAM over the digit.
+    """Figure 7: for each image, the input, its saliency map and its Grad-CAM, with the digit's outline.
 
+    Saliency is |d score / d pixel| (the largest over channels); Grad-CAM is the ReLU of the sum of
+    the layer's maps weighted by their mean gradient, upsampled to the input. The score is the logit
+    of `labels`. Both on magma (perceptually uniform: brightness grows with the value), each image
+    scaled to its own maximum; the white contour is the digit (pixels brighter than 0.5).
     Inputs: images of shape (N, C, H, W); labels of shape (N,) (the class whose score is explained);
     layer: the Grad-CAM layer (default: default_gradcam_layer(model))
     Returns: the Figure; figure.saliency and figure.gradcam, each of shape (N, H, W).
@@ -779,50 +864,68 @@ def plot_saliency_gradcam(model, images, labels, layer=None, save_path=None):
     saliency = saliency_map(gradients["input_grad"])
     cam = grad_cam(gradients["activation"], gradients["activation_grad"], images.shape[2:])
     predicted = gradients["logits"].argmax(axis=1)
-    figure = new_figure(2.1 * len(images) + 1.0, 7.2)
+    figure = new_figure(1.75 * len(images) + 1.4, 6.6)
     axes = figure.subplots(3, len(images), squeeze=False)
     for column, image in enumerate(images):
         gray = _image_of(image)
         axes[0, column].imshow(gray, cmap="gray")
-        axes[0, column].set_title(f"label {labels[column]}, predicted {predicted[column]}", fontsize=9)
-        sal = axes[1, column].imshow(saliency[column] / (saliency[column].max() or 1), cmap="hot", vmin=0, vmax=1)
-        axes[2, column].imshow(gray, cmap="gray")
-        heat = axes[2, column].imshow(cam[column] / (cam[column].max() or 1), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        axes[0, column].set_title(f"digit {labels[column]}\npredicted {predicted[column]}", fontsize=9)
+        for row, values in ((1, saliency[column]), (2, cam[column])):
+            shown = axes[row, column].imshow(values / (values.max() or 1), cmap="magma", vmin=0, vmax=1)
+            axes[row, column].contour(gray, levels=[0.5], colors="white", linewidths=0.7)
         for ax in axes[:, column]:
             ax.set_xticks([])
             ax.set_yticks([])
-    for row, text in enumerate(("input", "saliency |d score / d x|", f"Grad-CAM ({layer})")):
+    for row, text in enumerate(("input", "saliency\n|d score / d x|", f"Grad-CAM\n(layer {layer})")):
         axes[row, 0].set_ylabel(text, fontsize=9)
-    figure.colorbar(sal, ax=axes[1, :], shrink=0.9, label="relative")
-    figure.colorbar(heat, ax=axes[2, :], shrink=0.9, label="relative")
-    figure.suptitle("Where the model looks: gradient saliency and Grad-CAM for the labelled class")
+    figure.colorbar(shown, ax=axes[1:, :], shrink=0.8, label="fraction of the image's maximum")
+    shown_labels = ", ".join(str(label) for label in labels)
+    figure.suptitle(f"Where the model looks, for test images of the digits {shown_labels}: which pixels "
+                    f"change the digit's score most (saliency)\nand which regions of layer {layer}'s maps "
+                    f"raise it (Grad-CAM); score = the logit of the true digit, white line = the digit's outline")
     figure.saliency, figure.gradcam = saliency, cam
     return _finish(figure, save_path)
 
 
 def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_path=None):
-    """Figure 8: the confusion matrix (scikit-learn, seaborn heatmap) and the most confidently
-    misclassified images (highest softmax probability on a wrong class).
+    """Figure 8: the confusion matrix (scikit-learn) with the errors on their own color scale, and the
+    most confidently misclassified images (highest softmax probability on a wrong class).
 
+    The diagonal (about 1,000 correct images per class on MNIST) is drawn gray with its count; only
+    the off-diagonal cells, the errors, are colored, so that a cell of 3 errors does not look white
+    next to 1,000. Every non-zero error count is written in its cell.
     Inputs: y_true of shape (N,); logits of shape (N, K) (from predict_logits); images of shape (N, C, H, W)
     Returns: the Figure; figure.confusion of shape (K, K), figure.mistakes: indices into the N images.
     """
-    import seaborn as sns
     from sklearn.metrics import confusion_matrix
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)  # softmax, (N, K)
     predicted = probabilities.argmax(axis=1)
-    confusion = confusion_matrix(y_true, predicted, labels=range(logits.shape[1]))
+    K = logits.shape[1]
+    confusion = confusion_matrix(y_true, predicted, labels=range(K))  # (K, K): row = true, column = predicted
     wrong = np.flatnonzero(predicted != y_true)
     mistakes = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:num_mistakes]
     figure = new_figure(14, 6.5)
     left, right = figure.subfigures(1, 2, width_ratios=[1.25, 1])
     ax = left.subplots()
-    sns.heatmap(confusion, annot=True, fmt="d", cmap="Blues", ax=ax, cbar_kws={"label": "images"},
-                annot_kws={"fontsize": 8})
+    errors = np.ma.masked_array(confusion, mask=np.eye(K, dtype=bool))  # the diagonal is masked: not colored
+    limit = max(int(errors.max() or 0), 1)
+    colormap = _colormap("Reds").with_extremes(bad="0.85")  # masked cells (the diagonal) in light gray
+    shown = ax.imshow(errors, cmap=colormap, vmin=0, vmax=limit)
+    for (row, column), count in np.ndenumerate(confusion):
+        if row == column:
+            ax.text(column, row, f"{count}", ha="center", va="center", fontsize=8, color="0.25")
+        elif count:
+            ax.text(column, row, f"{count}", ha="center", va="center", fontsize=10, fontweight="bold",
+                    color="white" if count > 0.6 * limit else "black")
+    ax.set_xticks(range(K))
+    ax.set_yticks(range(K))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Confusion matrix: {len(y_true)} test images, accuracy {np.mean(predicted == y_true):.2%}")
+    left.colorbar(shown, ax=ax, shrink=0.8, label="misclassified images (off-diagonal cells)")
+    ax.set_title(f"Confusion matrix: {len(y_true)} test images, accuracy {np.mean(predicted == y_true):.2%}\n"
+                 f"gray diagonal: correctly classified (count written); colored: the {len(wrong)} errors, "
+                 f"blank = 0", fontsize=10)
     columns = 4
     axes = right.subplots(max(1, -(-len(mistakes) // columns)), columns, squeeze=False)
     for ax in axes.flat:
@@ -831,7 +934,8 @@ def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_pat
         ax.imshow(_image_of(images[index]), cmap="gray")
         ax.set_title(f"true {y_true[index]} -> {predicted[index]}\np = {probabilities[index, predicted[index]]:.3f}",
                      fontsize=9)
-    right.suptitle(f"The {len(mistakes)} most confident mistakes ({len(wrong)} errors in all)")
+    right.suptitle(f"The {len(mistakes)} most confident mistakes ({len(wrong)} errors in all)\n"
+                   f"p = the softmax probability given to the wrong class")
     figure.confusion, figure.mistakes = confusion, mistakes
     return _finish(figure, save_path)
 
@@ -856,12 +960,21 @@ def save_model(model, path):
     adapter_for(model).save(path)
 
 
+def first_of_each_class(labels):
+    """Index of the first example of each class 0, 1, ..., max(labels): labels of shape (N,) -> (K,)."""
+    classes = range(int(labels.max()) + 1)
+    missing = [label for label in classes if not np.any(labels == label)]
+    if missing:
+        raise ValueError(f"no example of class {missing} among the {len(labels)} labels")
+    return np.array([np.flatnonzero(labels == label)[0] for label in classes])
+
+
 def write_all_figures(model, data, out_dir, num_gradcam_images=1000, log=print):
     """Every figure for one trained model, and Grad-CAM's mass on the digit over the first
     num_gradcam_images test images (printed); returns the list of PNG paths written."""
     x_test, y_test = data.x_test, data.y_test
     image = x_test[:1]  # (1, 1, 28, 28): the first test image, a 7
-    examples = np.array([np.flatnonzero(y_test == digit)[0] for digit in range(8)])  # first test image of 0..7
+    examples = first_of_each_class(y_test)  # the first test image of each digit 0..9
     layer = default_gradcam_layer(model)  # the last conv layer's activation: relu2 in the SimpleCNN
     crop = image[:, :, 4:25, 4:25]  # (1, 1, 21, 21): the digit without most of the empty border
     small, _ = pool2d_forward(crop, kernel_size=3, mode="avg")  # (1, 1, 21, 21) -> (1, 1, 7, 7): readable numbers

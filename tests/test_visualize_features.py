@@ -141,6 +141,18 @@ def test_feature_maps_and_progression_show_the_layer_outputs(numpy_model, mnist)
     assert [maps.shape for maps in progression.stages.values()] == [(4, 28, 28)] * 2 + [(4, 14, 14)] * 3 + [(4, 7, 7)]
 
 
+def test_progression_says_how_many_channels_and_numbers_each_block_apart(numpy_model, mnist):
+    figure = vis.plot_activation_progression(numpy_model, mnist.x_test[:1])
+    assert figure.blocks == [CONV_STAGES[:3], CONV_STAGES[3:]]  # a new block at each conv layer
+    assert "first 8 channels" in figure._suptitle.get_text()
+    block_titles = [part._suptitle.get_text() for part in figure.subfigs[1:]]
+    assert block_titles[0].startswith("conv1 -> relu1 -> pool1: channels 0-7 of 16")
+    assert block_titles[1].startswith("conv2 -> relu2 -> pool2: channels 0-7 of 32")
+    for part, block in zip(figure.subfigs[1:], figure.blocks):  # column titles name the block's own conv
+        titles = [ax.get_title() for ax in part.axes if ax.get_title()]
+        assert titles == [f"{block[0]} ch {channel}" for channel in range(8)]
+
+
 # --- Figure 4: the convolution demo ---
 
 def test_convolution_demo_numbers_equal_conv2d_forward():
@@ -155,6 +167,30 @@ def test_convolution_demo_numbers_equal_conv2d_forward():
         np.testing.assert_array_equal(step["window"], image[i:i + 3, j:j + 3])
         assert step["total"] == pytest.approx(expected[0, 0, i, j], rel=1e-12)
         assert any(f"= {step['total']:.4f}" in text for text in drawn_text)  # the written-out sum is drawn
+
+
+def test_default_convolution_windows_do_not_overlap_and_leave_no_empty_band():
+    output = np.array([[0.0, 1, 2, 3, 9], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [-9, -1, 0, 0, 8]])
+    # (0, 4) and (4, 0) are the extremes but touch the top-left window's neighbours only by rows or columns.
+    assert vis.non_overlapping_positions(output, (3, 3)) == [(0, 0), (0, 4), (4, 0)]
+    assert vis.windows_overlap((0, 0), (2, 2), (3, 3)) and not vis.windows_overlap((0, 0), (2, 3), (3, 3))
+    rng = np.random.default_rng(2)
+    for image, kernel in ((rng.random((7, 7)), vis.CLASSIC_KERNELS["Sobel x\n(vertical edges)"]),
+                          (rng.random((9, 8)), rng.standard_normal((3, 3))), (rng.random((8, 8)), np.ones((2, 2)))):
+        figure = vis.plot_convolution_steps(image, kernel)
+        positions = [step["position"] for step in figure.conv_demo["steps"]]
+        assert len(positions) == 3 and positions[0] == (0, 0)
+        for index, first in enumerate(positions):
+            for second in positions[index + 1:]:
+                assert not vis.windows_overlap(first, second, kernel.shape), (first, second)
+        frames = [patch.get_bbox() for patch in figure.axes[0].patches]  # the windows drawn on the input
+        assert len(frames) == 3
+        for index, first in enumerate(frames):
+            assert not any(first.overlaps(second) for second in frames[index + 1:])
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        lowest = min(text.get_window_extent(renderer).y0 for ax in figure.axes[3:] for text in ax.texts)
+        assert lowest / figure.dpi < 0.5  # inches of empty space under the written-out sums
 
 
 # --- Figure 5: OpenCV against the project's convolution ---
@@ -174,6 +210,15 @@ def test_opencv_matches_on_a_non_square_kernel_and_the_figure_uses_it():
     np.testing.assert_allclose(vis.apply_kernel_opencv(image, kernel), ours[0, 0], atol=1e-12)
     figure = vis.plot_filter_responses({"random": image}, {"random kernel": kernel})
     np.testing.assert_allclose(figure.responses[("random", "random kernel")], ours[0, 0], atol=1e-12)
+
+
+def test_filter_responses_use_a_sequential_colormap_for_non_negative_outputs():
+    figure = vis.plot_filter_responses()
+    assert figure.colormaps["box blur"] == figure.colormaps["Gaussian blur"] == "viridis"
+    assert all(figure.colormaps[name] == "RdBu_r" for name in vis.CLASSIC_KERNELS if "blur" not in name)
+    for (_, kernel_name), response in figure.responses.items():
+        assert (response.min() >= 0) == ("blur" in kernel_name)
+    assert "synthetic test patterns (not MNIST)" in figure._suptitle.get_text()
 
 
 # --- Figure 6: statistics and dead units ---
@@ -197,6 +242,10 @@ def test_statistics_figure_finds_channels_killed_by_hand(mnist):
     figure = vis.plot_statistics(model, mnist.x_test[:100])
     assert figure.dead_fractions["relu1"] == 4 / 16
     assert set(figure.dead_fractions) == {"relu1", "relu2", "relu3"}
+    weight_titles = [ax.get_title() for ax in figure.subfigs[0].axes]
+    assert weight_titles[0].startswith("conv1 (16, 1, 3, 3): fan-in 9\n")
+    assert [vis.fan_in(np.zeros(shape)) for shape in ((16, 1, 3, 3), (32, 16, 3, 3), (1568, 128))] == [9, 144, 1568]
+    assert "fan-in" in figure.subfigs[0]._suptitle.get_text()  # the weight row says what it shows
 
 
 # --- Figure 7: saliency and Grad-CAM ---
@@ -214,6 +263,37 @@ def test_gradcam_puts_most_of_its_mass_on_the_digit(numpy_model, mnist):
     assert 0.2 < area_of_digit.mean() < 0.4  # what a uniform map would put on the digit
     assert np.mean(mass_on_digit > area_of_digit) >= 0.8
     assert mass_on_digit.mean() > 1.6 * area_of_digit.mean()
+
+
+def test_saliency_figure_shows_each_digit_0_to_9_on_a_uniform_colormap(numpy_model, mnist):
+    examples = vis.first_of_each_class(mnist.y_test)
+    assert list(mnist.y_test[examples]) == list(range(10))
+    assert all(np.flatnonzero(mnist.y_test == digit)[0] == index for digit, index in enumerate(examples))
+    figure = vis.plot_saliency_gradcam(numpy_model, mnist.x_test[examples], mnist.y_test[examples])
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert [title.split("\n")[0] for title in titles] == [f"digit {digit}" for digit in range(10)]
+    assert "digits 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in figure._suptitle.get_text()
+    maps = [image for ax in figure.axes for image in ax.images if image.get_cmap().name != "gray"]
+    assert len(maps) == 2 * 10 and {image.get_cmap().name for image in maps} == {"magma"}
+    with pytest.raises(ValueError, match=r"no example of class \[3\]"):
+        vis.first_of_each_class(np.array([0, 1, 2, 4]))
+
+
+def test_confusion_matrix_colors_and_writes_the_errors():
+    y_true = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    predicted = y_true.copy()
+    predicted[:3] = 2  # three 0s taken for 2s
+    predicted[50] = 0  # one 1 taken for a 0
+    logits = np.eye(3)[predicted] * 5.0  # (100, 3): the largest logit is the predicted class
+    figure = vis.plot_confusion_and_mistakes(y_true, logits, np.zeros((100, 1, 4, 4)))
+    np.testing.assert_array_equal(figure.confusion, [[47, 0, 3], [1, 29, 0], [0, 0, 20]])
+    ax = figure.axes[0]
+    written = {(round(text.get_position()[1]), round(text.get_position()[0])): text.get_text() for text in ax.texts}
+    assert written == {(0, 0): "47", (1, 1): "29", (2, 2): "20", (0, 2): "3", (1, 0): "1"}  # zero errors: blank
+    shown = ax.images[0]
+    assert shown.get_clim() == (0, 3)  # the errors set the color scale, not the ~1,000 correct images
+    assert shown.get_array().mask.tolist() == np.eye(3, dtype=bool).tolist()  # the diagonal is not colored
+    assert set(figure.mistakes) == {0, 1, 2, 50}
 
 
 def test_numpy_backward_gradients_equal_torch_autograd_in_float64(numpy_model, mnist):
