@@ -1154,7 +1154,8 @@ def make_deep_cnn(channels=(16, 32), convs_per_stage=2, hidden_units=128, dropou
 
 def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28, num_classes=10, rng=None,
              dtype=np.float32):
-    """The fully connected baseline: flatten -> (fully connected -> ReLU -> Dropout) per hidden layer -> fully connected."""
+    """The fully connected baseline: flatten -> (fully connected -> ReLU -> Dropout) per hidden layer ->
+    fully connected."""
     rng = _rng_or_default(rng)
     layers, in_features = [FlattenLayer()], in_channels * image_size * image_size  # (N, C, H, W) -> (N, C * H * W)
     for hidden_units in hidden_sizes:

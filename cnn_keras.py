@@ -24,7 +24,6 @@ which also fixes the weight initialization and the augmentation draws) and
 program, TensorFlow version and hardware; tests/test_keras.py checks that two CPU runs give the
 same history. Across machines or TensorFlow versions results may differ in the last digits.
 """
-import argparse
 import os
 import sys
 import time
@@ -51,7 +50,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from cnn_from_scratch import atomic_save, conv_output_size, weight_layers  # noqa: E402  (NumPy only)
-from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist  # noqa: E402
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser  # noqa: E402
 
 # --- Seeds ---
 
@@ -580,19 +579,16 @@ def keras_to_numpy(keras_model, numpy_model):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Train a Keras CNN on MNIST.")
+    quick = f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch"
+    parser = training_parser("Train a Keras CNN on MNIST.", epochs=3, batch_size=128, learning_rate=3e-3,
+                             quick_help=quick)
     parser.add_argument("--model", default="sequential", choices=sorted(MODELS))
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--schedule", default="warmup_cosine", choices=["warmup_cosine", "cosine", "plateau"])
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs")
     parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default="runs/keras", help="folder for the best checkpoint and history.csv")
     parser.add_argument("--save", default=None, metavar="PATH", help="save the final (best) model to this .keras file")
-    parser.add_argument("--quick", action="store_true", help="4,000 training and 2,000 test images, 1 epoch")
     args = parser.parse_args()
 
     set_seed(args.seed)

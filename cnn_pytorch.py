@@ -15,7 +15,6 @@ In a REPL:
     >>> from cnn_pytorch import build_model, fit, evaluate
     >>> model = build_model("simple"); model
 """
-import argparse
 import copy
 import math
 import os
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from cnn_from_scratch import atomic_save, conv_output_size, weight_layers
-from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser
 
 # --- Seeds and device ---
 
@@ -592,11 +591,9 @@ def torch_to_numpy(torch_model, numpy_model):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Train a PyTorch CNN on MNIST.")
+    parser = training_parser("Train a PyTorch CNN on MNIST.", epochs=3, batch_size=128, learning_rate=3e-3,
+                             quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, batch 32, 1 epoch")
     parser.add_argument("--model", default="simple", choices=sorted(MODELS))
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate of the schedule")
     parser.add_argument("--schedule", default="one_cycle", choices=["one_cycle", "cosine"])
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
@@ -605,11 +602,9 @@ def main():
                         help="with --augment: each image its own transform (batched, the default) or one "
                              "torchvision.transforms.v2.RandomAffine draw per batch")
     parser.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--save", default=None, metavar="PATH", help="save the best checkpoint here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--quick", action="store_true", help="4,000 training and 2,000 test images, batch 32, 1 epoch")
     args = parser.parse_args()
 
     set_seed(args.seed)

@@ -200,6 +200,19 @@ def load_digits(validation_size=200, test_size=360, seed=0):
     return Dataset(x_train, y_train, x_val, y_val, x_test, y_test)
 
 
+def training_parser(description, epochs, batch_size, learning_rate, quick_help):
+    """The command-line flags every training script shares (--epochs, --batch-size, --learning-rate,
+    --seed, --quick); each script adds its own to the parser this returns."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate, help="(peak) learning rate")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="initial weights, data order, augmentation and validation split")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    return parser
+
+
 def main():
     parser = argparse.ArgumentParser(description="Print the datasets this project uses.")
     parser.add_argument("--data-dir", default=None, help="folder with your own MNIST files")

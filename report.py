@@ -319,7 +319,8 @@ def section_transfer(experiment):
             f"A make_cnn trained on digits 0 to 4 ({percent(source)}% on their test images), then adapted to "
             "digits 5 to 9 from a few labelled images per class, with the same number of optimizer steps for "
             "every size. Each cell: mean ± std, then the difference from the best method at that size "
-            "(points) and whether it is within noise. The protocol follows an exercise of chapter 11 of Géron's *Hands-On Machine Learning* "
+            "(points) and whether it is within noise. The protocol follows an exercise of chapter 11 of "
+            "Géron's *Hands-On Machine Learning* "
             "(there with a fully connected network and 100 images per class).", "",
             table(["method"] + [f"{k} per class: test accuracy %" for k in sizes], body)]
 
