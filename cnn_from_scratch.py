@@ -22,7 +22,6 @@ the upstream gradient and `dx`, `dw`, `db` are the gradients of the loss with
 respect to `x`, `w`, `b`. float32 by default; float64 in gives float64 out, so
 gradients can be checked to machine precision.
 """
-import argparse
 import json
 import os
 import tempfile
@@ -1233,17 +1232,13 @@ def load(path):
 # --- Script ---
 
 def main():
-    parser = argparse.ArgumentParser(description="Train the NumPy SimpleCNN on MNIST and report test accuracy.")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--augment", type=int, default=2, help="random shifts of up to this many pixels (0: off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
-    parser.add_argument("--quick", action="store_true", help="5,000 training images, 1 epoch: a few seconds")
-    args = parser.parse_args()
+    from data import load_mnist, training_parser  # data.py, like this module, needs only NumPy
 
-    from data import load_mnist  # data.py, like this module, needs only NumPy
+    parser = training_parser("Train the NumPy SimpleCNN on MNIST and report test accuracy.", epochs=6,
+                             batch_size=64, learning_rate=2e-3, quick_help="5,000 training images, 1 epoch")
+    parser.add_argument("--augment", type=int, default=2, help="random shifts of up to this many pixels (0: off)")
+    parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
+    args = parser.parse_args()
 
     data = load_mnist(seed=args.seed)
     x_train, y_train, epochs = data.x_train, data.y_train, args.epochs
