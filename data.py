@@ -221,7 +221,11 @@ def main():
                         help="MNIST's --quick slice (the first 4,000 / 1,000 / 2,000 images) that the scripts train on")
     args = parser.parse_args()
     mnist = load_mnist(seed=args.seed, data_dir=args.data_dir)
-    datasets = [("MNIST", mnist), ("digits (8x8)", load_digits(seed=args.seed))]
+    datasets = [("MNIST", mnist)]
+    try:
+        datasets.append(("digits (8x8)", load_digits(seed=args.seed)))
+    except ImportError:  # the NumPy-only setup has no scikit-learn; MNIST needs only NumPy
+        print("digits (8x8): skipped, scikit-learn is not installed")
     if args.quick:
         datasets = [("MNIST, --quick slice", mnist.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST))]
     for name, data in datasets:

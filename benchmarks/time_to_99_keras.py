@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--checks-per-epoch", type=int, default=4)
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="5,000 training images, 1 epoch, target 90%")
+    parser.add_argument("--quick", action="store_true", help="5,000 training images, 1 epoch, target 90%%")
     args = parser.parse_args()
 
     cnn_keras.set_seed(args.seed)
