@@ -8,7 +8,7 @@ the same five questions (layers, weights, activations, logits, gradients) in one
 then one function per figure; then `main()`.
 
 Run it:
-    python visualize_features.py --quick                       # under a minute: 3,000 images, 1 epoch
+    python visualize_features.py --quick                       # under a minute: 4,000 images, 1 epoch
     python visualize_features.py                               # NumPy SimpleCNN, 2 epochs on MNIST, writes plots/
     python visualize_features.py --framework pytorch|keras     # the same figures for the other frameworks
     python visualize_features.py --save simple_cnn.npz                   # also keep the trained model
@@ -1012,7 +1012,8 @@ def write_all_figures(model, data, out_dir, num_gradcam_images=1000, log=print):
 def main():
     parser = argparse.ArgumentParser(description="Train (or load) a SimpleCNN and write every visualization.")
     parser.add_argument("--framework", default="numpy", choices=FRAMEWORKS)
-    parser.add_argument("--quick", action="store_true", help="3,000 training and 2,000 test images, 1 epoch")
+    parser.add_argument("--quick", action="store_true",
+                        help="data.py's --quick slice (4,000 training, 1,000 validation, 2,000 test images), 1 epoch")
     parser.add_argument("--out", default="plots", help="folder for the PNG files (default: plots/)")
     parser.add_argument("--model-path", default=None,
                         help="load this model instead of training (.npz for numpy, .pt for pytorch, .keras for keras)")
@@ -1023,15 +1024,12 @@ def main():
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
 
-    from data import load_mnist
+    from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
 
     start = time.perf_counter()
     data = load_mnist(seed=args.seed)
     if args.quick:  # a smoke test: the figures are all there, the model is only roughly trained
-        data.x_train, data.y_train = data.x_train[:3000], data.y_train[:3000]
-        data.x_val, data.y_val, data.x_test, data.y_test = (data.x_val[:1000], data.y_val[:1000],
-                                                            data.x_test[:2000], data.y_test[:2000])
-        args.epochs = 1
+        data, args.epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), 1
     print(f"framework {args.framework}: train {data.x_train.shape}, test {data.x_test.shape}")
     model = train_or_load(args.framework, data, args.epochs, args.seed, args.model_path)
     accuracy = np.mean(predict_logits(model, data.x_test).argmax(axis=1) == data.y_test)
