@@ -54,6 +54,7 @@ import cnn_pytorch  # PyTorch loads before TensorFlow (cnn_keras, imported only 
 import torch
 from data import load_mnist
 from report import TRANSFER_METHODS, atomic_write, summarize, write_figures, write_report
+from visualize_features import framework_module  # cnn_from_scratch, cnn_pytorch or cnn_keras by name
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results"
@@ -114,19 +115,6 @@ def fix_malloc_thresholds():
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 256 * 2 ** 20) and libc.mallopt(M_TRIM_THRESHOLD, 512 * 2 ** 20))
-
-
-def framework_module(name):
-    """cnn_from_scratch, cnn_pytorch or cnn_keras: the three modules share one interface."""
-    if name == "numpy":
-        return cnn_from_scratch
-    if name == "pytorch":
-        return cnn_pytorch
-    if name == "keras":
-        import cnn_keras  # TensorFlow takes seconds to import; only the frameworks experiment needs it
-
-        return cnn_keras
-    raise ValueError(f"framework must be one of {FRAMEWORKS}, got {name!r}")
 
 
 # --- One training run ---
