@@ -951,6 +951,8 @@ def train_or_load(framework, data, epochs, seed, model_path=None):
     if model_path:
         return module.load(model_path)
     model = module.build_model("simple")
+    if hasattr(module, "choose_device"):  # PyTorch: the device chosen once (cuda, then mps, then cpu)
+        model = model.to(module.choose_device())
     module.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, seed=seed)
     return model
 
