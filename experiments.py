@@ -104,10 +104,10 @@ def fix_malloc_thresholds():
 
     glibc raises its mmap threshold as a program frees large blocks, so that arrays of a few hundred
     KB come from the heap instead of fresh pages. After TensorFlow has trained once in a process,
-    that no longer happens: every such array is mapped and unmapped, and the NumPy CNN then trained
-    3.6 times slower and PyTorch 2.6 times slower in the same process (measured on this project's
-    2-core machine). Fixed thresholds (256 MB and 512 MB) give the three frameworks the same
-    allocator whichever order they run in.
+    that no longer happens: every such array is mapped and unmapped, and the NumPy CNN then trains
+    about 4 times slower and PyTorch about 2.5 times slower in that process
+    (`python benchmarks/after_tensorflow.py`; BENCHMARKS.md has the numbers). Fixed thresholds
+    (256 MB and 512 MB) give the three frameworks the same allocator whichever order they run in.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -187,8 +187,9 @@ def in_fresh_process(train):
     """Run `train` in a new Python process (unless context.isolate is False), one run at a time.
 
     Once TensorFlow has trained in a process, the NumPy CNN and PyTorch in that process train 2 to 4
-    times slower (measured here: its allocator and thread pools stay behind). So that no framework's
-    time depends on which ran before it, each frameworks run starts from a clean process.
+    times slower, and pinned malloc thresholds remove most but not all of it
+    (`python benchmarks/after_tensorflow.py [--fix-malloc]`). So that no framework's time depends on
+    which ran before it, each frameworks run starts from a clean process.
     """
     def train_isolated(context, config, seed):
         if not context.isolate:
