@@ -9,16 +9,17 @@ the spread between seeds (Welch's t-test, p < 0.05).
 The experiments (run one alone with --only NAME):
     frameworks   the same SimpleCNN in NumPy, PyTorch and Keras, from the same initial weights, with the
                  same optimizer, schedule, batch size, epochs and batch order; then the time to 99% test
-                 accuracy of one BatchNorm CNN recipe in all three, one after the other in this process
+                 accuracy of one BatchNorm CNN recipe in all three, one after the other (each frameworks
+                 run in a fresh process: see in_fresh_process)
     depth        1 to 4 conv blocks (make_cnn)
     activations  ReLU, Leaky ReLU, ELU, Tanh and Sigmoid, with the first conv layer's gradient norm
-    efficiency   CNNs and MLPs from ~3K to ~1M parameters, with LeCun et al.'s published points
+    efficiency   CNNs and MLPs from ~13K to ~820K parameters, with LeCun et al.'s published points
     ablation     one reference CNN, then one component removed or changed at a time
     transfer     a CNN trained on digits 0-4, adapted to 5-9 from 10, 100 or 1,000 images per class
 
 Run it:
-    python experiments.py                 # everything, 3 seeds: about 15 minutes on 2 CPU cores
-    python experiments.py --quick         # under 2 minutes: tiny budgets, every file, marked as a quick run
+    python experiments.py                 # everything, 3 seeds: 10 min 44 s on 2 CPU cores (BENCHMARKS.md)
+    python experiments.py --quick         # about 70 s: tiny budgets, every file, marked as a quick run
     python experiments.py --only depth activations --seeds 5
     python experiments.py --report        # rebuild summary.json, RESULTS.md and the figures from runs.jsonl
 Outputs: results/runs.jsonl (one line per finished run, appended as it finishes, so an interrupted
