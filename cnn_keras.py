@@ -252,8 +252,6 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
         if pooling != "stride":
             model_layers.append(layers.MaxPooling2D(2) if pooling == "max" else layers.AveragePooling2D(2))
             size = conv_output_size(size, 2, 2, 0)
-        if size < 1:
-            raise ValueError(f"input size {input_shape[0]} is too small for {num_conv_layers} conv blocks")
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
                      layers.Dense(hidden_units)]
     model_layers += [make_batch_norm()] if batch_norm else []

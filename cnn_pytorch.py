@@ -277,8 +277,6 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
             layers.append(nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2))
             size = conv_output_size(size, 2, 2, 0)
         channels = out_channels
-        if size < 1:
-            raise ValueError(f"image_size {image_size} is too small for {num_conv_layers} conv blocks")
     layers += [nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
                nn.Linear(channels * size * size, hidden_units)]
     layers += [nn.BatchNorm1d(hidden_units)] if batch_norm else []

@@ -33,6 +33,7 @@ In a REPL:
     ['1 conv block', '2 conv blocks', '3 conv blocks', '4 conv blocks']
 """
 import argparse
+import copy
 import ctypes
 import json
 import math
@@ -139,7 +140,7 @@ def first(x, y, size):
     return (x, y) if size is None else (x[:size], y[:size])
 
 
-def train_and_test(module, model, context, x_train, y_train, x_val, y_val, x_test, y_test, epochs, seed,
+def train_and_test(module, model, x_train, y_train, x_val, y_val, x_test, y_test, epochs, seed,
                    batch_size, learning_rate, augment=False, **framework_options):
     """fit, then one evaluation on the test set. Returns the run's metrics, with its history."""
     history = module.fit(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
@@ -219,7 +220,7 @@ def train_framework(context, config, seed):
         model = numpy_model
     x_train, y_train = first(data.x_train, data.y_train, budget.framework_train_size)
     x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
-    metrics = train_and_test(module, model, context, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
+    metrics = train_and_test(module, model, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              **SAME_RECIPE[config["framework"]])
     if config["framework"] == "numpy" and seed == 0:  # kept for the filter and feature-map figures
@@ -242,7 +243,7 @@ def train_time_to_target(context, config, seed):
         model = model.to(context.device)
     x_train, y_train = first(data.x_train, data.y_train, budget.framework_train_size)
     x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
-    metrics = train_and_test(module, model, context, x_train, y_train, x_test, y_test, x_test, y_test,
+    metrics = train_and_test(module, model, x_train, y_train, x_test, y_test, x_test, y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              **SAME_RECIPE[config["framework"]])
     test_curve, seconds = metrics["history"]["val_accuracy"], np.cumsum(metrics["history"]["seconds"])
@@ -267,7 +268,7 @@ def train_sweep(context, config, seed):
         first_conv.weight.register_hook(lambda grad: gradient_norms.append(grad.norm().item()))
     x_train, y_train = first(data.x_train, data.y_train, budget.sweep_train_size)
     x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
-    metrics = train_and_test(cnn_pytorch, model, context, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
+    metrics = train_and_test(cnn_pytorch, model, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              augment=config.get("augment", False), weight_decay=0.0, schedule="cosine")
     if gradient_norms:
@@ -295,7 +296,7 @@ def pretrained_source_model(context, config, seed):
         x_source, y_source = digits_between(data.x_train, data.y_train, 0, 4, config["pretrain_size"])
         x_val, y_val = digits_between(data.x_val, data.y_val, 0, 4)
         x_test, y_test = digits_between(*first(data.x_test, data.y_test, context.budget.test_size), 0, 4)
-        metrics = train_and_test(cnn_pytorch, model, context, x_source, y_source, x_val, y_val, x_test, y_test,
+        metrics = train_and_test(cnn_pytorch, model, x_source, y_source, x_val, y_val, x_test, y_test,
                                  context.budget.sweep_epochs, seed, SWEEP["batch_size"], SWEEP["learning_rate"],
                                  weight_decay=0.0, schedule="cosine")
         _pretrained[key] = (model, metrics["test_accuracy"])
@@ -318,7 +319,7 @@ def train_transfer(context, config, seed):
     if method == "scratch":
         model = cnn_pytorch.make_cnn(num_classes=5)
     else:
-        model = _copy_module(source_model)
+        model = copy.deepcopy(source_model)
         flatten = next(index for index, layer in enumerate(model) if isinstance(layer, torch.nn.Flatten))
         if method == "frozen":  # the convolutional features stay as learned on 0-4; only a new head learns
             features = model[:flatten + 1]
@@ -333,17 +334,11 @@ def train_transfer(context, config, seed):
     model = model.to(context.device)
     batch_size = min(SWEEP["batch_size"], len(x_train))
     epochs = math.ceil(config["steps"] / math.ceil(len(x_train) / batch_size))  # the same number of steps for all
-    metrics = train_and_test(cnn_pytorch, model, context, x_train, y_train, x_val, y_val, x_test, y_test, epochs,
+    metrics = train_and_test(cnn_pytorch, model, x_train, y_train, x_val, y_val, x_test, y_test, epochs,
                              seed, batch_size, SWEEP["learning_rate"], weight_decay=0.0, schedule="cosine")
     metrics["source_test_accuracy"] = source_accuracy
     metrics["trainable_parameters"] = metrics["parameters"]
     return metrics
-
-
-def _copy_module(model):
-    import copy
-
-    return copy.deepcopy(model)
 
 
 # --- The experiments: which runs each one makes ---

@@ -355,7 +355,7 @@ def write_report(summary, path):
               "- How to read: mean ± standard deviation (ddof=1) over seeds, then the lowest and highest seed. "
               f"'within noise' means Welch's t-test finds no difference at p < {VALIDATION_P} (with 3 seeds it "
               "only detects large ones). One model's test accuracy near 99% has a sampling error of about "
-              "0.1 points by itself.", ""]
+              "0.1 points by itself: sqrt(0.99 * 0.01 / 10,000) = 0.001.", ""]
     claims = summary["write_up_claims"]
     if "frameworks" in experiments:
         lines += section_frameworks(experiments["frameworks"], claims["frameworks"],
