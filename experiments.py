@@ -135,11 +135,6 @@ class Context:
     isolate: bool = True  # each frameworks run in a fresh process (see in_fresh_process)
 
 
-def first(x, y, size):
-    """The first `size` examples (all of them when size is None)."""
-    return (x, y) if size is None else (x[:size], y[:size])
-
-
 def train_and_test(module, model, x_train, y_train, x_val, y_val, x_test, y_test, epochs, seed,
                    batch_size, learning_rate, augment=False, **framework_options):
     """fit, then one evaluation on the test set. Returns the run's metrics, with its history."""
@@ -218,10 +213,9 @@ def train_framework(context, config, seed):
         model = module.numpy_to_keras(numpy_model, module.make_simple_cnn())
     else:
         model = numpy_model
-    x_train, y_train = first(data.x_train, data.y_train, budget.framework_train_size)
-    x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
-    metrics = train_and_test(module, model, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
-                             config["epochs"], seed, config["batch_size"], config["learning_rate"],
+    train = data.first(train=budget.framework_train_size)
+    metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
+                             data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              **SAME_RECIPE[config["framework"]])
     if config["framework"] == "numpy" and seed == 0:  # kept for the filter and feature-map figures
         context.models_dir.mkdir(parents=True, exist_ok=True)
@@ -241,9 +235,9 @@ def train_time_to_target(context, config, seed):
     model = module.build_model("cnn", **config["model_kwargs"])
     if config["framework"] == "pytorch":
         model = model.to(context.device)
-    x_train, y_train = first(data.x_train, data.y_train, budget.framework_train_size)
-    x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
-    metrics = train_and_test(module, model, x_train, y_train, x_test, y_test, x_test, y_test,
+    train = data.first(train=budget.framework_train_size)
+    metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_test, data.y_test, data.x_test,
+                             data.y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              **SAME_RECIPE[config["framework"]])
     test_curve, seconds = metrics["history"]["val_accuracy"], np.cumsum(metrics["history"]["seconds"])
@@ -266,9 +260,8 @@ def train_sweep(context, config, seed):
     first_conv = next((module for module in model.modules() if isinstance(module, torch.nn.Conv2d)), None)
     if first_conv is not None:
         first_conv.weight.register_hook(lambda grad: gradient_norms.append(grad.norm().item()))
-    x_train, y_train = first(data.x_train, data.y_train, budget.sweep_train_size)
-    x_test, y_test = first(data.x_test, data.y_test, budget.test_size)
-    metrics = train_and_test(cnn_pytorch, model, x_train, y_train, data.x_val, data.y_val, x_test, y_test,
+    x_train, y_train = data.x_train[:budget.sweep_train_size], data.y_train[:budget.sweep_train_size]
+    metrics = train_and_test(cnn_pytorch, model, x_train, y_train, data.x_val, data.y_val, data.x_test, data.y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              augment=config.get("augment", False), weight_decay=0.0, schedule="cosine")
     if gradient_norms:
@@ -295,7 +288,7 @@ def pretrained_source_model(context, config, seed):
         model = build_torch_model(context, {"model": "cnn", "model_kwargs": {"num_classes": 5}}, seed)
         x_source, y_source = digits_between(data.x_train, data.y_train, 0, 4, config["pretrain_size"])
         x_val, y_val = digits_between(data.x_val, data.y_val, 0, 4)
-        x_test, y_test = digits_between(*first(data.x_test, data.y_test, context.budget.test_size), 0, 4)
+        x_test, y_test = digits_between(data.x_test, data.y_test, 0, 4)
         metrics = train_and_test(cnn_pytorch, model, x_source, y_source, x_val, y_val, x_test, y_test,
                                  context.budget.sweep_epochs, seed, SWEEP["batch_size"], SWEEP["learning_rate"],
                                  weight_decay=0.0, schedule="cosine")
@@ -314,7 +307,7 @@ def train_transfer(context, config, seed):
                              for label in range(5)])
     x_train, y_train = x_pool[chosen], y_pool[chosen]  # (5 * per_class, 1, 28, 28)
     x_val, y_val = digits_between(data.x_val, data.y_val, 5, 9, size=1000)
-    x_test, y_test = digits_between(*first(data.x_test, data.y_test, context.budget.test_size), 5, 9)
+    x_test, y_test = digits_between(data.x_test, data.y_test, 5, 9)
     cnn_pytorch.set_seed(seed)
     if method == "scratch":
         model = cnn_pytorch.make_cnn(num_classes=5)
@@ -661,8 +654,7 @@ def main(argv=None):
         if not args.quiet:
             print(f"{len(runs)} runs ({', '.join(names)}; seeds {seeds}; budget {budget.name}) on {device}, "
                   f"{os.cpu_count()} cores; results in {runs_path}", flush=True)
-        data = load_mnist(seed=0)
-        data.x_val, data.y_val = first(data.x_val, data.y_val, budget.validation_size)
+        data = load_mnist(seed=0).first(val=budget.validation_size, test=budget.test_size)  # the budget's slices
         context = Context(data, budget, device, out_dir / "models", malloc_fixed, isolate=not args.same_process)
         try:
             execute(runs, context, out_dir, quiet=args.quiet)

@@ -186,8 +186,7 @@ def test_unwritable_out_is_a_clear_error(tmp_path):
 
 
 def test_a_frameworks_run_in_a_fresh_process_gives_the_same_result(tmp_path):
-    data = experiments.load_mnist()
-    data.x_val, data.y_val = data.x_val[:64], data.y_val[:64]
+    data = experiments.load_mnist().first(val=TINY.validation_size, test=TINY.test_size)
     config = {"part": "simple_cnn", "framework": "numpy", "model": "simple", "epochs": 1,
               **experiments.SIMPLE_CNN}
     results = []
