@@ -402,7 +402,7 @@ def atomic_write(path, text):
 
 # --- Figures: drawn from summary.json ---
 
-COLORS = {"numpy": "tab:blue", "pytorch": "tab:orange", "keras": "tab:red", "CNN": "tab:blue", "MLP": "tab:orange",
+COLORS = {"CNN": "tab:blue", "MLP": "tab:orange",
           "scratch": "tab:gray", "frozen": "tab:blue", "fine_tune": "tab:green"}
 
 
