@@ -26,6 +26,7 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +71,38 @@ def check_labels(y, num_examples, num_classes):
         raise ValueError(f"labels must be integers of shape ({num_examples},), got dtype {y.dtype} shape {y.shape}")
     if num_examples and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got values from {y.min()} to {y.max()}")
+
+
+def check_kernel_size(kernel_size):
+    """'Same' padding, k // 2 on every side, keeps H and W only for an odd kernel: even sizes are refused."""
+    if not isinstance(kernel_size, (int, np.integer)) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+
+
+def check_choice(value, choices, name):
+    """Raise ValueError unless value is one of choices (a schedule, an optimizer, a model name, ...)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_fit_arguments(x_train, y_train, x_val, y_val, channels, num_classes, epochs, batch_size, augment):
+    """The checks that the fit of all three modules makes, with the same errors: images and labels
+    (check_images, check_labels), positive epochs and batch_size, and augment a bool."""
+    check_images(x_train, channels, name="x_train")
+    check_labels(y_train, len(x_train), num_classes)
+    check_images(x_val, channels, name="x_val")
+    check_labels(y_val, len(x_val), num_classes)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(augment, (bool, np.bool_)):
+        raise TypeError(f"augment must be True or False, got {augment!r}")
+
+
+def diverged(loss, epoch, step, learning_rate):
+    """The error every fit raises when the loss stops being finite (the same text in all three modules)."""
+    return FloatingPointError(f"training diverged: the loss became {float(loss)} at epoch {epoch}, step {step}; "
+                              f"lower the learning rate (now {float(learning_rate):g})")
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -766,10 +799,14 @@ class SGD:
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015): running means of the gradient (m) and its square (v), bias-corrected."""
+    """Adam (Kingma & Ba 2015): running means of the gradient (m) and its square (v), bias-corrected.
 
-    def __init__(self, parameters, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        self.parameters, self.learning_rate = list(parameters), learning_rate
+    weight_decay > 0 makes it AdamW (Loshchilov & Hutter 2019): each step first shrinks every
+    parameter by learning_rate * weight_decay of itself, outside the adaptive step, as torch.optim.AdamW does.
+    """
+
+    def __init__(self, parameters, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        self.parameters, self.learning_rate, self.weight_decay = list(parameters), learning_rate, weight_decay
         self.beta1, self.beta2, self.eps, self.t = beta1, beta2, eps, 0
         self.m = [np.zeros_like(layer.params[key]) for layer, key in self.parameters]
         self.v = [np.zeros_like(layer.params[key]) for layer, key in self.parameters]
@@ -785,6 +822,8 @@ class Adam:
             v *= self.beta2
             v += (1 - self.beta2) * grad * grad
             param = layer.params[key]
+            if self.weight_decay:
+                param *= 1 - self.learning_rate * self.weight_decay  # decoupled decay (AdamW)
             param -= step_size * m / (np.sqrt(v) + self.eps)
 
 
@@ -810,6 +849,32 @@ def random_shift(x, max_shift, rng):
             chosen = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
             out[chosen] = padded[chosen, :, dy:dy + H, dx:dx + W]
     return out
+
+
+# --- The training loop's small pieces ---
+
+SCHEDULES = ("cosine", "constant")
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+
+def learning_rate_schedule(base_learning_rate, total_steps, schedule):
+    """The learning rate of every step t = 0 .. T - 1, of shape (T,): "cosine" gives
+    lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017), from lr_0 down towards 0;
+    "constant" gives lr_0 throughout."""
+    check_choice(schedule, SCHEDULES, "schedule")
+    steps = np.arange(total_steps)
+    if schedule == "cosine":
+        return base_learning_rate * 0.5 * (1 + np.cos(np.pi * steps / total_steps))
+    return np.full(total_steps, float(base_learning_rate))
+
+
+def epoch_line(history, epoch, epochs):
+    """One line of progress: the epoch's training loss and accuracy, validation ones if any, seconds."""
+    line = (f"epoch {epoch}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
+            f"accuracy {history['train_accuracy'][-1]:.4f}")
+    if history["val_accuracy"]:
+        line += f", val_loss {history['val_loss'][-1]:.4f}, val_accuracy {history['val_accuracy'][-1]:.4f}"
+    return f"{line} ({history['seconds'][-1]:.1f} s)"
 
 
 # --- The model ---
@@ -911,7 +976,7 @@ class CNN:
         return loss, float((logits.argmax(axis=1) == y).mean())
 
     def fit(self, x, y, epochs=5, batch_size=64, optimizer=None, validation_data=None, seed=0,
-            schedule="cosine", augment=0, verbose=True):
+            schedule="cosine", augment=0, verbose=True, restore_best=False):
         """Mini-batch training; returns the history of loss and accuracy per epoch.
 
         Inputs:
@@ -922,68 +987,74 @@ class CNN:
         - schedule: "cosine" decays the learning rate to 0 over all steps; "constant" keeps it
         - augment: if > 0, shift each training image by up to this many pixels (random_shift)
         - verbose: print one line per epoch, and draw a progress bar when the output is a terminal
+        - restore_best: end with the weights of the epoch with the best validation accuracy
+          (chosen on validation data, never on test data); False keeps the last epoch's
         Returns: dict with one entry per epoch in lists "train_loss", "train_accuracy" (running means
         over each epoch's batches, as Keras reports them), "val_loss", "val_accuracy", "learning_rate"
         (the rate at the epoch's first step) and "seconds" (training only, validation not counted).
         """
-        check_images(x, self.input_shape[0] if self.input_shape else None)
         num_classes = self.num_classes or self.layers[-1].params["b"].shape[0]
-        check_labels(y, len(x), num_classes)
-        if validation_data is not None:
-            check_images(validation_data[0], x.shape[1], name="x_val")
-            check_labels(validation_data[1], len(validation_data[0]), num_classes)
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+        channels = self.input_shape[0] if self.input_shape else None
+        x_val, y_val = validation_data if validation_data is not None else (x[:0], y[:0])
+        check_fit_arguments(x, y, x_val, y_val, channels, num_classes, epochs, batch_size, augment=bool(augment))
         optimizer = optimizer or Adam(self.parameters())
-        base_learning_rate = optimizer.learning_rate
-        rng = np.random.default_rng(seed)
+        base_learning_rate, rng = optimizer.learning_rate, np.random.default_rng(seed)
         steps_per_epoch = -(-len(x) // batch_size)  # ceil(N / batch_size)
-        total_steps, step = epochs * steps_per_epoch, 0
-        history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                                       "seconds")}
-        self.train()
+        learning_rates = learning_rate_schedule(base_learning_rate, epochs * steps_per_epoch, schedule)  # (T,)
+        history = {key: [] for key in HISTORY_KEYS}
+        best_accuracy, best_weights = -1.0, None
         for epoch in range(1, epochs + 1):
-            start_time, order = time.perf_counter(), rng.permutation(len(x))
-            loss_sum, correct = 0.0, 0
-            batches = range(0, len(x), batch_size)
-            if verbose and tqdm is not None:  # disable=None: a bar only on a terminal, never in a log file
-                batches = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, unit="batch", disable=None)
-            for batch_start in batches:
-                indices = order[batch_start:batch_start + batch_size]
-                if schedule == "cosine":  # lr_t = lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017)
-                    optimizer.learning_rate = float(base_learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
-                if batch_start == 0:
-                    history["learning_rate"].append(float(optimizer.learning_rate))
-                x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
-                logits = self.forward(x_batch)
-                loss, dlogits = softmax_cross_entropy(logits, y[indices])
-                if not np.isfinite(loss):
-                    raise FloatingPointError(f"training diverged: the loss became {loss} at epoch {epoch}, step "
-                                             f"{step}; lower the learning rate (now {optimizer.learning_rate:g})")
-                self.backward(dlogits)
-                optimizer.step()
-                step += 1
-                loss_sum += loss * len(indices)
-                correct += int((logits.argmax(axis=1) == y[indices]).sum())
-            history["seconds"].append(time.perf_counter() - start_time)
-            history["train_loss"].append(loss_sum / len(x))
-            history["train_accuracy"].append(correct / len(x))
+            start_time = time.perf_counter()
+            epoch_rates = learning_rates[(epoch - 1) * steps_per_epoch:epoch * steps_per_epoch]
+            loss, accuracy = self.train_epoch(x, y, batch_size, optimizer, rng, epoch_rates, augment, epoch,
+                                              progress_bar=verbose)
+            for key, value in zip(("seconds", "train_loss", "train_accuracy", "learning_rate"),
+                                  (time.perf_counter() - start_time, loss, accuracy, float(epoch_rates[0]))):
+                history[key].append(value)
             if validation_data is not None:
-                val_loss, val_accuracy = self.evaluate(*validation_data)
+                val_loss, val_accuracy = self.evaluate(x_val, y_val)
                 history["val_loss"].append(val_loss)
                 history["val_accuracy"].append(val_accuracy)
+                if restore_best and val_accuracy > best_accuracy:
+                    best_accuracy, best_weights = val_accuracy, self.weights()
             if verbose:
-                line = (f"epoch {epoch}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
-                        f"accuracy {history['train_accuracy'][-1]:.4f}")
-                if validation_data is not None:
-                    line += f", val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
-                print(f"{line} ({history['seconds'][-1]:.1f} s)")
+                print(epoch_line(history, epoch, epochs))
         optimizer.learning_rate = base_learning_rate
+        if best_weights is not None:
+            self._assign(best_weights, "the best validation epoch")
         self.eval()
         return history
+
+    def train_epoch(self, x, y, batch_size, optimizer, rng, learning_rates, augment=0, epoch=1, progress_bar=False):
+        """One pass over x (N, C, H, W), y (N,) in an order drawn from rng, batch b with learning_rates[b].
+
+        augment: shift each image by up to this many pixels (random_shift, drawn from the same rng).
+        Returns: (mean training loss, training accuracy) over the epoch's batches.
+        Raises FloatingPointError (`diverged`) when the loss stops being finite.
+        """
+        self.train()
+        order, loss_sum, correct = rng.permutation(len(x)), 0.0, 0  # (N,)
+        batches = range(0, len(x), batch_size)
+        if progress_bar and tqdm is not None:  # disable=None: a bar only on a terminal, never in a log file
+            batches = tqdm(batches, desc=f"epoch {epoch}", leave=False, unit="batch", disable=None)
+        for step, batch_start in enumerate(batches):
+            indices = order[batch_start:batch_start + batch_size]  # (B,)
+            optimizer.learning_rate = float(learning_rates[step])
+            x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]  # (B, C, H, W)
+            logits = self.forward(x_batch)  # (B, num_classes)
+            loss, dlogits = softmax_cross_entropy(logits, y[indices])
+            if not np.isfinite(loss):
+                raise diverged(loss, epoch, step, optimizer.learning_rate)
+            self.backward(dlogits)
+            optimizer.step()
+            loss_sum += loss * len(indices)
+            correct += int((logits.argmax(axis=1) == y[indices]).sum())
+        return loss_sum / len(x), correct / len(x)
+
+    def weights(self):
+        """A copy of every parameter and buffer, keyed as `save` writes them ("0.W", "0.b", ...)."""
+        return {f"{index}.{key}": value.copy() for index, layer in enumerate(self.layers)
+                for store in (layer.params, layer.buffers) for key, value in store.items()}
 
     # --- Saving and loading ---
 
@@ -1057,6 +1128,7 @@ def make_simple_cnn(in_channels=1, image_size=28, num_classes=10, channels=(16, 
     "Same" padding keeps H and W through each convolution, and each pool halves them (flooring),
     so the flattened size is channels[1] * (image_size // 4) ** 2: 32 * 7 * 7 = 1568 for MNIST.
     """
+    check_kernel_size(kernel_size)
     rng = _rng_or_default(rng)
     first, second = channels
     pooled_size = image_size // 2 // 2
@@ -1095,10 +1167,9 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     """
     if not isinstance(num_conv_layers, (int, np.integer)) or not 1 <= num_conv_layers <= 4:
         raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
-    if activation not in ACTIVATION_LAYERS:
-        raise ValueError(f"activation must be one of {list(ACTIVATION_LAYERS)}, got {activation!r}")
-    if pooling not in ("max", "avg", "stride"):
-        raise ValueError(f"pooling must be 'max', 'avg' or 'stride', got {pooling!r}")
+    check_choice(activation, ACTIVATION_LAYERS, "activation")
+    check_choice(pooling, ("max", "avg", "stride"), "pooling")
+    check_kernel_size(kernel_size)
     rng = _rng_or_default(rng)
     init = "xavier" if activation in ("tanh", "sigmoid", "linear") else "he"
 
@@ -1177,51 +1248,66 @@ def weight_layers(model):
 
 
 # --- The interface shared with cnn_pytorch.py and cnn_keras.py ---
-# experiments.py, visualize_features.py and explorer.py call these module-level functions in the
-# same way for all three frameworks; here each is a thin wrapper around the CNN methods above.
+# experiments.py, visualize_features.py and explorer.py call these module-level functions, through
+# frameworks.py, in the same way for all three frameworks: the same arguments, defaults, return values
+# and errors (tests/test_conformance.py holds this). Here each is a thin wrapper around the CNN methods.
 
 MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "mlp": make_mlp, "cnn": make_cnn}
+OPTIMIZERS = ("adam", "sgd")
+AUGMENT_SHIFT = 2  # fit(augment=True) in every module: random shifts of up to 2 pixels (random_shift)
 
 
 def build_model(name, **kwargs):
     """Build a model by name: 'simple', 'deep', 'mlp' or 'cnn' (make_cnn); kwargs go to its builder."""
-    if name == "residual":
-        raise ValueError("the NumPy module has no residual (skip-connection) layer; build 'residual' with "
-                         "cnn_pytorch or cnn_keras, or choose one of " + str(sorted(MODELS)))
-    if name not in MODELS:
-        raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
+    check_choice(name, MODELS, "model name")
     return MODELS[name](**kwargs)
 
 
+def make_optimizer(model, optimizer, learning_rate, weight_decay):
+    """'adam': Adam, or AdamW with weight_decay > 0; 'sgd': SGD with momentum 0.9 (and L2 weight decay)."""
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
+    if optimizer == "adam":
+        return Adam(model.parameters(), learning_rate=learning_rate, weight_decay=weight_decay)
+    return SGD(model.parameters(), learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay)
+
+
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine"):
-    """Train with Adam and a cosine schedule through `model.fit`; returns its history dict.
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True):
+    """Train `model` and return its history; the same arguments, defaults and behaviour in all three modules.
 
-    augment: True shifts each training image by up to 2 pixels (random_shift), its own draw from `seed`.
-    History keys, the same in all three modules: train_loss, train_accuracy, val_loss, val_accuracy,
-    learning_rate and seconds (training time of each epoch).
+    Inputs: x_* of shape (N, C, H, W), float in [0, 1]; y_* of shape (N,), int labels.
+    - seed: the data order and the augmentation draws (one np.random.default_rng(seed), as in the other two)
+    - augment: True shifts each training image by up to AUGMENT_SHIFT pixels (random_shift)
+    - schedule: "cosine" or "constant"; optimizer: "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
+    - restore_best: end with the weights of the best validation epoch (False: the last epoch's)
+    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
+      learning_rate (at the epoch's first step) and seconds (training only).
     """
-    if not isinstance(augment, (bool, np.bool_)):
-        raise TypeError(f"augment must be True or False, got {augment!r}")
-    optimizer = Adam(model.parameters(), learning_rate=learning_rate)
-    return model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                     validation_data=(x_val, y_val), seed=seed, schedule=schedule, augment=2 if augment else 0,
-                     verbose=progress)
+    check_fit_arguments(x_train, y_train, x_val, y_val, model.input_shape[0] if model.input_shape else None,
+                        model.num_classes or model.layers[-1].params["b"].shape[0], epochs, batch_size, augment)
+    return model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
+                     optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay),
+                     validation_data=(x_val, y_val), seed=seed, schedule=schedule,
+                     augment=AUGMENT_SHIFT if augment else 0, verbose=progress, restore_best=restore_best)
 
 
-def evaluate(model, x, y):
+def evaluate(model, x, y, batch_size=1000):
     """(mean cross-entropy loss, accuracy in [0, 1]) of a CNN on x of shape (N, C, H, W), y of shape (N,)."""
-    return model.evaluate(x, y)
+    check_images(x, model.input_shape[0] if model.input_shape else None)
+    check_labels(y, len(x), model.num_classes or model.layers[-1].params["b"].shape[0])
+    loss, accuracy = model.evaluate(x, y, batch_size)
+    return float(loss), float(accuracy)
 
 
 def count_parameters(model):
     """Number of trainable parameters."""
-    return model.num_parameters()
+    return int(model.num_parameters())
 
 
 def save(model, path):
-    """Write the model to an .npz file, atomically (CNN.save)."""
+    """Write the model (architecture and weights) to an .npz file, atomically (CNN.save); returns the Path."""
     model.save(path)
+    return Path(path)
 
 
 def load(path):
@@ -1232,18 +1318,19 @@ def load(path):
 # --- Script ---
 
 def main():
-    from data import load_mnist, training_parser  # data.py, like this module, needs only NumPy
+    from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser  # NumPy only, like this module
 
     parser = training_parser("Train the NumPy SimpleCNN on MNIST and report test accuracy.", epochs=6,
-                             batch_size=64, learning_rate=2e-3, quick_help="5,000 training images, 1 epoch")
+                             batch_size=64, learning_rate=2e-3,
+                             quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch")
     parser.add_argument("--augment", type=int, default=2, help="random shifts of up to this many pixels (0: off)")
     parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
     args = parser.parse_args()
 
-    data = load_mnist(seed=args.seed)
-    x_train, y_train, epochs = data.x_train, data.y_train, args.epochs
-    if args.quick:
-        x_train, y_train, epochs = x_train[:5000], y_train[:5000], 1
+    data, epochs = load_mnist(seed=args.seed), args.epochs
+    if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
+        data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), 1
+    x_train, y_train = data.x_train, data.y_train
     print(f"train {x_train.shape}, validation {data.x_val.shape}, test {data.x_test.shape}")
     model = make_simple_cnn(rng=np.random.default_rng(args.seed))
     print(model.summary())

@@ -9,7 +9,7 @@ Keras, being channels-last (NHWC), needs one permutation that PyTorch does not w
 between frameworks.
 
 Run it:
-    python cnn_keras.py --quick                               # seconds: 4,000 images, 1 epoch
+    python cnn_keras.py --quick                               # seconds: data.py's quick slice, 1 epoch
     python cnn_keras.py --model sequential --epochs 3         # SimpleCNN (alias: --model simple)
     python cnn_keras.py --model functional --epochs 12 --augment --save runs/keras/functional.keras
     python cnn_keras.py --model deep|mlp ... [--batch-size --learning-rate --schedule --patience --seed]
@@ -30,10 +30,12 @@ import time
 import zipfile
 from pathlib import Path
 
-# The backend must be chosen before keras is imported; TF_CPP_MIN_LOG_LEVEL=2 hides TensorFlow's
-# info and warning lines (CPU features, missing CUDA) so that the output is this script's.
+# The backend must be chosen before keras is imported. TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's C++
+# log lines (oneDNN notices, CPU features, "failed call to cuInit" on a machine without a GPU) off a
+# learner's console; it is read once, when TensorFlow loads, so `--verbose` on the command line (or
+# TF_CPP_MIN_LOG_LEVEL=0 in the environment) is looked for here, before the import, to bring them back.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if __name__ == "__main__" and "--verbose" in sys.argv else "3")
 
 # TensorFlow and PyTorch's compiler stack (triton, which torch.optim imports lazily) each carry their
 # own LLVM: when TensorFlow loads first, the later triton import crashes the whole process. So when
@@ -49,14 +51,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from cnn_from_scratch import atomic_save, conv_output_size, weight_layers  # noqa: E402  (NumPy only)
+from cnn_from_scratch import (  # noqa: E402  (NumPy only: the checks, errors and shifts all three modules share)
+    AUGMENT_SHIFT, OPTIMIZERS, atomic_save, check_choice, check_fit_arguments, check_images, check_kernel_size,
+    check_labels, conv_output_size, diverged, random_shift, softmax_cross_entropy, weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser  # noqa: E402
 
 # --- Seeds ---
 
 
 def set_seed(seed, deterministic=True):
-    """Seed Python, NumPy and TensorFlow in one call (the one place seeds are set).
+    """Seed Python, NumPy and TensorFlow in one call (the one place seeds are set); returns
+    np.random.default_rng(seed), as the other two modules' set_seed do.
 
     deterministic=True also asks TensorFlow for deterministic kernels: same seed, same history
     on the same machine. It is global and cannot be switched off again in the same process.
@@ -64,6 +69,7 @@ def set_seed(seed, deterministic=True):
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    return np.random.default_rng(seed)
 
 
 # --- The channels-last boundary ---
@@ -80,36 +86,41 @@ def to_channels_last(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
 
 
+def channels_first_for(model, x):
+    """Images in the shared layout (N, C, H, W). Keras's own (N, H, W, C), matching the model's input,
+    is accepted too and transposed back here; anything else is returned as it is, for the checks."""
+    H, W, C = model.input_shape[1:]
+    if isinstance(x, np.ndarray) and x.ndim == 4 and x.shape[1:] == (H, W, C) and (H, W, C) != (C, H, W):
+        return x.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    return x
+
+
 # --- Building blocks ---
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "linear")
 
 
 def make_activation(name):
-    """A Keras layer for 'relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid' or 'linear' (the identity), with the
-    slopes of the NumPy and torch layers."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
+    """[a Keras layer] for 'relu', 'leaky_relu', 'elu', 'tanh' or 'sigmoid', with the slopes of the NumPy
+    and torch layers; [] for 'linear' (no activation layer at all, as in the other two modules)."""
+    check_choice(name, ACTIVATIONS, "activation")
+    if name == "linear":
+        return []
     if name == "leaky_relu":
-        return layers.LeakyReLU(negative_slope=0.01)  # Keras's default slope is 0.3; torch and NumPy use 0.01
+        return [layers.LeakyReLU(negative_slope=0.01)]  # Keras's default slope is 0.3; torch and NumPy use 0.01
     if name == "elu":
-        return layers.ELU(alpha=1.0)
-    return layers.Activation(name)
-
-
-def check_odd_kernel(kernel_size):
-    """'same' padding equals padding = kernel_size // 2 on both sides (as in NumPy and torch) only for odd kernels."""
-    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+        return [layers.ELU(alpha=1.0)]
+    return [layers.Activation(name)]
 
 
 def make_batch_norm():
-    """BatchNormalization whose moving averages keep 90% of the old value per step (PyTorch's momentum=0.1).
+    """BatchNormalization as PyTorch's and the NumPy layer's: moving averages that keep 90% of the old
+    value per step (momentum=0.1 there) and epsilon 1e-5.
 
     Keras's default keeps 99%, which lags behind fast-changing weights and made validation accuracy
-    jump between epochs at a high learning rate.
+    jump between epochs at a high learning rate; its default epsilon is 1e-3.
     """
-    return layers.BatchNormalization(momentum=0.9)
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
 
 
 def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1, seed=None):
@@ -118,8 +129,8 @@ def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1, seed=N
     Keras preprocessing layers transform only when called with training=True, so inside a model
     they augment during fit() and pass images through untouched in evaluate() and predict().
     Empty pixels are filled with 0 (the black background), not reflected. Each layer resamples the
-    image on its own; with bilinear interpolation three resamplings blur training digits that test
-    digits never are (a first run measured 99.31%), so pixels are copied with "nearest" instead.
+    image on its own; with bilinear interpolation three resamplings blur training digits in a way
+    that test digits never are, so pixels are copied with "nearest" instead.
     """
     resample = dict(fill_mode="constant", interpolation="nearest", seed=seed)
     return [
@@ -129,9 +140,10 @@ def augmentation_layers(rotation_degrees=10.0, translation=0.1, zoom=0.1, seed=N
     ]
 
 
-def input_layers(input_shape, augment):
-    """The Input (H, W, C) and, with augment=True, the augmentation layers that follow it."""
-    return [keras.Input(shape=input_shape)] + (augmentation_layers() if augment else [])
+def input_layers(in_channels, image_size, augment):
+    """The Input, of shape (H, W, C) = (image_size, image_size, in_channels), and, with augment=True,
+    the augmentation layers that follow it inside the model."""
+    return [keras.Input(shape=(image_size, image_size, in_channels))] + (augmentation_layers() if augment else [])
 
 
 # --- Models ---
@@ -139,17 +151,18 @@ def input_layers(input_shape, augment):
 # the loss takes from_logits=True, so logits can be compared across the three frameworks.
 
 
-def make_simple_cnn(channels=(16, 32), kernel_size=3, hidden_units=128, input_shape=(28, 28, 1), num_classes=10,
+def make_simple_cnn(channels=(16, 32), kernel_size=3, hidden_units=128, in_channels=1, image_size=28, num_classes=10,
                     augment=False):
     """The project's SimpleCNN with the Sequential API, layer for layer the NumPy `make_simple_cnn`:
 
     Conv(k, 'same') ReLU MaxPool2 -> Conv ReLU MaxPool2 -> Flatten -> Dense ReLU -> Dense.
     For 28x28 images: 28 -> 14 -> 7, so Flatten gives 7 * 7 * channels[1] features.
+    augment (Keras's own): augmentation layers inside the model, active only in training.
     """
-    check_odd_kernel(kernel_size)
+    check_kernel_size(kernel_size)
     channels_1, channels_2 = channels
     return keras.Sequential([
-        *input_layers(input_shape, augment),
+        *input_layers(in_channels, image_size, augment),
         layers.Conv2D(channels_1, kernel_size, padding="same"), layers.ReLU(), layers.MaxPooling2D(2),
         layers.Conv2D(channels_2, kernel_size, padding="same"), layers.ReLU(), layers.MaxPooling2D(2),
         layers.Flatten(),  # (N, H', W', C2) -> (N, H' * W' * C2), in H, W, C order (see weight transfer)
@@ -158,32 +171,39 @@ def make_simple_cnn(channels=(16, 32), kernel_size=3, hidden_units=128, input_sh
     ], name="simple_cnn")
 
 
-def make_deep_cnn(channels=(32, 64), convs_per_stage=2, hidden_units=128, dropout=0.25, input_shape=(28, 28, 1),
+def make_deep_cnn(channels=(16, 32), convs_per_stage=2, hidden_units=128, dropout=0.2, in_channels=1, image_size=28,
                   num_classes=10, augment=False):
     """Stages of (Conv-BN-ReLU) x convs_per_stage -> MaxPool2 -> Dropout, then Dense-BN-ReLU-Dropout-Dense.
 
-    The convolutions have no bias: BatchNorm's shift (beta) plays that role.
+    Every conv and dense layer keeps its bias, which BatchNorm's shift cancels, so that the network is
+    layer for layer the NumPy make_deep_cnn and PyTorch DeepCNN (the same parameter count).
     """
-    model_layers = input_layers(input_shape, augment)
+    model_layers = input_layers(in_channels, image_size, augment)
     for out_channels in channels:
         for _ in range(convs_per_stage):
-            model_layers += [layers.Conv2D(out_channels, 3, padding="same", use_bias=False),
-                             make_batch_norm(), layers.ReLU()]
+            model_layers += [layers.Conv2D(out_channels, 3, padding="same"), make_batch_norm(), layers.ReLU()]
         model_layers += [layers.MaxPooling2D(2), layers.Dropout(dropout)]
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
-                     layers.Dense(hidden_units, use_bias=False), make_batch_norm(), layers.ReLU(),
+                     layers.Dense(hidden_units), make_batch_norm(), layers.ReLU(),
                      layers.Dropout(dropout), layers.Dense(num_classes)]
     return keras.Sequential(model_layers, name="deep_cnn")
 
 
 def conv_bn_relu(x, filters, kernel_size=3, strides=1):
-    """Functional-API Conv (no bias) -> BatchNorm -> ReLU."""
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False)(x)
+    """Functional-API Conv (no bias) -> BatchNorm -> ReLU, padded k // 2 on every side as in PyTorch.
+
+    With strides 2, Keras's "same" would pad only the bottom and right; an explicit ZeroPadding2D
+    pads like PyTorch's padding=k // 2, so both frameworks compute the same windows.
+    """
+    if strides > 1:
+        x = layers.ZeroPadding2D(kernel_size // 2)(x)
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same" if strides == 1 else "valid",
+                      use_bias=False)(x)
     return layers.ReLU()(make_batch_norm()(x))
 
 
 def residual_block(x, filters, strides=1):
-    """out = relu(F(x) + shortcut(x)) with F = Conv-BN-ReLU-Conv-BN (He et al. 2015).
+    """out = relu(F(x) + shortcut(x)) with F = Conv-BN-ReLU-Conv-BN (He et al. 2015), as PyTorch's ResidualBlock.
 
     The shortcut is x itself when shapes match; otherwise a 1x1 convolution with the same stride
     (a "projection") turns (N, H, W, C) into (N, H / strides, W / strides, filters) so the sum is defined.
@@ -198,22 +218,21 @@ def residual_block(x, filters, strides=1):
     return layers.ReLU()(layers.Add()([residual, shortcut]))
 
 
-def make_functional_cnn(channels=(32, 64), dropout=0.25, input_shape=(28, 28, 1), num_classes=10, augment=False):
-    """A small residual network with the Functional API (the skip connection needs a graph, not a stack):
+def make_functional_cnn(channels=(16, 32, 64), blocks_per_stage=1, dropout=0.0, in_channels=1, image_size=28,
+                        num_classes=10, augment=False):
+    """PyTorch's ResNetCNN with the Functional API (the skip connection needs a graph, not a stack):
 
-    stem Conv-BN-ReLU (28x28) -> MaxPool2 (14x14) -> residual block -> one residual block per further
-    channel count, each halving the size with stride 2 (14 -> 7) -> global average pooling -> Dropout -> Dense.
-    Sized for a CPU: the expensive 28x28 resolution gets a single convolution.
+    stem Conv-BN-ReLU, then one stage of residual blocks per entry of `channels`, every stage after the
+    first halving the size with stride 2 (28 -> 28 -> 14 -> 7), global average pooling, Dropout, Dense.
     """
-    inputs = keras.Input(shape=input_shape)
+    inputs = keras.Input(shape=(image_size, image_size, in_channels))
     x = inputs
     for layer in augmentation_layers() if augment else []:
         x = layer(x)
     x = conv_bn_relu(x, channels[0])  # (N, 28, 28, C0)
-    x = layers.MaxPooling2D(2)(x)  # (N, 28, 28, C0) -> (N, 14, 14, C0)
-    x = residual_block(x, channels[0])  # identity shortcut
-    for filters in channels[1:]:
-        x = residual_block(x, filters, strides=2)  # (N, H, W, C) -> (N, ceil(H / 2), ceil(W / 2), filters)
+    for stage, filters in enumerate(channels):
+        for block in range(blocks_per_stage):
+            x = residual_block(x, filters, strides=2 if stage > 0 and block == 0 else 1)  # (N, H', W', filters)
     x = layers.GlobalAveragePooling2D()(x)  # (N, H, W, C) -> (N, C)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes)(x)
@@ -221,7 +240,7 @@ def make_functional_cnn(channels=(32, 64), dropout=0.25, input_shape=(28, 28, 1)
 
 
 def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size=3, hidden_units=128,
-             pooling="max", padding=True, batch_norm=False, dropout=0.0, input_shape=(28, 28, 1), num_classes=10,
+             pooling="max", padding=True, batch_norm=False, dropout=0.0, in_channels=1, image_size=28, num_classes=10,
              augment=False):
     """The plain CNN of the depth, activation and ablation experiments, as cnn_pytorch.make_cnn:
 
@@ -235,11 +254,10 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
         raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
     make_activation(activation)  # raises ValueError for an unknown name before anything is built
-    check_odd_kernel(kernel_size)
-    if pooling not in ("max", "avg", "stride"):
-        raise ValueError(f"pooling must be 'max', 'avg' or 'stride', got {pooling!r}")
+    check_choice(pooling, ("max", "avg", "stride"), "pooling")
+    check_kernel_size(kernel_size)
     stride, conv_padding = (2 if pooling == "stride" else 1), (kernel_size // 2 if padding else 0)
-    model_layers, size = input_layers(input_shape, augment), input_shape[0]
+    model_layers, size = input_layers(in_channels, image_size, augment), image_size
     for block in range(num_conv_layers):
         if conv_padding and stride > 1:  # pad like PyTorch: k // 2 on every side
             model_layers += [layers.ZeroPadding2D(conv_padding)]
@@ -247,7 +265,7 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
         model_layers.append(layers.Conv2D(base_channels * 2 ** block, kernel_size, strides=stride,
                                           padding=keras_padding))
         model_layers += [make_batch_norm()] if batch_norm else []
-        model_layers.append(make_activation(activation))
+        model_layers += make_activation(activation)
         size = conv_output_size(size, kernel_size, stride, conv_padding)
         if pooling != "stride":
             model_layers.append(layers.MaxPooling2D(2) if pooling == "max" else layers.AveragePooling2D(2))
@@ -255,17 +273,17 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     model_layers += [layers.Flatten(),  # (N, H', W', C) -> (N, H' * W' * C)
                      layers.Dense(hidden_units)]
     model_layers += [make_batch_norm()] if batch_norm else []
-    model_layers.append(make_activation(activation))
+    model_layers += make_activation(activation)
     model_layers += [layers.Dropout(dropout)] if dropout else []
     model_layers.append(layers.Dense(num_classes))
     return keras.Sequential(model_layers, name=f"cnn_{num_conv_layers}_{activation}")
 
 
-def make_mlp(hidden_sizes=(512, 256), dropout=0.2, input_shape=(28, 28, 1), num_classes=10, augment=False):
-    """The fully connected baseline: Flatten -> (Dense ReLU Dropout) per hidden layer -> Dense."""
-    model_layers = input_layers(input_shape, augment) + [layers.Flatten()]  # (N, H, W, C) -> (N, H * W * C)
+def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28, num_classes=10, augment=False):
+    """The fully connected baseline: Flatten -> (Dense ReLU Dropout?) per hidden layer -> Dense."""
+    model_layers = input_layers(in_channels, image_size, augment) + [layers.Flatten()]  # (N, H, W, C) -> (N, H*W*C)
     for hidden_units in hidden_sizes:
-        model_layers += [layers.Dense(hidden_units), layers.ReLU(), layers.Dropout(dropout)]
+        model_layers += [layers.Dense(hidden_units), layers.ReLU()] + ([layers.Dropout(dropout)] if dropout else [])
     model_layers.append(layers.Dense(num_classes))
     return keras.Sequential(model_layers, name="mlp")
 
@@ -278,24 +296,31 @@ MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "residual": make_fun
 
 def build_model(name, **kwargs):
     """Build a model by name: 'simple', 'deep', 'residual', 'mlp' or 'cnn' (make_cnn), or the aliases
-    'sequential' (= 'simple') and 'functional' (= 'residual'); kwargs go to its builder."""
-    if name not in MODELS:
-        raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
+    'sequential' (= 'simple') and 'functional' (= 'residual'); kwargs go to its builder. A .keras file
+    holds the whole architecture, so `save` needs nothing more to build it again."""
+    check_choice(name, MODELS, "model name")
     return MODELS[name](**kwargs)
 
 
 # --- Training ---
 
 
-def compile_model(model, learning_rate=3e-3, weight_decay=1e-4, schedule="warmup_cosine", total_steps=None):
-    """Attach AdamW (epsilon 1e-8, as in PyTorch and the NumPy Adam), the cross-entropy on logits and accuracy.
+SCHEDULES = ("cosine", "constant", "warmup_cosine", "plateau")  # the first two in every module
 
-    schedule="warmup_cosine": warm up linearly from learning_rate / 10 to learning_rate over the first
-    20% of `total_steps`, then follow a cosine down to 0 (a one-cycle shape); "cosine":
-    learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no warm-up, the schedule
-    of the NumPy and PyTorch fits; "plateau": a constant rate that the ReduceLROnPlateau callback of
-    `fit` halves when the validation loss stalls.
+
+def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine", total_steps=None, optimizer="adam"):
+    """Attach the optimizer, the cross-entropy on logits and accuracy.
+
+    optimizer: "adam" is AdamW (epsilon 1e-8, as in PyTorch and the NumPy Adam; Adam when weight_decay
+    is 0); "sgd" is SGD with momentum 0.9.
+    schedule: "cosine": learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no
+    warm-up, as in the other two modules; "constant"; Keras's own "warmup_cosine" (linear warm-up from
+    learning_rate / 10 over the first 20% of the steps, then a cosine down to 0, a one-cycle shape) and
+    "plateau" (a constant rate that the ReduceLROnPlateau callback of `fit` halves when the validation
+    loss stalls).
     """
+    check_choice(schedule, SCHEDULES, "schedule")
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
     if schedule in ("cosine", "warmup_cosine") and not total_steps:
         raise ValueError(f"the {schedule} schedule needs total_steps >= 1, got {total_steps!r}")
     if schedule == "warmup_cosine":
@@ -305,58 +330,55 @@ def compile_model(model, learning_rate=3e-3, weight_decay=1e-4, schedule="warmup
             warmup_steps=warmup_steps)
     elif schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
-    elif schedule != "plateau":
-        raise ValueError(f"schedule must be 'warmup_cosine', 'cosine' or 'plateau', got {schedule!r}")
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay,
-                                                   epsilon=1e-8),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    if optimizer == "adam":
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=1e-8)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay or None)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
 
 
-def channels_last_for(model, x):
-    """Images for `model`, whose input is (N, H, W, C): data.py's (N, C, H, W) is transposed here,
-    the one boundary where the layout changes; images already in the model's layout pass through.
-    Raises ValueError when x fits neither layout."""
-    H, W, C = model.input_shape[1:]
-    if x.ndim == 4 and x.shape[1:] == (H, W, C):
-        return x
-    if x.ndim == 4 and x.shape[1:] == (C, H, W):
-        return to_channels_last(x)
-    raise ValueError(f"expected images of shape (N, {C}, {H}, {W}) as data.py returns them (or (N, {H}, {W}, {C})), "
-                     f"got shape {x.shape}")
+def shuffled_batches(x, y, batch_size, epochs, seed, augmentation=None, augmenter=None):
+    """Yield (x_batch, y_batch) for `epochs` epochs, x_batch of shape (B, H, W, C), from x of shape (N, C, H, W).
 
-
-def shuffled_batches(x, y, batch_size, epochs, seed, augmenter=None):
-    """Yield (x_batch, y_batch) for `epochs` epochs, in a new order each epoch drawn from
-    np.random.default_rng(seed): the permutations that cnn_from_scratch.CNN.fit and cnn_pytorch.fit
-    draw, so that with the same seed the three frameworks see the same batches in the same order.
-
+    Each epoch's order is drawn from np.random.default_rng(seed), and with augmentation="shift" each
+    batch's shifts from the same generator: the draws of cnn_from_scratch.CNN.fit and cnn_pytorch.fit,
+    so that with the same seed the three frameworks see the same batches in the same order.
+    augmentation="affine": augmenter (a Keras model of augmentation layers) in training mode instead.
     A plain generator, because Keras reads it in order on one thread (a keras.utils.PyDataset is
-    read ahead by worker threads, and its epochs' orders got mixed). augmenter: an optional Keras
-    model applied to each batch in training mode.
+    read ahead by worker threads, and its epochs' orders got mixed).
     """
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
         order = rng.permutation(len(x))  # (N,)
         for start in range(0, len(x), batch_size):
             chosen = order[start:start + batch_size]
-            x_batch = x[chosen]  # (B, H, W, C)
-            yield (x_batch if augmenter is None else augmenter(x_batch, training=True)), y[chosen]
+            x_batch = x[chosen]  # (B, C, H, W)
+            if augmentation == "shift":
+                x_batch = random_shift(x_batch, AUGMENT_SHIFT, rng)
+            x_batch = to_channels_last(x_batch)  # (B, C, H, W) -> (B, H, W, C)
+            yield (augmenter(x_batch, training=True) if augmentation == "affine" else x_batch), y[chosen]
 
 
 class EpochRecorder(keras.callbacks.Callback):
     """Records each epoch's learning rate (at its first step) and its training seconds: from the
     epoch's start to the start of validation, so that the time counts training only, as in the
-    NumPy and PyTorch fits."""
+    NumPy and PyTorch fits. Stops training with cnn_from_scratch.diverged, as the other two modules
+    do, when a batch's loss is not finite."""
 
     def __init__(self):
         super().__init__()
-        self.seconds, self.learning_rate, self._start = [], [], None
+        self.seconds, self.learning_rate, self._start, self._epoch = [], [], None, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.learning_rate.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        self._start = time.perf_counter()
+        self._start, self._epoch = time.perf_counter(), epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and not np.isfinite(logs.get("loss", 0.0)):
+            raise diverged(logs["loss"], self._epoch, batch,
+                           keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_test_begin(self, logs=None):
         if self._start is not None:
@@ -367,34 +389,10 @@ class EpochRecorder(keras.callbacks.Callback):
         self.on_test_begin()  # an epoch without validation
 
 
-def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learning_rate=3e-3, seed=0, augment=False,
-        progress=True, weight_decay=1e-4, schedule="warmup_cosine", patience=None, restore_best=True, run_dir=None,
-        extra_callbacks=()):
-    """Compile and train `model`; by default keep the weights of the epoch with the best validation accuracy.
-
-    Inputs: x_* of shape (N, C, H, W) as data.py returns them (transposed here to the model's
-    (N, H, W, C)), y_* of shape (N,) int labels; seed: the data order (the NumPy CNN's permutations)
-    and the augmentation draws; augment: True gives each training image its own random rotation,
-    shift and zoom (the augmentation_layers, applied to each batch); progress: Keras's per-epoch
-    output (a bar on a terminal, one line per epoch in a log).
-    Callbacks: EarlyStopping on val_accuracy (after `patience` epochs without improvement, None:
-    never) that restores the best weights when restore_best; with run_dir, ModelCheckpoint (best
-    epoch to run_dir/best.keras) and CSVLogger (run_dir/history.csv); ReduceLROnPlateau when
-    schedule="plateau". Choices use the validation split only, never the test set.
-    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
-      learning_rate (at the epoch's first step) and seconds (training only).
-    """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got epochs={epochs}, batch_size={batch_size}")
-    if not isinstance(augment, bool):
-        raise TypeError(f"augment must be True or False, got {augment!r}")
-    x_train, x_val = channels_last_for(model, x_train), channels_last_for(model, x_val)
-    steps_per_epoch = -(-len(x_train) // batch_size)  # ceil(N / batch_size)
-    augmenter = keras.Sequential(augmentation_layers(seed=seed)) if augment else None
-    batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed, augmenter)
-    compile_model(model, learning_rate, weight_decay, schedule, total_steps=epochs * steps_per_epoch)
-    recorder = EpochRecorder()
-    callbacks = [recorder, *extra_callbacks]
+def training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedule):
+    """The callbacks of `fit`: the recorder, EarlyStopping (patience, best weights), ModelCheckpoint and
+    CSVLogger with run_dir, and ReduceLROnPlateau for the "plateau" schedule."""
+    callbacks = [recorder]
     if patience is not None or restore_best:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=patience if patience is not None else epochs,
@@ -407,30 +405,73 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=128, learnin
                       keras.callbacks.CSVLogger(run_dir / "history.csv")]
     if schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
+    return callbacks
+
+
+def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True,
+        augmentation="shift", patience=None, run_dir=None, extra_callbacks=()):
+    """Compile and train `model`; the shared arguments and defaults are those of every module.
+
+    Inputs: x_* of shape (N, C, H, W) as data.py returns them (transposed batch by batch to the model's
+    (N, H, W, C); Keras's own (N, H, W, C) is accepted too), y_* of shape (N,) int labels.
+    - seed: the data order and the shift draws (the NumPy CNN's generator), so the same seed gives
+      the same batches in all three modules; augment: True shifts each training image by up to
+      AUGMENT_SHIFT pixels, as everywhere
+    - schedule: "cosine", "constant" or Keras's own "warmup_cosine" and "plateau"; optimizer: "adam"
+      (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
+    - restore_best: end with the best validation epoch's weights (False: the last epoch's)
+    - progress: Keras's per-epoch output (a bar on a terminal, one line per epoch in a log)
+    Keras's own options, after the shared ones: augmentation "affine" (the augmentation_layers: each
+    image rotated, shifted and zoomed) instead of "shift"; patience (EarlyStopping on val_accuracy);
+    run_dir (ModelCheckpoint of the best epoch to run_dir/best.keras and CSVLogger to
+    run_dir/history.csv); extra_callbacks. Choices use the validation split only, never the test set.
+    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
+      learning_rate (at the epoch's first step) and seconds (training only).
+    """
+    x_train, x_val = channels_first_for(model, x_train), channels_first_for(model, x_val)
+    check_fit_arguments(x_train, y_train, x_val, y_val, model.input_shape[-1], model.output_shape[-1], epochs,
+                        batch_size, augment)
+    check_choice(augmentation, ("shift", "affine"), "augmentation")
+    steps_per_epoch = -(-len(x_train) // batch_size)  # ceil(N / batch_size)
+    augmenter = keras.Sequential(augmentation_layers(seed=seed)) if augment and augmentation == "affine" else None
+    batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed,
+                               augmentation if augment else None, augmenter)
+    compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer)
+    recorder = EpochRecorder()
+    callbacks = training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedule) + list(extra_callbacks)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    logs = model.fit(batches, steps_per_epoch=steps_per_epoch, validation_data=(x_val, np.asarray(y_val)),
+    logs = model.fit(batches, steps_per_epoch=steps_per_epoch, validation_data=(to_channels_last(x_val),
+                                                                                np.asarray(y_val)),
                      epochs=epochs, shuffle=False, callbacks=callbacks, verbose=verbose).history
     return {"train_loss": logs["loss"], "train_accuracy": logs["accuracy"], "val_loss": logs["val_loss"],
             "val_accuracy": logs["val_accuracy"], "learning_rate": recorder.learning_rate,
             "seconds": recorder.seconds}
 
 
+def predict_logits(model, x, batch_size=1000):
+    """Logits of shape (N, num_classes) for x of shape (N, C, H, W) (or the model's (N, H, W, C)), in
+    inference mode (no augmentation, no dropout). Needs no compiled model."""
+    x = to_channels_last(channels_first_for(model, x))  # (N, C, H, W) -> (N, H, W, C)
+    return np.concatenate([np.asarray(model(x[start:start + batch_size], training=False))
+                           for start in range(0, len(x), batch_size)])
+
+
 def evaluate(model, x, y, batch_size=1000):
-    """(mean cross-entropy loss, accuracy) of a compiled model on images of shape (N, C, H, W) (or the
-    model's (N, H, W, C)), y of shape (N,)."""
-    results = model.evaluate(channels_last_for(model, x), np.asarray(y), batch_size=batch_size, verbose=0,
-                             return_dict=True)
-    return results["loss"], results["accuracy"]
+    """(mean cross-entropy loss, accuracy in [0, 1]) on images of shape (N, C, H, W) (or the model's
+    (N, H, W, C)), y of shape (N,); checked as in the other two modules; works on any model, compiled
+    or not (the loss is cnn_from_scratch.softmax_cross_entropy of the logits)."""
+    x = channels_first_for(model, x)
+    check_images(x, model.input_shape[-1])
+    check_labels(y, len(x), model.output_shape[-1])
+    logits = predict_logits(model, x, batch_size).astype(np.float64)  # (N, num_classes)
+    loss, _ = softmax_cross_entropy(logits, np.asarray(y))
+    return float(loss), float(np.mean(logits.argmax(axis=1) == y))
 
 
 def count_parameters(model):
     """Number of trainable parameters."""
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
-
-
-def predict_logits(model, x, batch_size=1000):
-    """Logits of shape (N, num_classes) for x of shape (N, H, W, C), in inference mode (no augmentation, no dropout)."""
-    return model.predict(x, batch_size=batch_size, verbose=0)
 
 
 # --- Save and load ---
@@ -582,11 +623,15 @@ def main():
                              quick_help=quick)
     parser.add_argument("--model", default="sequential", choices=sorted(MODELS))
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--schedule", default="warmup_cosine", choices=["warmup_cosine", "cosine", "plateau"])
+    parser.add_argument("--schedule", default="warmup_cosine", choices=SCHEDULES)
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs")
-    parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
+    parser.add_argument("--augment", action="store_true", help="augment the training images (see --augmentation)")
+    parser.add_argument("--augmentation", default="shift", choices=["shift", "affine"],
+                        help=f"with --augment: random shifts of up to {AUGMENT_SHIFT} pixels (shift, the default, as "
+                             "in every module) or each image its own rotation, shift and zoom (affine)")
     parser.add_argument("--run-dir", default="runs/keras", help="folder for the best checkpoint and history.csv")
     parser.add_argument("--save", default=None, metavar="PATH", help="save the final (best) model to this .keras file")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own C++ log lines")
     args = parser.parse_args()
 
     set_seed(args.seed)
@@ -596,21 +641,22 @@ def main():
     if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
         data = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST)
         args.epochs = 1
-    x_train, x_val, x_test = (to_channels_last(x) for x in (data.x_train, data.x_val, data.x_test))
-    print(f"train {x_train.shape}, val {x_val.shape}, test {x_test.shape} (N, H, W, C)")
+    print(f"train {data.x_train.shape}, val {data.x_val.shape}, test {data.x_test.shape} (N, C, H, W; "
+          f"each batch goes to the model as (N, H, W, C))")
 
     start = time.perf_counter()
-    model = build_model(args.model, input_shape=x_train.shape[1:], num_classes=data.num_classes,
-                        augment=args.augment)
+    model = build_model(args.model, in_channels=data.x_train.shape[1], image_size=data.x_train.shape[2],
+                        num_classes=data.num_classes)
     model.summary()
-    history = fit(model, x_train, data.y_train, x_val, data.y_val, epochs=args.epochs, batch_size=args.batch_size,
-                  learning_rate=args.learning_rate, weight_decay=args.weight_decay, schedule=args.schedule,
-                  seed=args.seed, patience=args.patience, run_dir=args.run_dir)
+    history = fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=args.epochs,
+                  batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed, augment=args.augment,
+                  schedule=args.schedule, weight_decay=args.weight_decay, augmentation=args.augmentation,
+                  patience=args.patience, run_dir=args.run_dir)
     train_seconds = time.perf_counter() - start
-    _, val_accuracy = evaluate(model, x_val, data.y_val)
-    test_loss, test_accuracy = evaluate(model, x_test, data.y_test)
+    _, val_accuracy = evaluate(model, data.x_val, data.y_val)
+    test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
     print(f"epochs run: {len(history['train_loss'])}, best validation accuracy: {100 * val_accuracy:.2f}%")
-    print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(x_test)} images)")
+    print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(data.x_test)} images)")
     print(f"training time: {train_seconds:.1f} s")
     if args.save:
         print(f"saved {save_model(model, args.save)}")

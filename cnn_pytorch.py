@@ -2,13 +2,14 @@
 transfer to and from the NumPy `CNN` of cnn_from_scratch.py.
 
 What it teaches: the same SimpleCNN as the from-scratch NumPy code, then the tricks that
-take MNIST from about 99.0% to 99.69% (BatchNorm, Dropout, residual connections, data
-augmentation, a one-cycle learning-rate schedule, early stopping on a validation split),
-and how PyTorch's parameter layouts map onto the NumPy ones.
+take MNIST further (BatchNorm, Dropout, residual connections, data augmentation, a one-cycle
+learning-rate schedule, early stopping on a validation split), and how PyTorch's parameter
+layouts map onto the NumPy ones. The accuracy each reaches is measured in BENCHMARKS.md and
+RESULTS.md, with the commands that reproduce it.
 
 Run it:
-    python cnn_pytorch.py --quick                       # seconds: 4,000 images, 1 epoch (90.8% on 2,000 test images)
-    python cnn_pytorch.py --model deep --epochs 12 --augment --save checkpoints/deep.pt   # 99.69% test accuracy
+    python cnn_pytorch.py --quick                       # seconds: data.py's quick slice, 1 epoch
+    python cnn_pytorch.py --model deep --epochs 12 --augment --save checkpoints/deep.pt
     python cnn_pytorch.py --model simple|deep|residual|separable|mlp [--epochs --batch-size --learning-rate
                           --schedule --augmentation --seed --device --patience --label-smoothing --no-progress]
 In a REPL:
@@ -20,6 +21,7 @@ import math
 import os
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,14 +29,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cnn_from_scratch import atomic_save, conv_output_size, weight_layers
+from cnn_from_scratch import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, atomic_save, check_choice, check_fit_arguments,
+                              check_images, check_kernel_size, check_labels, conv_output_size, diverged, random_shift,
+                              weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser
 
 # --- Seeds and device ---
 
 
 def set_seed(seed):
-    """Seed every random number generator this script touches (the one place seeds are set)."""
+    """Seed every random number generator this script touches (the one place seeds are set); returns
+    np.random.default_rng(seed), as the other two modules' set_seed do."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA
@@ -43,6 +48,7 @@ def set_seed(seed):
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
+    return np.random.default_rng(seed)
 
 
 def choose_device(name=None):
@@ -63,21 +69,21 @@ def choose_device(name=None):
 # --- Building blocks ---
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-               "linear": nn.Identity}  # "linear": no nonlinearity, as in the ablation experiment
+               "linear": None}  # "linear": no activation layer at all, as in the other two modules
 
 
 def make_activation(name):
-    """nn.Module for an activation name: 'relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid' or 'linear' (identity)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]()
+    """[nn.Module] for an activation name ('relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid'), [] for 'linear'."""
+    check_choice(name, ACTIVATIONS, "activation")
+    return [] if ACTIVATIONS[name] is None else [ACTIVATIONS[name]()]
 
 
-def conv_bn_relu(in_channels, out_channels, kernel_size=3, stride=1, groups=1):
-    """Conv (no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU; 'same' padding for odd kernels."""
+def conv_bn_relu(in_channels, out_channels, kernel_size=3, stride=1, groups=1, bias=False):
+    """Conv -> BatchNorm -> ReLU; 'same' padding for odd kernels. The conv needs no bias (BatchNorm's
+    shift replaces it); bias=True keeps one, for a network that must match the NumPy layers."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                  groups=groups, bias=False),
+                  groups=groups, bias=bias),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(),
     )
@@ -102,6 +108,7 @@ class SimpleCNN(nn.Module):
     def __init__(self, in_channels=1, num_classes=10, channels=(16, 32), kernel_size=3, hidden_units=128,
                  image_size=28):
         super().__init__()
+        check_kernel_size(kernel_size)
         channels_1, channels_2 = channels
         padding = kernel_size // 2
         self.features = nn.Sequential(
@@ -124,6 +131,9 @@ class SimpleCNN(nn.Module):
 class DeepCNN(nn.Module):
     """Stages of (Conv-BN-ReLU) x convs_per_stage -> MaxPool2 -> Dropout, then Linear-BN-ReLU-Dropout-Linear.
 
+    Every conv and linear layer keeps its bias, which BatchNorm's mean subtraction cancels, so that the
+    network is layer for layer the NumPy make_deep_cnn and Keras make_deep_cnn (218,938 parameters).
+
     Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
     """
 
@@ -133,14 +143,14 @@ class DeepCNN(nn.Module):
         layers, size = [], image_size
         for out_channels in channels:
             for _ in range(convs_per_stage):
-                layers.append(conv_bn_relu(in_channels, out_channels))
+                layers.append(conv_bn_relu(in_channels, out_channels, bias=True))
                 in_channels = out_channels
             layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
             size = conv_output_size(size, 2, 2, 0)  # 28 -> 14 -> 7
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
-            nn.Linear(in_channels * size * size, hidden_units, bias=False), nn.BatchNorm1d(hidden_units), nn.ReLU(),
+            nn.Linear(in_channels * size * size, hidden_units), nn.BatchNorm1d(hidden_units), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(hidden_units, num_classes),
         )
 
@@ -260,18 +270,19 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     Note: with batch_norm the layers keep their biases (BatchNorm cancels them) so that the three
     frameworks build the same layers.
     """
+    arguments = dict(locals())  # how to build this network again: save() records it
     if not isinstance(num_conv_layers, int) or not 1 <= num_conv_layers <= 4:
         raise ValueError(f"num_conv_layers must be an int from 1 to 4, got {num_conv_layers!r}")
     make_activation(activation)  # raises ValueError for an unknown name before anything is built
-    if pooling not in ("max", "avg", "stride"):
-        raise ValueError(f"pooling must be 'max', 'avg' or 'stride', got {pooling!r}")
+    check_choice(pooling, ("max", "avg", "stride"), "pooling")
+    check_kernel_size(kernel_size)
     stride, conv_padding = (2 if pooling == "stride" else 1), (kernel_size // 2 if padding else 0)
     layers, size, channels = [], image_size, in_channels
     for block in range(num_conv_layers):
         out_channels = base_channels * 2 ** block
         layers.append(nn.Conv2d(channels, out_channels, kernel_size, stride=stride, padding=conv_padding))
         layers += [nn.BatchNorm2d(out_channels)] if batch_norm else []
-        layers.append(make_activation(activation))
+        layers += make_activation(activation)
         size = conv_output_size(size, kernel_size, stride, conv_padding)
         if pooling != "stride":
             layers.append(nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2))
@@ -280,10 +291,12 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     layers += [nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
                nn.Linear(channels * size * size, hidden_units)]
     layers += [nn.BatchNorm1d(hidden_units)] if batch_norm else []
-    layers.append(make_activation(activation))
+    layers += make_activation(activation)
     layers += [nn.Dropout(dropout)] if dropout else []
     layers.append(nn.Linear(hidden_units, num_classes))
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    model.build_spec = {"name": "cnn", "kwargs": arguments}
+    return model
 
 
 MODELS = {"simple": SimpleCNN, "deep": DeepCNN, "residual": ResNetCNN, "separable": SeparableCNN, "mlp": MLP,
@@ -292,10 +305,12 @@ MODELS = {"simple": SimpleCNN, "deep": DeepCNN, "residual": ResNetCNN, "separabl
 
 def build_model(name, **kwargs):
     """Build a model by name: 'simple', 'deep', 'residual', 'separable', 'mlp' or 'cnn' (make_cnn);
-    kwargs go to its class or builder."""
-    if name not in MODELS:
-        raise ValueError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
-    return MODELS[name](**kwargs)
+    kwargs go to its class or builder. The model remembers both (model.build_spec), so that `save`
+    can write them down and `load` can build it again."""
+    check_choice(name, MODELS, "model name")
+    model = MODELS[name](**kwargs)
+    model.build_spec = {"name": name, "kwargs": kwargs}
+    return model
 
 
 # --- Data and augmentation ---
@@ -346,10 +361,22 @@ def torchvision_affine(degrees=10.0, translate=0.1, zoom=0.1):
 # --- Training ---
 
 
+def input_channels_and_classes(model):
+    """(channels the first conv layer takes or None, outputs of the last linear layer): what the
+    input checks of fit and evaluate compare images and labels with."""
+    convolutions = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return (convolutions[0].in_channels if convolutions else None), linears[-1].out_features
+
+
 @torch.inference_mode()
 def evaluate(model, x, y, batch_size=1000):
-    """Mean cross-entropy loss and accuracy of `model` on x of shape (N, C, H, W), y of shape (N,)
-    (NumPy arrays or tensors)."""
+    """(mean cross-entropy loss, accuracy in [0, 1]) of `model` on x of shape (N, C, H, W), y of shape (N,)
+    (NumPy arrays, checked as in the other two modules, or tensors)."""
+    if isinstance(x, np.ndarray):
+        channels, num_classes = input_channels_and_classes(model)
+        check_images(x, channels)
+        check_labels(y, len(x), num_classes)
     x, y = to_tensors(x, y, next(model.parameters()).device)
     model.eval()
     total_loss, correct = 0.0, 0
@@ -361,52 +388,71 @@ def evaluate(model, x, y, batch_size=1000):
     return total_loss / len(x), correct / len(x)
 
 
-def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, generator, augment=False, label_smoothing=0.0,
-                    progress=False, description="train", order=None):
-    """One pass over x (N, C, H, W), y (N,) in the given order (N,), or a random one drawn from `generator`.
+def augment_batch(images, index, augmentation, rng, generator, x_numpy):
+    """The training batch x[index], augmented: "shift" moves each image by up to AUGMENT_SHIFT pixels
+    with the NumPy random_shift and the run's rng (the same draws as the other two modules),
+    "affine" rotates, shifts and zooms each image (random_affine), "torchvision" applies one
+    v2.RandomAffine draw to the whole batch; None leaves the batch alone."""
+    if augmentation == "shift":
+        shifted = random_shift(x_numpy[index.cpu().numpy()], AUGMENT_SHIFT, rng)  # (B, C, H, W)
+        return torch.from_numpy(shifted).to(images.device)
+    if augmentation == "affine":
+        return random_affine(images, generator)  # its own transform for each image
+    if augmentation == "torchvision":
+        return torchvision_affine()(images)  # one transform for the whole batch
+    return images
 
-    augment: False, True or "batched" (random_affine, per image), or "torchvision" (v2.RandomAffine, per batch).
+
+def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, rng, augmentation=None, generator=None,
+                    label_smoothing=0.0, progress=False, epoch=1, x_numpy=None):
+    """One pass over x (N, C, H, W), y (N,) in an order drawn from the NumPy generator rng.
+
+    augmentation: None, "shift", "affine" or "torchvision" (augment_batch); x_numpy: x as a NumPy array,
+    which "shift" cuts its batches from.
     Returns: (mean training loss, training accuracy) over the epoch (with dropout and augmentation on).
-    Raises FloatingPointError when the loss stops being finite.
+    Raises FloatingPointError (cnn_from_scratch.diverged) when the loss stops being finite.
     """
     model.train()
-    if order is None:
-        order = torch.randperm(len(x), generator=generator)  # (N,)
-    order = torch.as_tensor(order, device=x.device)
+    order = torch.as_tensor(rng.permutation(len(x)), device=x.device)  # (N,), as cnn_from_scratch.CNN.fit draws it
     total_loss, correct = 0.0, 0
     # disable=None draws the bar only on a terminal, so a log file gets no carriage-return updates.
-    batches = tqdm(range(0, len(x), batch_size), desc=description, leave=False, disable=None if progress else True)
-    for batch, start in enumerate(batches):
+    batches = tqdm(range(0, len(x), batch_size), desc=f"epoch {epoch}", leave=False,
+                   disable=None if progress else True)
+    for step, start in enumerate(batches):
         index = order[start:start + batch_size]
-        inputs, labels = x[index], y[index]  # (B, C, H, W), (B,)
-        if augment == "torchvision":
-            inputs = torchvision_affine()(inputs)  # one transform for the whole batch
-        elif augment:
-            inputs = random_affine(inputs, generator)  # its own transform for each image
+        inputs = augment_batch(x[index], index, augmentation, rng, generator, x_numpy)  # (B, C, H, W)
+        labels = y[index]  # (B,)
         logits = model(inputs)  # (B, num_classes)
         loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at batch {batch} ({description}); the learning rate "
-                                     f"{optimizer.param_groups[0]['lr']:.3g} is probably too high")
+            raise diverged(loss.item(), epoch, step, optimizer.param_groups[0]["lr"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        scheduler.step()
         total_loss += loss.item() * len(index)
         correct += (logits.argmax(dim=1) == labels).sum().item()
         batches.set_postfix(loss=f"{loss.item():.4f}")
     return total_loss / len(x), correct / len(x)
 
 
-def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, schedule="one_cycle"):
-    """AdamW and a per-step learning-rate schedule. Returns (optimizer, scheduler).
+SCHEDULES = ("cosine", "constant", "one_cycle")  # the first two in every module; one_cycle is PyTorch's own
 
-    "one_cycle" (Smith & Topin 2018): warm up for 25% of the steps to `learning_rate`, then anneal to
-    almost zero. "cosine": lr_t = learning_rate * (1 + cos(pi * t / T)) / 2 over T steps, no warm-up,
-    the schedule that the NumPy and Keras fits use too. AdamW with weight_decay=0 is Adam.
+
+def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, schedule="cosine", optimizer="adam"):
+    """The optimizer and a per-step learning-rate schedule. Returns (optimizer, scheduler).
+
+    optimizer: "adam" is AdamW (Adam when weight_decay is 0); "sgd" is SGD with momentum 0.9.
+    schedule: "cosine": lr_t = learning_rate * (1 + cos(pi * t / T)) / 2 over T steps, no warm-up, as in
+    the other two modules; "constant"; "one_cycle" (Smith & Topin 2018): warm up for 25% of the steps
+    to `learning_rate`, then anneal to almost zero.
     """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
+    check_choice(schedule, SCHEDULES, "schedule")
+    if optimizer == "adam":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9, weight_decay=weight_decay)
     total_steps = epochs * steps_per_epoch
     if schedule == "one_cycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps,
@@ -415,48 +461,50 @@ def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, 
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
     else:
-        raise ValueError(f"schedule must be 'one_cycle' or 'cosine', got {schedule!r}")
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return optimizer, scheduler
 
 
-def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learning_rate=3e-3, seed=0, augment=False,
-        progress=True, weight_decay=1e-4, schedule="one_cycle", augmentation="batched", label_smoothing=0.0,
-        patience=None, restore_best=True, log=print):
-    """Train `model` with AdamW and a per-step schedule; by default keep the best validation epoch's weights.
+def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True,
+        augmentation="shift", label_smoothing=0.0, patience=None, log=print):
+    """Train `model` and return its history; the shared arguments and defaults are those of every module.
 
-    Inputs: x_* of shape (N, C, H, W) and y_* of shape (N,), NumPy arrays (moved to the model's device
-    here) or tensors; seed: the data order (a NumPy permutation per epoch, the same as the NumPy
-    CNN's with augment off) and the augmentation draws (dropout masks follow set_seed);
-    augment: True gives each training image its own random rotation, shift and zoom (random_affine),
-    or with augmentation="torchvision" one v2.RandomAffine draw per batch;
-    patience: stop after this many epochs without a better validation accuracy (None: never);
-    restore_best: end with the best validation epoch's weights (False: the last epoch's).
-    progress: a progress bar (on a terminal) and one line per epoch through `log`.
-    Returns: history, a dict of lists with one entry per epoch: train_loss, train_accuracy, val_loss,
-      val_accuracy, learning_rate (at the epoch's first step) and seconds (training only).
+    Inputs: x_* of shape (N, C, H, W) and y_* of shape (N,), NumPy arrays (checked, then moved to the
+    model's device) or tensors.
+    - seed: the data order and the shift draws, one np.random.default_rng(seed) as in the other two
+      modules, so that the same seed gives the same batches in all three; dropout masks follow set_seed
+    - augment: True shifts each training image by up to AUGMENT_SHIFT pixels, as everywhere
+    - schedule: "cosine", "constant" or (PyTorch's own) "one_cycle"; optimizer: "adam" (AdamW when
+      weight_decay > 0) or "sgd" (momentum 0.9)
+    - restore_best: end with the best validation epoch's weights (False: the last epoch's)
+    PyTorch's own options, after the shared ones: augmentation "affine" (each image rotated, shifted and
+    zoomed, random_affine) or "torchvision" (one v2.RandomAffine draw per batch) instead of "shift";
+    label_smoothing; patience: stop after this many epochs without a better validation accuracy;
+    log: where the one line per epoch goes when progress is True.
+    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
+      learning_rate (at the epoch's first step) and seconds (training only).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got epochs={epochs}, batch_size={batch_size}")
-    if not isinstance(augment, bool) or augmentation not in ("batched", "torchvision"):
-        raise ValueError(f"augment must be True or False and augmentation 'batched' or 'torchvision', got "
-                         f"augment={augment!r}, augmentation={augmentation!r}")
+    if isinstance(x_train, np.ndarray):
+        channels, num_classes = input_channels_and_classes(model)
+        check_fit_arguments(x_train, y_train, x_val, y_val, channels, num_classes, epochs, batch_size, augment)
+    check_choice(augmentation, ("shift", "affine", "torchvision"), "augmentation")
     device = next(model.parameters()).device
+    x_numpy = np.asarray(x_train.cpu() if torch.is_tensor(x_train) else x_train, dtype=np.float32)
     x_train, y_train = to_tensors(x_train, y_train, device)
     x_val, y_val = to_tensors(x_val, y_val, device)
-    order_rng = np.random.default_rng(seed)  # the data order, drawn as cnn_from_scratch.CNN.fit draws it
-    generator = torch.Generator().manual_seed(seed)  # augmentation (dropout follows set_seed's global seed)
+    rng = np.random.default_rng(seed)  # the data order and the shifts, drawn as cnn_from_scratch.CNN.fit draws them
+    generator = torch.Generator().manual_seed(seed)  # "affine" augmentation (dropout follows set_seed's global seed)
     optimizer, scheduler = make_optimizer(model, learning_rate, weight_decay, epochs,
-                                          math.ceil(len(x_train) / batch_size), schedule)
-    history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                                   "seconds")}
+                                          math.ceil(len(x_train) / batch_size), schedule, optimizer)
+    history = {key: [] for key in HISTORY_KEYS}
     best_accuracy, best_state, epochs_without_improvement = -1.0, None, 0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         history["learning_rate"].append(optimizer.param_groups[0]["lr"])
         train_loss, train_accuracy = train_one_epoch(
-            model, optimizer, scheduler, x_train, y_train, batch_size, generator,
-            augment and ("torchvision" if augmentation == "torchvision" else True), label_smoothing, progress,
-            description=f"epoch {epoch}/{epochs}", order=order_rng.permutation(len(x_train)))
+            model, optimizer, scheduler, x_train, y_train, batch_size, rng, augmentation if augment else None,
+            generator, label_smoothing, progress, epoch, x_numpy)
         if device.type == "cuda":
             torch.cuda.synchronize()  # the clock stops when the GPU's work is done, not when it was queued
         history["seconds"].append(time.perf_counter() - start)
@@ -484,12 +532,25 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=128, learni
 # --- Checkpoints ---
 
 
+def build_spec_of(model, model_name=None, model_kwargs=None):
+    """How to build the model again: the name and kwargs given, or those that build_model and make_cnn
+    recorded, or (a model made by calling its class) the class's name with its default kwargs."""
+    if model_name is not None:
+        return {"name": model_name, "kwargs": dict(model_kwargs or {})}
+    if getattr(model, "build_spec", None) is not None:
+        return model.build_spec
+    name = next((name for name, builder in MODELS.items() if builder is type(model)), None)
+    return {"name": name, "kwargs": dict(model_kwargs or {})}
+
+
 def save_checkpoint(model, path, model_name=None, model_kwargs=None, history=None):
-    """Save the state_dict (and how to rebuild the model) atomically: a temp file, then os.replace,
-    so that an interrupted save never leaves a half-written checkpoint behind."""
-    checkpoint = {"model_name": model_name, "model_kwargs": model_kwargs or {}, "history": history,
+    """Save the state_dict and how to build the model again (build_spec_of) atomically: a temp file,
+    then os.replace, so that an interrupted save never leaves a half-written checkpoint behind."""
+    spec = build_spec_of(model, model_name, model_kwargs)
+    checkpoint = {"model_name": spec["name"], "model_kwargs": spec["kwargs"], "history": history,
                   "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()}}
     atomic_save(path, lambda temporary: torch.save(checkpoint, temporary))
+    return Path(path)
 
 
 def load_checkpoint(path, model=None, device="cpu"):
@@ -517,13 +578,15 @@ def load_checkpoint(path, model=None, device="cpu"):
 
 
 def save(model, path, model_name=None, model_kwargs=None):
-    """The shared interface's save: save_checkpoint (atomic; pass the name and kwargs to rebuild it later)."""
-    save_checkpoint(model, path, model_name, model_kwargs)
+    """The shared interface's save: save_checkpoint, atomic, with how to build the model again; returns
+    the Path. model_name and model_kwargs (PyTorch's own) name a model that build_model did not build."""
+    return save_checkpoint(model, path, model_name, model_kwargs)
 
 
 def load(path, device="cpu"):
-    """The shared interface's load: the model of a checkpoint written by `save` (rebuilt from its name)."""
-    return load_checkpoint(path, device=device)[0]
+    """The shared interface's load: the model of a checkpoint written by `save`, built again from its
+    name and kwargs, in evaluation mode."""
+    return load_checkpoint(path, device=device)[0].eval()
 
 
 # --- Weight transfer with the NumPy CNN ---
@@ -592,12 +655,13 @@ def main():
     parser = training_parser("Train a PyTorch CNN on MNIST.", epochs=3, batch_size=128, learning_rate=3e-3,
                              quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, batch 32, 1 epoch")
     parser.add_argument("--model", default="simple", choices=sorted(MODELS))
-    parser.add_argument("--schedule", default="one_cycle", choices=["one_cycle", "cosine"])
+    parser.add_argument("--schedule", default="one_cycle", choices=SCHEDULES)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--augment", action="store_true", help="random rotation, shift and zoom of training images")
-    parser.add_argument("--augmentation", default="batched", choices=["batched", "torchvision"],
-                        help="with --augment: each image its own transform (batched, the default) or one "
+    parser.add_argument("--augment", action="store_true", help="augment the training images (see --augmentation)")
+    parser.add_argument("--augmentation", default="shift", choices=["shift", "affine", "torchvision"],
+                        help=f"with --augment: random shifts of up to {AUGMENT_SHIFT} pixels (shift, the default, as "
+                             "in every module), each image its own rotation, shift and zoom (affine), or one "
                              "torchvision.transforms.v2.RandomAffine draw per batch")
     parser.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")

@@ -18,8 +18,8 @@ The experiments (run one alone with --only NAME):
     transfer     a CNN trained on digits 0-4, adapted to 5-9 from 10, 100 or 1,000 images per class
 
 Run it:
-    python experiments.py                 # everything, 3 seeds: 10 min 44 s on 2 CPU cores (BENCHMARKS.md)
-    python experiments.py --quick         # about 70 s: tiny budgets, every file, marked as a quick run
+    python experiments.py                 # everything, 3 seeds (its duration: BENCHMARKS.md)
+    python experiments.py --quick         # tiny budgets, every file, marked as a quick run
     python experiments.py --only depth activations --seeds 5
     python experiments.py --report        # rebuild summary.json, RESULTS.md and the figures from runs.jsonl
 Outputs: results/runs.jsonl (one line per finished run, appended as it finishes, so an interrupted
@@ -34,7 +34,6 @@ In a REPL:
 """
 import argparse
 import copy
-import ctypes
 import json
 import math
 import multiprocessing
@@ -52,11 +51,11 @@ from pathlib import Path
 import numpy as np
 
 import cnn_from_scratch
-import cnn_pytorch  # PyTorch loads before TensorFlow (cnn_keras, imported only when needed): see cnn_keras.py
+import cnn_pytorch  # the sweeps and transfer train PyTorch models; cnn_keras is imported only when asked for
 import torch
 from data import load_mnist
-from report import TRANSFER_METHODS, atomic_write, summarize, write_figures, write_report
-from visualize_features import framework_module  # cnn_from_scratch, cnn_pytorch or cnn_keras by name
+from frameworks import FRAMEWORKS, copy_numpy_weights, fix_malloc_thresholds, framework_module, to_device
+from report import atomic_write, summarize, write_figures, write_report
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results"
@@ -93,30 +92,15 @@ BUDGETS = {
                     transfer_steps=5, validation_size=300, test_size=500, seeds=2),
 }
 
-# One recipe for every framework: Adam (AdamW without weight decay), a cosine schedule with no
-# warm-up, and the final epoch's weights, because that is what the NumPy CNN.fit does too.
-SAME_RECIPE = {"numpy": {}, "pytorch": dict(weight_decay=0.0, schedule="cosine", restore_best=False),
-               "keras": dict(weight_decay=0.0, schedule="cosine", restore_best=False)}
-FRAMEWORKS = ("numpy", "pytorch", "keras")
+# One recipe for every framework: fit's shared defaults (Adam, a cosine schedule with no warm-up, no
+# weight decay), and the final epoch's weights, so that nothing is chosen on the validation split.
+SAME_RECIPE = dict(restore_best=False)
 SIMPLE_CNN = dict(batch_size=64, learning_rate=2e-3)
 TIME_TO_99 = dict(batch_size=128, learning_rate=1e-2, target=0.99, model_kwargs={"batch_norm": True})
 SWEEP = dict(batch_size=64, learning_rate=2e-3)  # PyTorch, Adam, cosine; best validation epoch kept
-def fix_malloc_thresholds():
-    """Pin glibc malloc's mmap and trim thresholds for the whole process; True if it could.
-
-    glibc raises its mmap threshold as a program frees large blocks, so that arrays of a few hundred
-    KB come from the heap instead of fresh pages. After TensorFlow has trained once in a process,
-    that no longer happens: every such array is mapped and unmapped, and the NumPy CNN then trains
-    about 4 times slower and PyTorch about 2.5 times slower in that process
-    (`python benchmarks/after_tensorflow.py`; BENCHMARKS.md has the numbers). Fixed thresholds
-    (256 MB and 512 MB) give the three frameworks the same allocator whichever order they run in.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (macOS, Windows): nothing to fix
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 256 * 2 ** 20) and libc.mallopt(M_TRIM_THRESHOLD, 512 * 2 ** 20))
+SWEEP_AUGMENTATION = "affine"  # the sweeps' augment=True: cnn_pytorch's rotation, shift and zoom of each image
+TRANSFER_METHODS = {"scratch": "from scratch", "frozen": "frozen features + new linear head",
+                    "fine_tune": "full fine-tuning"}
 
 
 # --- One training run ---
@@ -124,13 +108,12 @@ def fix_malloc_thresholds():
 
 @dataclass
 class Context:
-    """What every run reads: MNIST (validation split of seed 0, the same for every run), the budget,
-    the device for PyTorch and the folder where trained models are kept for the figures."""
+    """What every run reads: MNIST (validation split of seed 0, the same for every run), the budget
+    and the device for PyTorch."""
 
     data: object
     budget: Budget
     device: torch.device
-    models_dir: Path
     malloc_thresholds_fixed: bool = False
     isolate: bool = True  # each frameworks run in a fresh process (see in_fresh_process)
 
@@ -207,20 +190,11 @@ def train_framework(context, config, seed):
     numpy_model = cnn_from_scratch.make_simple_cnn(rng=np.random.default_rng(seed))  # the shared initialization
     module = framework_module(config["framework"])
     module.set_seed(seed)
-    if config["framework"] == "pytorch":
-        model = cnn_pytorch.numpy_to_torch(numpy_model, cnn_pytorch.SimpleCNN()).to(context.device)
-    elif config["framework"] == "keras":
-        model = module.numpy_to_keras(numpy_model, module.make_simple_cnn())
-    else:
-        model = numpy_model
+    model = to_device(copy_numpy_weights(numpy_model, module.build_model("simple")), context.device)
     train = data.first(train=budget.framework_train_size)
-    metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
-                             data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
-                             **SAME_RECIPE[config["framework"]])
-    if config["framework"] == "numpy" and seed == 0:  # kept for the filter and feature-map figures
-        context.models_dir.mkdir(parents=True, exist_ok=True)
-        model.save(context.models_dir / "simple_cnn_numpy_seed0.npz")
-    return metrics
+    return train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
+                          data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
+                          **SAME_RECIPE)
 
 
 def train_time_to_target(context, config, seed):
@@ -232,14 +206,11 @@ def train_time_to_target(context, config, seed):
     budget, data = context.budget, context.data
     module = framework_module(config["framework"])
     module.set_seed(seed)
-    model = module.build_model("cnn", **config["model_kwargs"])
-    if config["framework"] == "pytorch":
-        model = model.to(context.device)
+    model = to_device(module.build_model("cnn", **config["model_kwargs"]), context.device)
     train = data.first(train=budget.framework_train_size)
     metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_test, data.y_test, data.x_test,
-                             data.y_test,
-                             config["epochs"], seed, config["batch_size"], config["learning_rate"],
-                             **SAME_RECIPE[config["framework"]])
+                             data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
+                             **SAME_RECIPE)
     test_curve, seconds = metrics["history"]["val_accuracy"], np.cumsum(metrics["history"]["seconds"])
     reached = [epoch for epoch, accuracy in enumerate(test_curve) if accuracy >= config["target"]]
     metrics["epochs_to_target"] = reached[0] + 1 if reached else None
@@ -263,7 +234,7 @@ def train_sweep(context, config, seed):
     x_train, y_train = data.x_train[:budget.sweep_train_size], data.y_train[:budget.sweep_train_size]
     metrics = train_and_test(cnn_pytorch, model, x_train, y_train, data.x_val, data.y_val, data.x_test, data.y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
-                             augment=config.get("augment", False), weight_decay=0.0, schedule="cosine")
+                             augment=config.get("augment", False), augmentation=SWEEP_AUGMENTATION)
     if gradient_norms:
         steps_per_epoch = math.ceil(len(x_train) / config["batch_size"])
         metrics["first_conv_gradient_norm"] = [float(np.mean(gradient_norms[start:start + steps_per_epoch]))
@@ -290,8 +261,7 @@ def pretrained_source_model(context, config, seed):
         x_val, y_val = digits_between(data.x_val, data.y_val, 0, 4)
         x_test, y_test = digits_between(data.x_test, data.y_test, 0, 4)
         metrics = train_and_test(cnn_pytorch, model, x_source, y_source, x_val, y_val, x_test, y_test,
-                                 context.budget.sweep_epochs, seed, SWEEP["batch_size"], SWEEP["learning_rate"],
-                                 weight_decay=0.0, schedule="cosine")
+                                 context.budget.sweep_epochs, seed, SWEEP["batch_size"], SWEEP["learning_rate"])
         _pretrained[key] = (model, metrics["test_accuracy"])
     return _pretrained[key]
 
@@ -328,7 +298,7 @@ def train_transfer(context, config, seed):
     batch_size = min(SWEEP["batch_size"], len(x_train))
     epochs = math.ceil(config["steps"] / math.ceil(len(x_train) / batch_size))  # the same number of steps for all
     metrics = train_and_test(cnn_pytorch, model, x_train, y_train, x_val, y_val, x_test, y_test, epochs,
-                             seed, batch_size, SWEEP["learning_rate"], weight_decay=0.0, schedule="cosine")
+                             seed, batch_size, SWEEP["learning_rate"])
     metrics["source_test_accuracy"] = source_accuracy
     metrics["trainable_parameters"] = metrics["parameters"]
     return metrics
@@ -655,17 +625,18 @@ def main(argv=None):
             print(f"{len(runs)} runs ({', '.join(names)}; seeds {seeds}; budget {budget.name}) on {device}, "
                   f"{os.cpu_count()} cores; results in {runs_path}", flush=True)
         data = load_mnist(seed=0).first(val=budget.validation_size, test=budget.test_size)  # the budget's slices
-        context = Context(data, budget, device, out_dir / "models", malloc_fixed, isolate=not args.same_process)
+        context = Context(data, budget, device, malloc_fixed, isolate=not args.same_process)
         try:
             execute(runs, context, out_dir, quiet=args.quiet)
         except KeyboardInterrupt:
             print(f"\ninterrupted: the finished runs are in {runs_path}; run the same command again to resume",
                   file=sys.stderr)
             sys.exit(130)
-    summary = summarize(read_runs(runs_path), runs, budget, recipes={"simple_cnn": SIMPLE_CNN, "time_to_99": TIME_TO_99,
-                                                                     "sweep": SWEEP})
+    recipes = {"simple_cnn": SIMPLE_CNN, "time_to_99": TIME_TO_99, "sweep": SWEEP,
+               "sweep_augmentation": SWEEP_AUGMENTATION}
+    summary = summarize(read_runs(runs_path), runs, budget, recipes, transfer_methods=TRANSFER_METHODS)
     atomic_write(out_dir / "summary.json", json.dumps(summary, indent=1))
-    write_figures(summary, plots_dir, out_dir / "models", log=print if not args.quiet else lambda line: None)
+    write_figures(summary, plots_dir)
     write_report(summary, report_path)
     if not args.quiet:
         print(f"wrote {out_dir / 'summary.json'}, {report_path} and figures in {plots_dir}")

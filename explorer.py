@@ -48,7 +48,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-import visualize_features as vis  # the adapter to NumPy, PyTorch and Keras models; imports neither framework
+import frameworks  # loads a model of any framework; imports a framework only for its own files
+import visualize_features as vis  # grad_cam and the questions the figures ask of a model (frameworks.py)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MODEL_PATH = os.path.join(ROOT, "models", "simple_cnn.npz")
@@ -137,31 +138,13 @@ def preprocess_drawing(drawing):
 # --- Loading a model of any framework ---
 
 def load_model_file(path):
-    """Load a model saved by this project, the framework told by the file's extension.
-
-    .npz: cnn_from_scratch.CNN.load; .pt / .pth: cnn_pytorch.load_checkpoint; .keras:
-    cnn_keras.load_model. PyTorch and TensorFlow are imported only for their own files, so the
-    default NumPy model starts in about a second.
+    """Load a model saved by this project, the framework told by the file's extension (.npz, .pt,
+    .keras; frameworks.load_any). PyTorch and TensorFlow are imported only for their own files, so
+    the default NumPy model starts in about a second.
     Returns: (model, framework name, number of parameters)
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no model file at {path!r}")
-    extension = os.path.splitext(path)[1].lower()
-    if extension == ".npz":
-        from cnn_from_scratch import CNN
-        model = CNN.load(path)
-        return model.eval(), "numpy", int(model.num_parameters())
-    if extension in (".pt", ".pth"):
-        import cnn_pytorch
-        model, _ = cnn_pytorch.load_checkpoint(path)
-        return model.eval(), "pytorch", int(cnn_pytorch.count_parameters(model))
-    if extension == ".keras":
-        import cnn_keras  # loads PyTorch's compiler stack before TensorFlow, see cnn_keras.py
-        model = cnn_keras.load_model(path)
-        return model, "keras", int(cnn_keras.count_parameters(model))
-    raise ValueError(f"{path!r}: unknown model file type {extension!r}; expected .npz (NumPy CNN.save), "
-                     f".pt or .pth (cnn_pytorch.save_checkpoint) or .keras (cnn_keras.save_model)")
+    model = frameworks.load_any(path)
+    return model, frameworks.framework_of(model), int(frameworks.count_parameters(model))
 
 
 # --- One image through the model ---

@@ -1,8 +1,9 @@
 """Statistics, summary.json, RESULTS.md and the figures of experiments.py, from its runs.jsonl alone.
 
-experiments.py trains and records; this module only reads what was recorded, so that
-`python experiments.py --report` rebuilds every table and figure without training, and every
-number in RESULTS.md is one of summary.json, which is computed from runs.jsonl.
+experiments.py trains and records, and says what it planned (the runs, the budget, the recipes, the
+transfer methods); this module only reads what was recorded, so that `python experiments.py --report`
+rebuilds every table and figure without training or loading any data, and every number in RESULTS.md
+is one of summary.json, which is computed from runs.jsonl. It imports no framework.
 
 In a REPL:
     >>> from report import describe, welch_test
@@ -30,8 +31,6 @@ WRITE_UP_CLAIMS = {
     "depth": {"1 conv block": 0.932, "2 conv blocks": 0.967, "3 conv blocks": 0.971, "4 conv blocks": 0.969},
     "activations": {"ReLU": 0.967, "Leaky ReLU": 0.971, "ELU": 0.965, "Tanh": 0.923},
 }
-TRANSFER_METHODS = {"scratch": "from scratch", "frozen": "frozen features + new linear head",
-                    "fine_tune": "full fine-tuning"}
 
 # --- Statistics ---
 
@@ -145,11 +144,12 @@ def compare(experiment, rows):
     return comparisons
 
 
-def summarize(records, runs, budget, recipes):
+def summarize(records, runs, budget, recipes, transfer_methods):
     """summary.json: every planned configuration's statistics, computed from the records alone.
 
     Inputs: records from runs.jsonl; runs: the planned runs (objects with experiment, label, config,
-    seed and key); budget: the Budget dataclass; recipes: the training recipes, written down as they were.
+    seed and key); budget: the Budget dataclass; recipes: the training recipes, written down as they were;
+    transfer_methods: {method: name} of the transfer experiment, in the order its table shows them.
     """
     latest = {record["key"]: record for record in records}  # a key recorded twice: the last record counts
     planned = [latest[run.key] for run in runs if run.key in latest]
@@ -168,7 +168,8 @@ def summarize(records, runs, budget, recipes):
                                        default=None),
                "machine": planned[0]["machine"] if planned else None, "recipes": recipes,
                "git_commits": sorted({str(record["git_commit"]) for record in planned}),
-               "published": PUBLISHED, "write_up_claims": WRITE_UP_CLAIMS, "experiments": {}}
+               "published": PUBLISHED, "write_up_claims": WRITE_UP_CLAIMS, "transfer_methods": transfer_methods,
+               "experiments": {}}
     for name, groups in experiments.items():
         rows = [summarize_group(label, config, records) for label, (config, records) in groups.items()]
         summary["experiments"][name] = {"rows": rows, "comparisons": compare(name, rows)}
@@ -300,7 +301,7 @@ def section_ablation(experiment):
             table(["change", "test accuracy %", "seeds", "min, max", "change (points)", "Welch p", "verdict"], rows)]
 
 
-def section_transfer(experiment):
+def section_transfer(experiment, transfer_methods):
     rows = {(row["config"]["method"], row["config"]["per_class"]): row for row in experiment["rows"]}
     sizes = sorted({k for _, k in rows})
     source = next((row["source_test_accuracy"] for row in experiment["rows"] if "source_test_accuracy" in row), None)
@@ -314,7 +315,7 @@ def section_transfer(experiment):
         return f"{percent(row.get('test_accuracy'))} ({100 * comparison['difference']:+.2f}, {verdict})"
 
     body = [[name] + [cell(rows[(method, k)]) if (method, k) in rows else "n/a" for k in sizes]
-            for method, name in TRANSFER_METHODS.items()]
+            for method, name in transfer_methods.items()]
     return ["## Transfer: digits 0-4 to digits 5-9", "", "![transfer](plots/experiments_transfer.png)", "",
             f"A make_cnn trained on digits 0 to 4 ({percent(source)}% on their test images), then adapted to "
             "digits 5 to 9 from a few labelled images per class, with the same number of optimizer steps for "
@@ -381,11 +382,12 @@ def write_report(summary, path):
     if "ablation" in experiments:
         lines += section_ablation(experiments["ablation"]) + [""]
     if "transfer" in experiments:
-        lines += section_transfer(experiments["transfer"]) + [""]
+        lines += section_transfer(experiments["transfer"], summary["transfer_methods"]) + [""]
     lines += ["## Figures", "", "![summary](plots/experiments_summary.png)", "",
-              "![learned filters](plots/experiments_filters.png)", "",
-              "![feature maps](plots/experiments_feature_maps.png)", "",
-              "![filter responses](plots/experiments_filter_responses.png)", ""]
+              "What a trained SimpleCNN learns (its filters, feature maps, Grad-CAM) is drawn by "
+              "`python visualize_features.py`, not by this experiment: see "
+              "[the filters](plots/features_01_filters.png), [the feature maps](plots/features_02_feature_maps.png) "
+              "and the README's Part 2.", ""]
     atomic_write(path, "\n".join(lines))
 
 
@@ -524,7 +526,7 @@ def draw_ablation(ax, summary):
 
 def draw_transfer(ax, summary):
     rows = summary["experiments"]["transfer"]["rows"]
-    for method, name in TRANSFER_METHODS.items():
+    for method, name in summary["transfer_methods"].items():
         chosen = [row for row in rows if row["config"]["method"] == method and row.get("test_accuracy")]
         if chosen:
             ax.errorbar([row["config"]["per_class"] for row in chosen],
@@ -545,67 +547,77 @@ def save_figure(figure, path, quick):
     figure.savefig(path, dpi=100)
 
 
-def write_figures(summary, plots_dir, models_dir, log=print):
-    """Every experiment's figure, the one-page summary, and the learned filters and feature maps of
-    the frameworks experiment's NumPy SimpleCNN (seed 0) through visualize_features."""
-    import cnn_from_scratch  # noqa: PLC0415
-    import visualize_features  # noqa: PLC0415 (matplotlib and OpenCV only when figures are drawn)
-    from data import load_mnist  # noqa: PLC0415
+def figure_frameworks(summary, new_figure, plots_dir):
+    """experiments_frameworks.png (accuracy, speed) and experiments_training_history.png."""
+    figure = new_figure(12, 4.2)
+    left, right = figure.subplots(1, 2)
+    draw_frameworks_accuracy(left, summary)
+    draw_frameworks_speed(right, summary)
+    save_figure(figure, plots_dir / "experiments_frameworks.png", summary["quick"])
+    figure = new_figure(12, 4)
+    rows = [row for row in summary["experiments"]["frameworks"]["rows"] if row["config"]["part"] == "simple_cnn"]
+    left, right = figure.subplots(1, 2)
+    draw_curves(left, rows, "train_loss", "training loss (mean over seeds)")
+    draw_curves(right, rows, "val_accuracy", "validation accuracy (%)")
+    figure.suptitle("Training history of the SimpleCNN in three frameworks")
+    save_figure(figure, plots_dir / "experiments_training_history.png", summary["quick"])
+    return [draw_frameworks_accuracy, draw_frameworks_speed]
 
-    new_figure, quick, experiments = visualize_features.new_figure, summary["quick"], summary["experiments"]
+
+def figure_sweep(summary, new_figure, plots_dir, name, title, with_gradients=False):
+    """experiments_<name>.png: test accuracy per configuration, validation curves and, for the
+    activations, the gradient norm that reaches the first layer."""
+    rows = summary["experiments"][name]["rows"]
+    figure = new_figure(15 if with_gradients else 11, 4.2)
+    axes = figure.subplots(1, 3 if with_gradients else 2)
+    draw_sweep(axes[0], summary, name, f"{title}: test accuracy")
+    draw_curves(axes[1], rows, "val_accuracy", "validation accuracy (%)")
+    axes[1].set_title("validation accuracy per epoch (mean over seeds)")
+    if with_gradients:
+        draw_curves(axes[2], rows, "first_conv_gradient_norm",
+                    "L2 norm of dL/dW, first conv layer (mean over steps)", log=True)
+        axes[2].set_title("gradient reaching the first layer")
+    save_figure(figure, plots_dir / f"experiments_{name}.png", summary["quick"])
+    return [lambda ax, summary: draw_sweep(ax, summary, name, title)]
+
+
+def figure_single(summary, new_figure, plots_dir, name, draw, size):
+    """experiments_<name>.png drawn by one draw function on one axis."""
+    figure = new_figure(*size)
+    draw(figure.subplots(), summary)
+    save_figure(figure, plots_dir / f"experiments_{name}.png", summary["quick"])
+    return [draw]
+
+
+def figure_summary(summary, new_figure, plots_dir, panels):
+    """experiments_summary.png: every experiment's main panel on one page."""
+    columns = min(3, len(panels))
+    figure = new_figure(6 * columns, 4.6 * math.ceil(len(panels) / columns))
+    axes = list(figure.subplots(math.ceil(len(panels) / columns), columns, squeeze=False).flat)
+    for index, ax in enumerate(axes):
+        if index < len(panels):
+            panels[index](ax, summary)
+        else:
+            ax.set_axis_off()
+    save_figure(figure, plots_dir / "experiments_summary.png", summary["quick"])
+
+
+def write_figures(summary, plots_dir):
+    """Every experiment's figure, then the one-page summary of their main panels."""
+    from visualize_features import new_figure  # noqa: PLC0415 (matplotlib only when figures are drawn)
+
+    experiments = summary["experiments"]
     plots_dir.mkdir(parents=True, exist_ok=True)
-    panels = []  # (draw function, experiment) for the summary page
+    panels = []  # draw functions of the summary page, one per panel
     if "frameworks" in experiments:
-        figure = new_figure(12, 4.2)
-        left, right = figure.subplots(1, 2)
-        draw_frameworks_accuracy(left, summary)
-        draw_frameworks_speed(right, summary)
-        save_figure(figure, plots_dir / "experiments_frameworks.png", quick)
-        figure = new_figure(12, 4)
-        rows = [row for row in experiments["frameworks"]["rows"] if row["config"]["part"] == "simple_cnn"]
-        left, right = figure.subplots(1, 2)
-        draw_curves(left, rows, "train_loss", "training loss (mean over seeds)")
-        draw_curves(right, rows, "val_accuracy", "validation accuracy (%)")
-        figure.suptitle("Training history of the SimpleCNN in three frameworks")
-        save_figure(figure, plots_dir / "experiments_training_history.png", quick)
-        panels += [draw_frameworks_accuracy, draw_frameworks_speed]
-    for name, title, xlabel in (("depth", "Depth", "conv blocks"), ("activations", "Activation", None)):
-        if name not in experiments:
-            continue
-        rows = experiments[name]["rows"]
-        figure = new_figure(15 if name == "activations" else 11, 4.2)
-        axes = figure.subplots(1, 3 if name == "activations" else 2)
-        draw_sweep(axes[0], summary, name, f"{title}: test accuracy")
-        draw_curves(axes[1], rows, "val_accuracy", "validation accuracy (%)")
-        axes[1].set_title("validation accuracy per epoch (mean over seeds)")
-        if name == "activations":
-            draw_curves(axes[2], rows, "first_conv_gradient_norm", "mean |dL/dW| of the first conv layer", log=True)
-            axes[2].set_title("gradient reaching the first layer")
-        save_figure(figure, plots_dir / f"experiments_{name}.png", quick)
-        panels.append(lambda ax, summary, name=name, title=title: draw_sweep(ax, summary, name, title))
+        panels += figure_frameworks(summary, new_figure, plots_dir)
+    if "depth" in experiments:
+        panels += figure_sweep(summary, new_figure, plots_dir, "depth", "Depth")
+    if "activations" in experiments:
+        panels += figure_sweep(summary, new_figure, plots_dir, "activations", "Activation", with_gradients=True)
     for name, draw, size in (("efficiency", draw_efficiency, (8, 5)), ("ablation", draw_ablation, (9, 4.5)),
                              ("transfer", draw_transfer, (7, 4.5))):
         if name in experiments:
-            figure = new_figure(*size)
-            draw(figure.subplots(), summary)
-            save_figure(figure, plots_dir / f"experiments_{name}.png", quick)
-            panels.append(draw)
+            panels += figure_single(summary, new_figure, plots_dir, name, draw, size)
     if panels:
-        columns = min(3, len(panels))
-        figure = new_figure(6 * columns, 4.6 * math.ceil(len(panels) / columns))
-        axes = list(figure.subplots(math.ceil(len(panels) / columns), columns, squeeze=False).flat)
-        for index, ax in enumerate(axes):
-            if index < len(panels):
-                panels[index](ax, summary)
-            else:
-                ax.set_axis_off()
-        save_figure(figure, plots_dir / "experiments_summary.png", quick)
-    model_path = models_dir / "simple_cnn_numpy_seed0.npz"
-    visualize_features.plot_filter_responses(save_path=plots_dir / "experiments_filter_responses.png")
-    if model_path.exists():
-        model = cnn_from_scratch.CNN.load(model_path)
-        image = load_mnist().x_test[:1]  # (1, 1, 28, 28), the first test digit (a 7)
-        visualize_features.plot_filters(model, save_path=plots_dir / "experiments_filters.png")
-        visualize_features.plot_feature_maps(model, image, save_path=plots_dir / "experiments_feature_maps.png")
-    else:
-        log(f"no {model_path}: the filter and feature-map figures need the frameworks experiment's NumPy model")
+        figure_summary(summary, new_figure, plots_dir, panels)

@@ -3,12 +3,13 @@
 Every figure function takes plain arrays or a trained model of any of the three frameworks
 (the NumPy `CNN` of cnn_from_scratch.py, a `torch.nn.Module`, a `keras.Model`), addresses layers
 by name or index, works on 1-channel MNIST images, returns a matplotlib Figure and, given
-`save_path`, writes a PNG. The story, top to bottom: one small adapter per framework that answers
-the same five questions (layers, weights, activations, logits, gradients) in one layout (NCHW);
-then one function per figure; then `main()`.
+`save_path`, writes a PNG. This module draws; frameworks.py answers the questions each figure
+asks of a model (its layers, weights, activations, logits, gradients) in one layout (NCHW) for
+every framework. The story, top to bottom: the computations behind the figures, one function per
+figure, then `main()`.
 
 Run it:
-    python visualize_features.py --quick                       # under a minute: 4,000 images, 1 epoch
+    python visualize_features.py --quick                       # under a minute: data.py's quick slice, 1 epoch
     python visualize_features.py                               # NumPy SimpleCNN, 2 epochs on MNIST, writes plots/
     python visualize_features.py --framework pytorch|keras     # the same figures for the other frameworks
     python visualize_features.py --save simple_cnn.npz                   # also keep the trained model
@@ -20,16 +21,11 @@ In a REPL:
     >>> vis.layer_names(model)          # ['conv1', 'relu1', 'pool1', 'conv2', ...]
     >>> figure = vis.plot_filters(model, save_path="filters.png")
 
-Layer names: every layer gets a name made of its kind and a running count, the same in every
-framework for the same architecture: conv1, relu1, pool1, conv2, relu2, pool2, flatten1, dense1,
-relu3, dense2 for the SimpleCNN. A framework's own names (torch "features.0", Keras "conv2d") and
-integer indices into that list work too. Keras is channels-last (NHWC): its adapter converts at
-that boundary only, so everything this module returns is NCHW like NumPy and PyTorch.
+Layer names (frameworks.model_layers): conv1, relu1, pool1, conv2, relu2, pool2, flatten1, dense1,
+relu3, dense2 for the SimpleCNN in every framework; a framework's own names and integer indices work too.
 """
 import argparse
-import importlib
 import os
-import sys
 import time
 
 import numpy as np
@@ -37,376 +33,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cnn_from_scratch import CNN, conv2d_forward, pool2d_forward
-
-KINDS = {  # class name -> kind, for the three frameworks' layer classes
-    "ConvolutionLayer": "conv", "Conv2d": "conv", "Conv2D": "conv",
-    "PoolingLayer": "pool", "MaxPool2d": "pool", "AvgPool2d": "pool", "MaxPooling2D": "pool",
-    "AveragePooling2D": "pool",
-    "ReLULayer": "relu", "ReLU": "relu", "LeakyReLULayer": "leaky_relu", "LeakyReLU": "leaky_relu",
-    "ELULayer": "elu", "ELU": "elu", "TanhLayer": "tanh", "Tanh": "tanh",
-    "SigmoidLayer": "sigmoid", "Sigmoid": "sigmoid",
-    "FullyConnectedLayer": "dense", "Linear": "dense", "Dense": "dense",
-    "FlattenLayer": "flatten", "Flatten": "flatten",
-    "BatchNormLayer": "batchnorm", "BatchNorm2d": "batchnorm", "BatchNorm1d": "batchnorm",
-    "BatchNormalization": "batchnorm", "DropoutLayer": "dropout", "Dropout": "dropout",
-}
-ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
-
-
-# --- Adapters: one view of three frameworks ---
-# Each adapter wraps one model and answers the same questions in the same layout: its layers in
-# forward order, a layer's weights (conv (F, C, HH, WW), dense (in_features, out_features)), the
-# outputs of chosen layers and the logits for images of shape (N, C, H, W), and the gradients of
-# class scores. adapter_for(model) picks one, once; the functions below never ask which framework
-# it is. A fourth framework means one more adapter here and a module with the shared interface
-# (set_seed, build_model, fit, evaluate, count_parameters, save, load) for train_or_load.
-
-def one_hot_scores(num_classes, classes):
-    """d(sum of each image's class score) / d(logits): one one-hot row per image, of shape (N, num_classes)."""
-    rows = np.zeros((len(classes), num_classes))
-    rows[np.arange(len(classes)), classes] = 1
-    return rows
-
-
-class NumpyAdapter:
-    """cnn_from_scratch.CNN: the layers' own forward and hand-written backward passes."""
-    name, module_name = "numpy", "cnn_from_scratch"
-
-    @staticmethod
-    def owns(model):
-        return isinstance(model, CNN)
-
-    def __init__(self, model):
-        self.model = model
-
-    def layers(self):
-        return list(self.model.layers)
-
-    def native_names(self):
-        return {}  # NumPy layers have no names of their own
-
-    def weight(self, layer):
-        return layer.params["W"]  # already conv (F, C, HH, WW), dense (in_features, out_features)
-
-    def _forward(self, x, stop=None):
-        """Outputs of layers[:stop] for x of shape (N, C, H, W), in evaluation mode."""
-        self.model.eval()
-        outputs = []
-        for layer in self.model.layers[:stop]:
-            x = layer.forward(x)
-            outputs.append(x)
-        return outputs
-
-    def activations(self, x, positions):
-        outputs = self._forward(x, max(positions) + 1)
-        return [outputs[p] for p in positions]
-
-    def logits(self, x):
-        return self.model.predict_logits(x)
-
-    def gradients(self, x, classes, position):
-        # Forward layer by layer, then the CNN's own backward layer by layer, keeping every dout.
-        outputs = self._forward(x)
-        first, dout = self.model.layers[0], one_hot_scores(outputs[-1].shape[1], classes).astype(outputs[-1].dtype)
-        douts = [None] * len(outputs)
-        saved, first.needs_input_grad = first.needs_input_grad, True  # training skips d(loss)/d(images)
-        try:
-            for index in reversed(range(len(outputs))):
-                douts[index] = dout  # gradient with respect to the output of layer `index`
-                dout = self.model.layers[index].backward(dout)
-        finally:
-            first.needs_input_grad = saved
-        return dict(input_grad=dout, activation=outputs[position], activation_grad=douts[position],
-                    logits=outputs[-1])
-
-    def save(self, path):
-        importlib.import_module(self.module_name).save(self.model, path)
-
-
-class TorchAdapter:
-    """torch.nn.Module: forward hooks on the leaf modules, autograd for the gradients."""
-    name, module_name = "pytorch", "cnn_pytorch"
-
-    @staticmethod
-    def owns(model):
-        torch = sys.modules.get("torch")  # a torch model cannot exist unless torch was imported
-        return torch is not None and isinstance(model, torch.nn.Module)
-
-    def __init__(self, model):
-        self.model = model
-        self.device = next(model.parameters()).device
-
-    def layers(self):
-        """The leaf modules in registration order (forward order for the models of cnn_pytorch.py)."""
-        return [module for module in self.model.modules() if not any(True for _ in module.children())]
-
-    def native_names(self):
-        return {id(module): name for name, module in self.model.named_modules()}
-
-    def weight(self, layer):
-        weight = layer.weight.detach().cpu().numpy()
-        return weight.T if weight.ndim == 2 else weight  # nn.Linear stores (out, in); conv is (F, C, HH, WW)
-
-    def _run(self, x, positions):
-        """(outputs of the layers at positions, logits) as tensors; the caller chooses no_grad or not."""
-        import torch
-        captured, handles = {}, []
-        layers = self.layers()
-        for p in positions:
-            handles.append(layers[p].register_forward_hook(
-                lambda module, inputs, output, p=p: captured.__setitem__(p, output)))
-        self.model.eval()
-        try:
-            logits = self.model(x if torch.is_tensor(x) else torch.as_tensor(x, device=self.device))
-        finally:
-            for handle in handles:
-                handle.remove()
-        return [captured[p] for p in positions], logits
-
-    def activations(self, x, positions):
-        import torch
-        with torch.no_grad():
-            outputs, _ = self._run(x, positions)
-        return [output.cpu().numpy() for output in outputs]
-
-    def logits(self, x):
-        import torch
-        with torch.no_grad():
-            return self._run(x, [])[1].cpu().numpy()
-
-    def gradients(self, x, classes, position):
-        import torch
-        inputs = torch.as_tensor(x, device=self.device).clone().requires_grad_(True)
-        (activation,), logits = self._run(inputs, [position])
-        activation.retain_grad()  # an intermediate tensor: autograd frees its gradient unless asked
-        logits.backward(torch.as_tensor(one_hot_scores(logits.shape[1], classes), dtype=logits.dtype,
-                                        device=self.device))  # d(sum of scores) / d(logits)
-        return dict(input_grad=inputs.grad.cpu().numpy(), activation=activation.detach().cpu().numpy(),
-                    activation_grad=activation.grad.cpu().numpy(), logits=logits.detach().cpu().numpy())
-
-    def save(self, path):
-        """cnn_pytorch.save, with the name of the model's class so that load can rebuild it."""
-        import cnn_pytorch
-        model_name = next((name for name, builder in cnn_pytorch.MODELS.items() if builder is type(self.model)), None)
-        cnn_pytorch.save(self.model, path, model_name=model_name)
-
-
-def to_channels_first(array):
-    """A Keras activation back to NCHW: (N, H, W, C) -> (N, C, H, W); 2-D arrays are left alone."""
-    array = np.asarray(array)
-    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if array.ndim == 4 else array
-
-
-class KerasAdapter:
-    """keras.Model (TensorFlow backend): images go in channels-last through cnn_keras.to_channels_last
-    and every 4-D result comes back NCHW; GradientTape for the gradients."""
-    name, module_name = "keras", "cnn_keras"
-
-    @staticmethod
-    def owns(model):
-        keras = sys.modules.get("keras")
-        return keras is not None and isinstance(model, keras.Model)
-
-    def __init__(self, model):
-        self.model = model
-
-    def layers(self):
-        return list(self.model.layers)
-
-    def native_names(self):
-        return {id(layer): layer.name for layer in self.model.layers}
-
-    def weight(self, layer):
-        kernel = np.asarray(layer.kernel)
-        return kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel  # conv (HH, WW, C, F) -> (F, C, HH, WW)
-
-    def _run(self, inputs, positions):
-        """(outputs of the layers at positions, logits) for inputs of shape (N, H, W, C), as tensors."""
-        import keras
-        import tensorflow as tf
-        inputs, layers = tf.convert_to_tensor(inputs), self.layers()
-        if isinstance(self.model, keras.Sequential):
-            # Call the layers one by one. A Sequential model loaded from a .keras file is rebuilt once
-            # per layer added, so a layer's `.output` belongs to an older graph than `model.outputs`,
-            # and the gradient of the logits with respect to it would be None.
-            outputs, out = [], inputs
-            for layer in layers:
-                out = layer(out, training=False)
-                outputs.append(out)
-            return [outputs[p] for p in positions], out
-        probe = keras.Model(self.model.inputs[0], [layers[p].output for p in positions] + [self.model.outputs[0]])
-        results = probe(inputs, training=False)  # one graph, so skip connections are followed
-        results = list(results) if isinstance(results, (list, tuple)) else [results]
-        return results[:-1], results[-1]
-
-    def activations(self, x, positions):
-        import cnn_keras
-        outputs, _ = self._run(cnn_keras.to_channels_last(x), positions)
-        return [to_channels_first(output) for output in outputs]
-
-    def logits(self, x):
-        import cnn_keras
-        return np.asarray(self._run(cnn_keras.to_channels_last(x), [])[1])
-
-    def gradients(self, x, classes, position):
-        import cnn_keras
-        import tensorflow as tf
-        inputs = tf.constant(cnn_keras.to_channels_last(x))  # (N, C, H, W) -> (N, H, W, C)
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            (activation,), logits = self._run(inputs, [position])
-            score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))  # each image's own class
-        input_grad, activation_grad = tape.gradient(score, [inputs, activation])
-        if activation_grad is None:
-            raise RuntimeError(f"the logits of this {type(self.model).__name__} do not depend on layer {position}")
-        return dict(input_grad=to_channels_first(input_grad), activation=to_channels_first(activation),
-                    activation_grad=to_channels_first(activation_grad), logits=np.asarray(logits))
-
-    def save(self, path):
-        importlib.import_module(self.module_name).save(self.model, path)
-
-
-ADAPTERS = (NumpyAdapter, TorchAdapter, KerasAdapter)
-FRAMEWORKS = tuple(adapter.name for adapter in ADAPTERS)  # ("numpy", "pytorch", "keras")
-
-
-def adapter_for(model):
-    """The adapter of the model's framework. Torch and Keras are only looked up if already imported."""
-    for adapter in ADAPTERS:
-        if adapter.owns(model):
-            return adapter(model)
-    raise TypeError(f"model must be a cnn_from_scratch.CNN, a torch.nn.Module or a keras.Model, "
-                    f"got {type(model).__name__}")
-
-
-def framework_of(model):
-    """'numpy', 'pytorch' or 'keras'."""
-    return adapter_for(model).name
-
-
-def framework_module(framework):
-    """The module with the shared interface for a framework name: cnn_from_scratch, cnn_pytorch or cnn_keras."""
-    modules = {adapter.name: adapter.module_name for adapter in ADAPTERS}
-    if framework not in modules:
-        raise ValueError(f"framework must be one of {list(modules)}, got {framework!r}")
-    return importlib.import_module(modules[framework])
-
-
-# --- Layers by name, and the questions every figure asks ---
-
-def model_layers(model):
-    """The model's layers in forward order as (name, kind, layer): [('conv1', 'conv', ...), ...]."""
-    named, counts = [], {}
-    for layer in adapter_for(model).layers():
-        kind = KINDS.get(type(layer).__name__, type(layer).__name__.lower())
-        if kind == "activation":  # keras.layers.Activation("relu") and friends
-            kind = layer.get_config()["activation"]
-        counts[kind] = counts.get(kind, 0) + 1
-        named.append((f"{kind}{counts[kind]}", kind, layer))
-    return named
-
-
-def layer_names(model):
-    """Names of the model's layers, as used by every function here: ['conv1', 'relu1', ...]."""
-    return [name for name, _, _ in model_layers(model)]
-
-
-def resolve_layer(model, layer):
-    """Position of a layer in model_layers(model), from an index, our name, or the framework's own name."""
-    named = model_layers(model)
-    if isinstance(layer, (int, np.integer)):
-        if not -len(named) <= layer < len(named):
-            raise ValueError(f"layer index {layer} out of range for a model with {len(named)} layers")
-        return int(layer) % len(named)
-    native = adapter_for(model).native_names()
-    for position, (name, _, item) in enumerate(named):
-        if layer in (name, native.get(id(item))):
-            return position
-    raise ValueError(f"unknown layer {layer!r}; expected an index or one of {[name for name, _, _ in named]}")
-
-
-def check_batch(x, name="x"):
-    """Raise a clear error unless x is a floating NumPy array of shape (N, C, H, W)."""
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{name} must be a float NumPy array of shape (N, C, H, W) (NCHW for every framework), "
-                         f"got {type(x).__name__} {getattr(x, 'shape', '')} {getattr(x, 'dtype', '')}")
-
-
-def weight_arrays(model):
-    """{layer name: weight array} for every conv and dense layer: conv (F, C, HH, WW), dense (in, out).
-
-    Note: Keras flattens in (H, W, C) order, so the rows of its first dense kernel are a permutation
-    of the NumPy/PyTorch ones (see cnn_keras.py); conv weights agree exactly.
-    """
-    adapter = adapter_for(model)
-    return {name: adapter.weight(layer) for name, kind, layer in model_layers(model) if kind in ("conv", "dense")}
-
-
-def first_conv_filters(model):
-    """Weights of the first convolution layer as an array of shape (F, C, HH, WW)."""
-    convolutions = [weights for weights in weight_arrays(model).values() if weights.ndim == 4]
-    if not convolutions:
-        raise ValueError("the model has no convolution layer")
-    return convolutions[0].copy()
-
-
-def get_activations(model, x, layers=None):
-    """Outputs of the chosen layers for a batch, in evaluation mode.
-
-    Inputs: x of shape (N, C, H, W); layers: names or indices (default: all)
-    Returns: dict {name: array}, 4-D outputs of shape (N, K, H_out, W_out), in forward order.
-    Note: Keras flattens in (H, W, C) order, so its flatten/dense outputs are permuted versions of
-    the NumPy/PyTorch ones; conv, pool and activation outputs agree exactly after the NHWC -> NCHW transpose.
-    """
-    check_batch(x)
-    named = model_layers(model)
-    positions = list(range(len(named))) if layers is None else sorted(resolve_layer(model, layer) for layer in layers)
-    outputs = adapter_for(model).activations(x, positions)
-    return {named[p][0]: output for p, output in zip(positions, outputs)}
-
-
-def predict_logits(model, x, batch_size=1000):
-    """Logits of shape (N, num_classes) for x of shape (N, C, H, W), in evaluation mode."""
-    check_batch(x)
-    adapter = adapter_for(model)
-    return np.concatenate([adapter.logits(x[start:start + batch_size]) for start in range(0, len(x), batch_size)])
-
-
-def class_score_gradients(model, x, classes, layer):
-    """Gradients of each image's class score (its logit, before softmax) for saliency and Grad-CAM.
-
-    Inputs: x of shape (N, C, H, W); classes of shape (N,) (the class whose score to explain);
-    layer: name or index of a layer with 4-D output
-    Returns: dict with "input_grad" of shape (N, C, H, W), "activation" and "activation_grad" of shape
-    (N, K, h, w) (the layer's output and d score / d output), "logits" of shape (N, num_classes).
-    Each image's score depends only on that image (evaluation mode), so one backward pass of the
-    summed scores gives every image's own gradients.
-    """
-    check_batch(x)
-    classes = np.array(np.broadcast_to(np.asarray(classes, dtype=np.int64), (len(x),)))  # a writable (N,) copy
-    position = resolve_layer(model, layer)
-    result = adapter_for(model).gradients(x, classes, position)
-    if result["activation"].ndim != 4:
-        raise ValueError(f"layer {model_layers(model)[position][0]!r} has output shape {result['activation'].shape}; "
-                         f"Grad-CAM needs a convolutional (N, K, h, w) output")
-    return result
-
-
-def default_gradcam_layer(model):
-    """The rectified feature maps of the last convolution (Selvaraju et al. 2017): the activation
-    right after the last conv layer (past any BatchNorm or Dropout), else that conv layer itself."""
-    named = model_layers(model)
-    conv_positions = [position for position, (_, kind, _) in enumerate(named) if kind == "conv"]
-    if not conv_positions:
-        raise ValueError("Grad-CAM needs a model with a convolution layer")
-    for name, kind, _ in named[conv_positions[-1] + 1:]:
-        if kind in ACTIVATION_KINDS:
-            return name
-        if kind not in ("batchnorm", "dropout"):
-            break
-    return named[conv_positions[-1]][0]
-
+from cnn_from_scratch import conv2d_forward, pool2d_forward
+from frameworks import (  # the questions every figure asks of a model, answered for any framework
+    ACTIVATION_KINDS, FRAMEWORKS, check_batch, class_score_gradients, default_gradcam_layer, first_conv_filters,
+    framework_module, get_activations, layer_names, load_any, model_layers, predict_logits, resolve_layer,
+    save_any, weight_arrays)
 
 # --- Computations behind the figures ---
 
@@ -943,23 +574,16 @@ def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_pat
 # --- Training or loading a model for the script ---
 
 def train_or_load(framework, data, epochs, seed, model_path=None):
-    """A SimpleCNN of the chosen framework: loaded from model_path, or built and trained through the
-    framework module's shared interface (set_seed, build_model, fit). The batch size, learning rate
-    and schedule are that module's `fit` defaults, the ones its own main() trains with."""
+    """A SimpleCNN of the chosen framework: loaded from model_path (frameworks.load_any), or built and
+    trained through the framework module's shared interface (set_seed, build_model, fit, with fit's
+    defaults, the same in every framework)."""
+    if model_path:
+        return load_any(model_path)
     module = framework_module(framework)
     module.set_seed(seed)
-    if model_path:
-        return module.load(model_path)
     model = module.build_model("simple")
-    if hasattr(module, "choose_device"):  # PyTorch: the device chosen once (cuda, then mps, then cpu)
-        model = model.to(module.choose_device())
     module.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, seed=seed)
     return model
-
-
-def save_model(model, path):
-    """Save with the framework module's `save`: .npz (NumPy), .pt (PyTorch checkpoint), .keras."""
-    adapter_for(model).save(path)
 
 
 def first_of_each_class(labels):
@@ -1038,7 +662,7 @@ def main():
     print(f"test accuracy {accuracy:.2%} on {len(data.x_test)} images "
           f"({'loaded' if args.model_path else f'trained {args.epochs} epoch(s)'}, {time.perf_counter() - start:.1f} s)")
     if args.save:
-        save_model(model, args.save)
+        save_any(model, args.save)
         print(f"saved {args.save}")
     paths = write_all_figures(model, data, args.out, num_gradcam_images=200 if args.quick else 1000)
     print(f"{len(paths)} figures in {args.out}/, total time {time.perf_counter() - start:.1f} s")

@@ -3,7 +3,7 @@
 In one process, this times one epoch of the NumPy SimpleCNN and one of the PyTorch SimpleCNN on
 the same 6,400 MNIST images, then trains the Keras SimpleCNN once, then times the same two epochs
 again. It prints the times and the slow-down ratios; nothing asserts. With --fix-malloc, glibc's
-malloc thresholds are pinned first (experiments.fix_malloc_thresholds), which is the other half of
+malloc thresholds are pinned first (frameworks.fix_malloc_thresholds), which is the other half of
 the story told in that function's docstring.
 
     python benchmarks/after_tensorflow.py               # about a minute
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cnn_from_scratch  # noqa: E402
 import cnn_pytorch  # noqa: E402  (PyTorch before TensorFlow: see cnn_keras.py)
 from data import load_mnist  # noqa: E402
-from experiments import fix_malloc_thresholds  # noqa: E402
+from frameworks import fix_malloc_thresholds  # noqa: E402
 
 
 def epoch_seconds(module, model, data, size, seed):

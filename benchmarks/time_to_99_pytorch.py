@@ -10,7 +10,7 @@ which is what a budget of one or two epochs needs.
 
 Run it:
     python benchmarks/time_to_99_pytorch.py              # BatchNorm CNN (16, 32), batch 128, at most 1.5 epochs
-    python benchmarks/time_to_99_pytorch.py --quick      # a few seconds on 5,000 images (target not reached)
+    python benchmarks/time_to_99_pytorch.py --quick      # a few seconds on data.py's quick slice (target not reached)
     python benchmarks/time_to_99_pytorch.py --model simple --channels 8 16 --kernel-size 5 --epochs 2.5 --learning-rate 5e-3
 """
 import argparse
@@ -19,12 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cnn_pytorch import (DeepCNN, SimpleCNN, choose_device, count_parameters, evaluate, make_optimizer,  # noqa: E402
                          set_seed, to_tensors, train_one_epoch)
-from data import load_mnist  # noqa: E402
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist  # noqa: E402
 
 
 def main():
@@ -41,16 +42,15 @@ def main():
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--quick", action="store_true", help="5,000 training and 2,000 test images, 1 epoch")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"data.py's quick slice ({QUICK_TRAIN:,} training, {QUICK_TEST:,} test images), 1 epoch")
     args = parser.parse_args()
 
     set_seed(args.seed)
     device = choose_device(args.device)
     data = load_mnist(seed=args.seed)
     if args.quick:
-        data.x_train, data.y_train, data.x_test, data.y_test = (data.x_train[:5000], data.y_train[:5000],
-                                                                data.x_test[:2000], data.y_test[:2000])
-        args.epochs = 1
+        data, args.epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), 1
     x_train, y_train = to_tensors(data.x_train, data.y_train, device)
     x_test, y_test = to_tensors(data.x_test, data.y_test, device)
     print(f"device: {device}, threads: {torch.get_num_threads()}, train {tuple(x_train.shape)}, "
@@ -66,8 +66,10 @@ def main():
     half_sizes = (len(x_train) // 2, len(x_train) - len(x_train) // 2)
     num_halves = round(2 * args.epochs)  # the test accuracy is checked after every half epoch
     total_steps = sum(math.ceil(half_sizes[half % 2] / args.batch_size) for half in range(num_halves))
-    optimizer, scheduler = make_optimizer(model, args.learning_rate, 1e-4, epochs=1, steps_per_epoch=total_steps)
+    optimizer, scheduler = make_optimizer(model, args.learning_rate, 1e-4, epochs=1, steps_per_epoch=total_steps,
+                                          schedule="one_cycle")
     generator = torch.Generator().manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)  # the batch order within each half epoch
     print(f"{type(model).__name__}, channels {tuple(args.channels)}, hidden units {args.hidden_units}: "
           f"{count_parameters(model):,} parameters, batch {args.batch_size}, "
           f"AdamW + one-cycle to lr {args.learning_rate} over {num_halves / 2} epochs")
@@ -75,7 +77,7 @@ def main():
         if half % 2 == 0:  # a new shuffle every epoch, split into two halves
             order = torch.randperm(len(x_train), generator=generator).to(device)
         index = order[:half_sizes[0]] if half % 2 == 0 else order[half_sizes[0]:]
-        train_one_epoch(model, optimizer, scheduler, x_train[index], y_train[index], args.batch_size, generator)
+        train_one_epoch(model, optimizer, scheduler, x_train[index], y_train[index], args.batch_size, rng)
         _, accuracy = evaluate(model, x_test, y_test)
         seconds, epochs_done = time.perf_counter() - start, (half + 1) / 2
         print(f"epoch {epochs_done:.1f}: test accuracy {100 * accuracy:.2f}% at {seconds:.1f} s")

@@ -1,15 +1,11 @@
-"""Make the flat modules at the repository root importable from tests/, and load PyTorch first.
-
-TensorFlow and PyTorch's compiler stack (triton, imported lazily by torch.optim) each carry their
-own LLVM; when TensorFlow is loaded first, the later triton import crashes the process with a
-segmentation fault. Importing torch._dynamo here, before any test module imports TensorFlow,
-gives every test the safe order.
+"""Make the flat modules at the repository root importable from tests/, and hold what several test
+files share. (TensorFlow is only ever imported through cnn_keras.py, which loads PyTorch's side first:
+the one safe order, see there.)
 """
 import os
 import sys
 
 import pytest
-import torch._dynamo  # noqa: F401  (import order matters, see above)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,10 +22,15 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def mnist_batch():
+def mnist():
+    """MNIST as data.load_mnist returns it (validation split of seed 0); loaded once for the whole session."""
+    return load_mnist(seed=0)
+
+
+@pytest.fixture(scope="session")
+def mnist_batch(mnist):
     """64 real MNIST test images, (64, 1, 28, 28) float32, and their labels, (64,) int64."""
-    data = load_mnist()
-    return data.x_test[:64], data.y_test[:64]
+    return mnist.x_test[:64], mnist.y_test[:64]
 
 
 def simple_cnn_arguments(numpy_model):

@@ -258,6 +258,7 @@ def test_bad_inputs_raise_clear_errors():
         model.layers[7].forward(np.zeros((2, 100), np.float32))
 
 
+@pytest.mark.slow
 def test_script_quick_run_reports_accuracy():
     result = subprocess.run([sys.executable, "cnn_from_scratch.py", "--quick"], cwd=REPO, capture_output=True,
                             text=True, timeout=300)

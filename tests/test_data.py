@@ -11,11 +11,6 @@ OFFICIAL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5
 OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return data.load_mnist(validation_size=5000, seed=0)
-
-
 def test_mnist_splits_shapes_and_official_class_counts(mnist):
     assert mnist.x_train.shape == (55000, 1, 28, 28) and mnist.x_val.shape == (5000, 1, 28, 28)
     assert mnist.x_test.shape == (10000, 1, 28, 28)

@@ -36,24 +36,29 @@ def simple_cnn_params(channels=(16, 32), kernel_size=3, hidden_units=128, size=2
             + dense_params(c2 * (size // 4) ** 2, hidden_units) + dense_params(hidden_units, 10))
 
 
-def deep_cnn_params(channels=(32, 64), convs_per_stage=2, hidden_units=128, size=28):
-    total, in_channels = 0, 1
+def deep_cnn_params(channels=(16, 32), convs_per_stage=2, hidden_units=128, size=28):
+    total, in_channels = 0, 1  # every conv and dense layer keeps its bias, as in NumPy and PyTorch
     for out_channels in channels:
         for _ in range(convs_per_stage):
-            total += conv_params(3, in_channels, out_channels, bias=False) + batchnorm_params(out_channels)
+            total += conv_params(3, in_channels, out_channels) + batchnorm_params(out_channels)
             in_channels = out_channels
         size //= 2
-    return (total + dense_params(in_channels * size * size, hidden_units, bias=False)
+    return (total + dense_params(in_channels * size * size, hidden_units)
             + batchnorm_params(hidden_units) + dense_params(hidden_units, 10))
 
 
-def functional_cnn_params(channels=(32, 64)):
-    c0, c1 = channels
-    stem = conv_params(3, 1, c0, bias=False) + batchnorm_params(c0)
-    identity_block = 2 * (conv_params(3, c0, c0, bias=False) + batchnorm_params(c0))
-    projection_block = (conv_params(3, c0, c1, bias=False) + conv_params(3, c1, c1, bias=False)
-                        + conv_params(1, c0, c1, bias=False) + 3 * batchnorm_params(c1))
-    return stem + identity_block + projection_block + dense_params(c1, 10)
+def functional_cnn_params(channels=(16, 32, 64)):
+    """PyTorch's ResNetCNN: a stem, then one residual block per stage (a projection where channels change)."""
+    stem = conv_params(3, 1, channels[0], bias=False) + batchnorm_params(channels[0])
+    total, in_channels = stem, channels[0]
+    for out_channels in channels:
+        total += (conv_params(3, in_channels, out_channels, bias=False) + conv_params(3, out_channels, out_channels,
+                                                                                     bias=False)
+                  + 2 * batchnorm_params(out_channels))
+        if in_channels != out_channels:
+            total += conv_params(1, in_channels, out_channels, bias=False) + batchnorm_params(out_channels)
+        in_channels = out_channels
+    return total + dense_params(in_channels, 10)
 
 
 def make_cnn_params(num_conv_layers, base_channels=16, hidden_units=128, size=28):
@@ -116,10 +121,9 @@ def test_to_channels_last_moves_the_channel_axis():
 def test_training_steps_lower_the_loss_on_a_fixed_batch(digits):
     x_train, y_train, _, _ = digits
     cnn_keras.set_seed(0)
-    model = cnn_keras.make_simple_cnn(input_shape=x_train.shape[1:])
+    model = cnn_keras.make_simple_cnn(image_size=x_train.shape[1])
     x, y = x_train[:64], y_train[:64]
-    cnn_keras.compile_model(model, schedule="plateau")  # evaluate() needs a compiled model; fit() compiles again
-    loss_before, _ = cnn_keras.evaluate(model, x, y)
+    loss_before, _ = cnn_keras.evaluate(model, x, y)  # any model, compiled or not
     history = cnn_keras.fit(model, x, y, x, y, epochs=10, batch_size=64, learning_rate=3e-3, schedule="plateau",
                             progress=False, restore_best=False)  # one step per epoch on the same batch
     loss_after, _ = cnn_keras.evaluate(model, x, y)
@@ -132,7 +136,7 @@ def test_same_seed_gives_the_same_history(digits, tmp_path):
     histories = []
     for run in range(2):
         cnn_keras.set_seed(0)  # seeds and turns on TensorFlow's deterministic ops
-        model = cnn_keras.make_simple_cnn(input_shape=x_train.shape[1:], augment=True)
+        model = cnn_keras.make_simple_cnn(image_size=x_train.shape[1], augment=True)
         history = cnn_keras.fit(model, x_train[:512], y_train[:512], x_val, y_val, epochs=2, batch_size=64,
                                 run_dir=tmp_path / f"run{run}", progress=False)
         history.pop("seconds")  # wall-clock time is the one entry that may differ
@@ -180,10 +184,11 @@ def test_bad_arguments_raise_clear_errors():
         cnn_keras.make_cnn(2, activation="softplus")
     with pytest.raises(ValueError, match="kernel_size must be an odd"):
         cnn_keras.make_simple_cnn(kernel_size=4)
-    with pytest.raises(ValueError, match="schedule must be 'warmup_cosine', 'cosine' or 'plateau'"):
+    with pytest.raises(ValueError, match=r"schedule must be one of \[.*'plateau', 'warmup_cosine'\], got 'linear'"):
         cnn_keras.compile_model(cnn_keras.make_mlp(), schedule="linear")
 
 
+@pytest.mark.slow
 def test_quick_script_run_reaches_a_sensible_accuracy(tmp_path):
     result = subprocess.run([sys.executable, "cnn_keras.py", "--quick", "--run-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)

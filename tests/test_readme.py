@@ -33,9 +33,9 @@ DOCUMENTS = [README, ROOT / "BENCHMARKS.md"]
 ENVIRONMENT = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    PYTHONUNBUFFERED="1")
 
-# Commands that finish in seconds: they run for real (from the repository root).
+# Commands that finish in seconds: they run for real (from the repository root). `cnn_from_scratch.py --quick`
+# is run, and its accuracy checked, by tests/test_cnn_from_scratch.py: not twice.
 CHEAP_COMMANDS = {
-    "cnn_from_scratch.py --quick",
     "explorer.py --quick",
 }
 
@@ -170,7 +170,6 @@ def test_every_python_block_is_found():
 
 HELP_RUNNER = textwrap.dedent('''
     import contextlib, io, json, runpy, sys
-    import torch._dynamo  # before TensorFlow, as tests/conftest.py does (BENCHMARKS.md: framework quirks)
     root, scripts, texts = sys.argv[1], json.loads(sys.argv[2]), {}
     sys.path.insert(0, root)
     for script in scripts:

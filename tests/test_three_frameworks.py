@@ -18,7 +18,6 @@ import cnn_keras
 import cnn_pytorch
 from cnn_keras import tf  # cnn_keras sets the backend and TensorFlow's log level before importing it
 from conftest import simple_cnn_arguments
-from data import load_mnist
 
 LOGIT_TOLERANCE = 1e-4  # float32: the three sum the same products in different orders
 GRADIENT_TOLERANCE = 1e-5  # rel_error = max|a - b| / max(|a|, |b|), float32
@@ -161,8 +160,6 @@ def test_transfer_rejects_a_mismatched_model(numpy_model):
 # --- The shared interface: set_seed, build_model, fit, evaluate, count_parameters ---
 
 MODULES = {"numpy": cnn_from_scratch, "pytorch": cnn_pytorch, "keras": cnn_keras}
-SAME_RECIPE = {"numpy": {}, "pytorch": dict(weight_decay=0.0, schedule="cosine", restore_best=False),
-               "keras": dict(weight_decay=0.0, schedule="cosine", restore_best=False)}
 
 
 @pytest.mark.parametrize("options", [
@@ -189,10 +186,12 @@ def test_make_cnn_builds_the_same_network_in_all_three(options, mnist_batch):
         assert np.abs(logits - expected).max() < LOGIT_TOLERANCE
 
 
-def test_fit_gives_the_same_history_keys_and_the_same_training_in_all_three():
-    """Same initial weights, same batches in the same order, Adam with the same cosine schedule:
-    after 2 epochs the three frameworks hold the same weights, up to float32 rounding."""
-    data = load_mnist()
+@pytest.mark.parametrize("augment", [False, True])
+def test_fit_gives_the_same_history_keys_and_the_same_training_in_all_three(augment, mnist):
+    """Same initial weights, same batches in the same order (and, with augment, the same shifts), fit's
+    shared defaults (Adam, cosine schedule): after 2 epochs the three frameworks hold the same weights,
+    up to float32 rounding."""
+    data = mnist
     x_train, y_train, x_val, y_val = data.x_train[:256], data.y_train[:256], data.x_val[:100], data.y_val[:100]
     initial = cnn_from_scratch.make_simple_cnn(rng=np.random.default_rng(0))
     cnn_keras.set_seed(0)
@@ -202,8 +201,8 @@ def test_fit_gives_the_same_history_keys_and_the_same_training_in_all_three():
     histories, trained = {}, {}
     for name, model in models.items():
         histories[name] = MODULES[name].fit(model, x_train, y_train, x_val, y_val, epochs=2, batch_size=64,
-                                            learning_rate=2e-3, seed=0, augment=False, progress=False,
-                                            **SAME_RECIPE[name])
+                                            learning_rate=2e-3, seed=0, augment=augment, progress=False,
+                                            restore_best=False)
         trained[name] = copy.deepcopy(initial)
     cnn_pytorch.torch_to_numpy(models["pytorch"], trained["pytorch"])
     cnn_keras.keras_to_numpy(models["keras"], trained["keras"])
@@ -213,20 +212,11 @@ def test_fit_gives_the_same_history_keys_and_the_same_training_in_all_three():
         assert all(len(values) == 2 for values in history.values())
         np.testing.assert_allclose(history["train_loss"], histories["numpy"]["train_loss"], rtol=1e-3)
         np.testing.assert_allclose(history["learning_rate"], [2e-3, 1e-3], rtol=1e-6)  # cosine at t = 0 and T / 2
-        for numpy_layer, layer in zip(trained["numpy"].layers, trained[name].layers):
-            for key, value in layer.params.items():  # a different batch order moves weights by > 0.01
-                assert np.abs(value - numpy_layer.params[key]).max() < 0.01, (name, key)
+        # Measured: the same batches leave a mean difference of about 4e-5 (float32 rounding that Adam
+        # amplifies in a few weights); another seed's batch order and shifts, about 3e-3.
+        differences = np.concatenate([np.abs(value - numpy_layer.params[key]).ravel()
+                                      for numpy_layer, layer in zip(trained["numpy"].layers, trained[name].layers)
+                                      for key, value in layer.params.items()])
+        assert differences.mean() < 3e-4, (name, differences.mean())
         loss, accuracy = MODULES[name].evaluate(models[name], x_val, y_val)
         assert accuracy == pytest.approx(histories[name]["val_accuracy"][-1])
-
-
-def test_build_model_names_are_shared():
-    for name in ("simple", "mlp", "cnn"):  # the same network under the same name: the same parameter count
-        counts = {framework: module.count_parameters(module.build_model(name)) for framework, module in MODULES.items()}
-        assert len(set(counts.values())) == 1, (name, counts)
-    for module in MODULES.values():
-        module.build_model("deep")
-    for module in (cnn_pytorch, cnn_keras):
-        module.build_model("residual")
-    with pytest.raises(ValueError, match="no residual"):
-        cnn_from_scratch.build_model("residual")

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+import frameworks
 import visualize_features as vis
 from cnn_from_scratch import Adam, conv2d_forward, conv2d_forward_naive, make_simple_cnn
 from data import load_mnist
@@ -68,7 +69,7 @@ def test_bad_arguments_give_clear_errors(numpy_model, mnist):
     with pytest.raises(ValueError, match="out of range"):
         vis.resolve_layer(numpy_model, 10)
     with pytest.raises(TypeError, match="cnn_from_scratch.CNN"):
-        vis.framework_of("not a model")
+        frameworks.framework_of("not a model")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         vis.get_activations(numpy_model, mnist.x_test[0])  # (1, 28, 28): the batch axis is missing
     with pytest.raises(ValueError, match="feature maps need"):
@@ -76,7 +77,7 @@ def test_bad_arguments_give_clear_errors(numpy_model, mnist):
 
 
 def test_one_adapter_per_framework_gives_the_same_weights(numpy_model, torch_model, keras_model):
-    assert [vis.adapter_for(model).name for model in (numpy_model, torch_model, keras_model)] == list(vis.FRAMEWORKS)
+    assert [frameworks.adapter_for(model).name for model in (numpy_model, torch_model, keras_model)] == list(frameworks.FRAMEWORKS)
     reference = vis.weight_arrays(numpy_model)
     assert [weights.shape for weights in reference.values()] == [(16, 1, 3, 3), (32, 16, 3, 3), (1568, 128), (128, 10)]
     torch_weights, keras_weights = vis.weight_arrays(torch_model), vis.weight_arrays(keras_model)
@@ -88,12 +89,12 @@ def test_one_adapter_per_framework_gives_the_same_weights(numpy_model, torch_mod
         vis.framework_module("jax")
 
 
-def test_save_model_and_the_modules_load_give_the_same_logits(numpy_model, torch_model, keras_model, mnist, tmp_path):
+def test_save_any_and_load_any_give_the_same_logits(numpy_model, torch_model, keras_model, mnist, tmp_path):
     images = mnist.x_test[:16]
     expected = vis.predict_logits(numpy_model, images)
     for model, file_name in ((numpy_model, "simple.npz"), (torch_model, "simple.pt"), (keras_model, "simple.keras")):
-        vis.save_model(model, tmp_path / file_name)
-        loaded = vis.framework_module(vis.framework_of(model)).load(tmp_path / file_name)
+        frameworks.save_any(model, tmp_path / file_name)
+        loaded = frameworks.load_any(tmp_path / file_name)
         assert type(loaded) is type(model)
         np.testing.assert_allclose(vis.predict_logits(loaded, images), expected, atol=1e-4)
 
