@@ -477,14 +477,16 @@ class Layer:
         return {}
 
     def set_params(self, source, **arrays):
-        """Copy arrays (e.g. W=..., b=...) into params in place, so an optimizer holding the arrays sees the
-        new values; every shape is checked first, and a mismatch names `source` and both shapes."""
+        """Copy arrays (e.g. W=..., b=..., or a buffer such as running_mean=...) into params or buffers in
+        place, so an optimizer holding the arrays sees the new values; every shape is checked first, and a
+        mismatch names `source` and both shapes."""
+        stores = {key: (self.params if key in self.params else self.buffers) for key in arrays}
         for key, value in arrays.items():
-            if value.shape != self.params[key].shape:
+            if value.shape != stores[key][key].shape:
                 raise ValueError(f"shape mismatch: {source} gives {key} of shape {value.shape}; "
-                                 f"{self!r} holds {self.params[key].shape}")
+                                 f"{self!r} holds {stores[key][key].shape}")
         for key, value in arrays.items():
-            self.params[key][...] = value
+            stores[key][key][...] = value
 
     def astype(self, dtype):
         """Cast parameters and buffers in place (float64 for gradient checks); returns self."""
@@ -868,6 +870,37 @@ def learning_rate_schedule(base_learning_rate, total_steps, schedule):
     return np.full(total_steps, float(base_learning_rate))
 
 
+class TrainingClock:
+    """Seconds of training, with the time of anything run while it is paused (validation, a test-set
+    check in a step_callback) left out: the clock every fit in the three modules reports."""
+
+    def __init__(self):
+        self.start, self.paused_seconds, self.paused_at = time.perf_counter(), 0.0, None
+
+    def seconds(self):
+        now = self.paused_at if self.paused_at is not None else time.perf_counter()
+        return now - self.start - self.paused_seconds
+
+    def pause(self):
+        if self.paused_at is None:
+            self.paused_at = time.perf_counter()
+
+    def resume(self):
+        if self.paused_at is not None:
+            self.paused_seconds += time.perf_counter() - self.paused_at
+            self.paused_at = None
+
+    def call(self, step_callback, step):
+        """step_callback(step, training seconds so far) with the clock paused; True means stop training."""
+        if step_callback is None:
+            return False
+        self.pause()
+        try:
+            return bool(step_callback(step, self.seconds()))
+        finally:
+            self.resume()
+
+
 def epoch_line(history, epoch, epochs):
     """One line of progress: the epoch's training loss and accuracy, validation ones if any, seconds."""
     line = (f"epoch {epoch}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
@@ -976,7 +1009,7 @@ class CNN:
         return loss, float((logits.argmax(axis=1) == y).mean())
 
     def fit(self, x, y, epochs=5, batch_size=64, optimizer=None, validation_data=None, seed=0,
-            schedule="cosine", augment=0, verbose=True, restore_best=False):
+            schedule="cosine", augment=0, verbose=True, restore_best=False, step_callback=None):
         """Mini-batch training; returns the history of loss and accuracy per epoch.
 
         Inputs:
@@ -989,6 +1022,8 @@ class CNN:
         - verbose: print one line per epoch, and draw a progress bar when the output is a terminal
         - restore_best: end with the weights of the epoch with the best validation accuracy
           (chosen on validation data, never on test data); False keeps the last epoch's
+        - step_callback: called as step_callback(step, seconds) after every optimizer step (step counts
+          from 1; seconds of training so far, the callback's own time left out); True stops training
         Returns: dict with one entry per epoch in lists "train_loss", "train_accuracy" (running means
         over each epoch's batches, as Keras reports them), "val_loss", "val_accuracy", "learning_rate"
         (the rate at the epoch's first step) and "seconds" (training only, validation not counted).
@@ -1002,15 +1037,16 @@ class CNN:
         steps_per_epoch = -(-len(x) // batch_size)  # ceil(N / batch_size)
         learning_rates = learning_rate_schedule(base_learning_rate, epochs * steps_per_epoch, schedule)  # (T,)
         history = {key: [] for key in HISTORY_KEYS}
-        best_accuracy, best_weights = -1.0, None
+        best_accuracy, best_weights, clock = -1.0, None, TrainingClock()
         for epoch in range(1, epochs + 1):
-            start_time = time.perf_counter()
+            start_seconds = clock.seconds()
             epoch_rates = learning_rates[(epoch - 1) * steps_per_epoch:epoch * steps_per_epoch]
-            loss, accuracy = self.train_epoch(x, y, batch_size, optimizer, rng, epoch_rates, augment, epoch,
-                                              progress_bar=verbose)
+            loss, accuracy, stopped = self.train_epoch(x, y, batch_size, optimizer, rng, epoch_rates, augment, epoch,
+                                                       verbose, step_callback, clock, (epoch - 1) * steps_per_epoch)
             for key, value in zip(("seconds", "train_loss", "train_accuracy", "learning_rate"),
-                                  (time.perf_counter() - start_time, loss, accuracy, float(epoch_rates[0]))):
+                                  (clock.seconds() - start_seconds, loss, accuracy, float(epoch_rates[0]))):
                 history[key].append(value)
+            clock.pause()  # validation is not training
             if validation_data is not None:
                 val_loss, val_accuracy = self.evaluate(x_val, y_val)
                 history["val_loss"].append(val_loss)
@@ -1019,21 +1055,26 @@ class CNN:
                     best_accuracy, best_weights = val_accuracy, self.weights()
             if verbose:
                 print(epoch_line(history, epoch, epochs))
+            clock.resume()
+            if stopped:
+                break
         optimizer.learning_rate = base_learning_rate
         if best_weights is not None:
             self._assign(best_weights, "the best validation epoch")
         self.eval()
         return history
 
-    def train_epoch(self, x, y, batch_size, optimizer, rng, learning_rates, augment=0, epoch=1, progress_bar=False):
+    def train_epoch(self, x, y, batch_size, optimizer, rng, learning_rates, augment=0, epoch=1, progress_bar=False,
+                    step_callback=None, clock=None, first_step=0):
         """One pass over x (N, C, H, W), y (N,) in an order drawn from rng, batch b with learning_rates[b].
 
         augment: shift each image by up to this many pixels (random_shift, drawn from the same rng).
-        Returns: (mean training loss, training accuracy) over the epoch's batches.
-        Raises FloatingPointError (`diverged`) when the loss stops being finite.
+        step_callback: called through clock.call after each step (see fit); first_step: steps done before.
+        Returns: (mean training loss, training accuracy) over the batches trained, and whether the
+        step_callback asked to stop. Raises FloatingPointError (`diverged`) when the loss stops being finite.
         """
         self.train()
-        order, loss_sum, correct = rng.permutation(len(x)), 0.0, 0  # (N,)
+        order, loss_sum, correct, seen = rng.permutation(len(x)), 0.0, 0, 0  # (N,)
         batches = range(0, len(x), batch_size)
         if progress_bar and tqdm is not None:  # disable=None: a bar only on a terminal, never in a log file
             batches = tqdm(batches, desc=f"epoch {epoch}", leave=False, unit="batch", disable=None)
@@ -1047,9 +1088,12 @@ class CNN:
                 raise diverged(loss, epoch, step, optimizer.learning_rate)
             self.backward(dlogits)
             optimizer.step()
-            loss_sum += loss * len(indices)
+            loss_sum, seen = loss_sum + loss * len(indices), seen + len(indices)
             correct += int((logits.argmax(axis=1) == y[indices]).sum())
-        return loss_sum / len(x), correct / len(x)
+            if clock is not None and clock.call(step_callback, first_step + step + 1):
+                self.train()  # the callback may have evaluated the model
+                return loss_sum / seen, correct / seen, True
+        return loss_sum / seen, correct / seen, False
 
     def weights(self):
         """A copy of every parameter and buffer, keyed as `save` writes them ("0.W", "0.b", ...)."""
@@ -1237,13 +1281,15 @@ def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28,
 
 
 def weight_layers(model):
-    """The layers of a CNN that weight transfer copies: convolution (W of 4 dims) or fully connected
-    (W of 2 dims), in order. Raises ValueError for any other layer with parameters (e.g. BatchNorm)."""
+    """The layers of a CNN that weight transfer copies, in order: convolution (W of 4 dims), fully
+    connected (W of 2 dims) and BatchNorm (gamma, beta and the running averages). Raises ValueError for
+    any other layer with parameters."""
     layers = [layer for layer in model.layers if layer.params]
     for layer in layers:
-        if set(layer.params) != {"W", "b"} or layer.params["W"].ndim not in (2, 4):
-            raise ValueError(f"only convolution and fully connected layers can be transferred, got {layer!r} "
-                             f"with params {sorted(layer.params)}")
+        is_weight = set(layer.params) == {"W", "b"} and layer.params["W"].ndim in (2, 4)
+        if not is_weight and not isinstance(layer, BatchNormLayer):
+            raise ValueError(f"only convolution, fully connected and BatchNorm layers can be transferred, got "
+                             f"{layer!r} with params {sorted(layer.params)}")
     return layers
 
 
@@ -1272,7 +1318,7 @@ def make_optimizer(model, optimizer, learning_rate, weight_decay):
 
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True):
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None):
     """Train `model` and return its history; the same arguments, defaults and behaviour in all three modules.
 
     Inputs: x_* of shape (N, C, H, W), float in [0, 1]; y_* of shape (N,), int labels.
@@ -1280,6 +1326,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - augment: True shifts each training image by up to AUGMENT_SHIFT pixels (random_shift)
     - schedule: "cosine" or "constant"; optimizer: "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
     - restore_best: end with the weights of the best validation epoch (False: the last epoch's)
+    - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
+      stopped (seconds: training so far); a True return ends training (experiments.py's time to 99%)
     Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
       learning_rate (at the epoch's first step) and seconds (training only).
     """
@@ -1288,7 +1336,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     return model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
                      optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay),
                      validation_data=(x_val, y_val), seed=seed, schedule=schedule,
-                     augment=AUGMENT_SHIFT if augment else 0, verbose=progress, restore_best=restore_best)
+                     augment=AUGMENT_SHIFT if augment else 0, verbose=progress, restore_best=restore_best,
+                     step_callback=step_callback)
 
 
 def evaluate(model, x, y, batch_size=1000):

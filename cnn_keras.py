@@ -52,7 +52,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from cnn_from_scratch import (  # noqa: E402  (NumPy only: the checks, errors and shifts all three modules share)
-    AUGMENT_SHIFT, OPTIMIZERS, atomic_save, check_choice, check_fit_arguments, check_images, check_kernel_size,
+    AUGMENT_SHIFT, OPTIMIZERS, TrainingClock, atomic_save, check_choice, check_fit_arguments, check_images, check_kernel_size,
     check_labels, conv_output_size, diverged, random_shift, softmax_cross_entropy, weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser  # noqa: E402
 
@@ -362,28 +362,37 @@ def shuffled_batches(x, y, batch_size, epochs, seed, augmentation=None, augmente
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Records each epoch's learning rate (at its first step) and its training seconds: from the
-    epoch's start to the start of validation, so that the time counts training only, as in the
-    NumPy and PyTorch fits. Stops training with cnn_from_scratch.diverged, as the other two modules
-    do, when a batch's loss is not finite."""
+    """Records each epoch's learning rate (at its first step) and its seconds of training, on the
+    TrainingClock of the other two modules: validation and the step_callback are left out. Stops
+    training with cnn_from_scratch.diverged, as the other two modules do, when a batch's loss is not
+    finite, and when the step_callback returns True."""
 
-    def __init__(self):
+    def __init__(self, step_callback=None):
         super().__init__()
-        self.seconds, self.learning_rate, self._start, self._epoch = [], [], None, 0
+        self.seconds, self.learning_rate, self.step_callback = [], [], step_callback
+        self.clock, self.step, self.epoch, self.epoch_start = None, 0, 0, None
+
+    def on_train_begin(self, logs=None):
+        self.clock = TrainingClock()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.clock.resume()
         self.learning_rate.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        self._start, self._epoch = time.perf_counter(), epoch + 1
+        self.epoch, self.epoch_start = epoch + 1, self.clock.seconds()
 
     def on_train_batch_end(self, batch, logs=None):
         if logs and not np.isfinite(logs.get("loss", 0.0)):
-            raise diverged(logs["loss"], self._epoch, batch,
+            raise diverged(logs["loss"], self.epoch, batch,
                            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.step += 1
+        if self.clock.call(self.step_callback, self.step):
+            self.model.stop_training = True
 
     def on_test_begin(self, logs=None):
-        if self._start is not None:
-            self.seconds.append(time.perf_counter() - self._start)
-            self._start = None
+        if self.epoch_start is not None:
+            self.seconds.append(self.clock.seconds() - self.epoch_start)
+            self.epoch_start = None
+        self.clock.pause()  # validation is not training
 
     def on_epoch_end(self, epoch, logs=None):
         self.on_test_begin()  # an epoch without validation
@@ -409,7 +418,7 @@ def training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedu
 
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True,
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
         augmentation="shift", patience=None, run_dir=None, extra_callbacks=()):
     """Compile and train `model`; the shared arguments and defaults are those of every module.
 
@@ -421,6 +430,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - schedule: "cosine", "constant" or Keras's own "warmup_cosine" and "plateau"; optimizer: "adam"
       (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
     - restore_best: end with the best validation epoch's weights (False: the last epoch's)
+    - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
+      stopped (seconds: training so far); a True return ends training
     - progress: Keras's per-epoch output (a bar on a terminal, one line per epoch in a log)
     Keras's own options, after the shared ones: augmentation "affine" (the augmentation_layers: each
     image rotated, shifted and zoomed) instead of "shift"; patience (EarlyStopping on val_accuracy);
@@ -438,7 +449,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed,
                                augmentation if augment else None, augmenter)
     compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer)
-    recorder = EpochRecorder()
+    recorder = EpochRecorder(step_callback)
     callbacks = training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedule) + list(extra_callbacks)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     logs = model.fit(batches, steps_per_epoch=steps_per_epoch, validation_data=(to_channels_last(x_val),
@@ -530,12 +541,14 @@ def load(path):
 
 
 def _keras_weight_layers(keras_model):
-    """(layer, flatten_shape) for each Conv2D and Dense layer in order; flatten_shape is the (H, W, C)
-    input shape of a Flatten right before a Dense layer, else None."""
+    """(layer, flatten_shape) for each Conv2D, Dense and BatchNormalization layer in order; flatten_shape
+    is the (H, W, C) input shape of a Flatten right before a Dense layer, else None."""
     pairs, flatten_shape = [], None
     for layer in keras_model.layers:
         if isinstance(layer, layers.Flatten):
             flatten_shape = tuple(layer.input.shape[1:])  # (H, W, C) of the activations being flattened
+        elif isinstance(layer, layers.BatchNormalization):
+            pairs.append((layer, None))
         elif isinstance(layer, (layers.Conv2D, layers.Dense)):
             if not layer.use_bias:
                 raise ValueError(f"Keras layer {layer.name!r} has no bias; the NumPy layers always have one")
@@ -554,6 +567,12 @@ def _paired_layers(numpy_model, keras_model):
         raise ValueError(f"the NumPy model has {len(numpy_layers)} weight layers, the Keras model "
                          f"{len(keras_layers)}: {[layer.name for layer, _ in keras_layers]}")
     for numpy_layer, (keras_layer, _) in zip(numpy_layers, keras_layers):
+        is_batch_norm = "gamma" in numpy_layer.params
+        if is_batch_norm != isinstance(keras_layer, layers.BatchNormalization):
+            raise ValueError(f"layer kinds differ: NumPy {numpy_layer!r} vs Keras {type(keras_layer).__name__} "
+                             f"{keras_layer.name!r}")
+        if is_batch_norm:
+            continue
         is_conv = numpy_layer.params["W"].ndim == 4
         if is_conv != isinstance(keras_layer, layers.Conv2D):
             raise ValueError(f"layer kinds differ: NumPy {numpy_layer!r} vs Keras {type(keras_layer).__name__} "
@@ -574,9 +593,16 @@ def _paired_layers(numpy_model, keras_model):
             for numpy_layer, (keras_layer, flatten_shape) in zip(numpy_layers, keras_layers)]
 
 
+BATCH_NORM_ORDER = ("gamma", "beta", "running_mean", "running_var")  # Keras: gamma, beta, moving mean, variance
+
+
 def numpy_to_keras(numpy_model, keras_model):
     """Copy the weights of a NumPy `CNN` into a Keras model with the same layers, in order. Returns keras_model."""
     for numpy_layer, keras_layer, flatten_shape in _paired_layers(numpy_model, keras_model):
+        if "gamma" in numpy_layer.params:
+            stores = {**numpy_layer.params, **numpy_layer.buffers}
+            keras_layer.set_weights([stores[name] for name in BATCH_NORM_ORDER])  # shapes checked by Keras
+            continue
         weight, b = numpy_layer.params["W"], numpy_layer.params["b"]  # here H, W are sizes; `weight` is params["W"]
         if weight.ndim == 4:
             kernel = weight.transpose(2, 3, 1, 0)  # (F, C, HH, WW) -> (HH, WW, C, F)
@@ -600,6 +626,10 @@ def numpy_to_keras(numpy_model, keras_model):
 def keras_to_numpy(keras_model, numpy_model):
     """Copy the weights of a Keras model into a NumPy `CNN` with the same layers, in place. Returns numpy_model."""
     for numpy_layer, keras_layer, flatten_shape in _paired_layers(numpy_model, keras_model):
+        if "gamma" in numpy_layer.params:
+            arrays = dict(zip(BATCH_NORM_ORDER, (np.asarray(weight) for weight in keras_layer.get_weights())))
+            numpy_layer.set_params(f"Keras layer {keras_layer.name!r}", **arrays)
+            continue
         kernel, bias = (np.asarray(weight) for weight in keras_layer.get_weights())
         if kernel.ndim == 4:
             weight = kernel.transpose(3, 2, 0, 1)  # (HH, WW, C, F) -> (F, C, HH, WW)

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cnn_from_scratch import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, atomic_save, check_choice, check_fit_arguments,
+from cnn_from_scratch import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, TrainingClock, atomic_save, check_choice, check_fit_arguments,
                               check_images, check_kernel_size, check_labels, conv_output_size, diverged, random_shift,
                               weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser
@@ -404,17 +404,20 @@ def augment_batch(images, index, augmentation, rng, generator, x_numpy):
 
 
 def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, rng, augmentation=None, generator=None,
-                    label_smoothing=0.0, progress=False, epoch=1, x_numpy=None):
+                    label_smoothing=0.0, progress=False, epoch=1, x_numpy=None, step_callback=None, clock=None,
+                    first_step=0):
     """One pass over x (N, C, H, W), y (N,) in an order drawn from the NumPy generator rng.
 
     augmentation: None, "shift", "affine" or "torchvision" (augment_batch); x_numpy: x as a NumPy array,
-    which "shift" cuts its batches from.
-    Returns: (mean training loss, training accuracy) over the epoch (with dropout and augmentation on).
+    which "shift" cuts its batches from. step_callback: called through clock.call after each step
+    (see fit); first_step: the steps done before this epoch.
+    Returns: (mean training loss, training accuracy) over the batches trained (with dropout and
+    augmentation on), and whether the step_callback asked to stop.
     Raises FloatingPointError (cnn_from_scratch.diverged) when the loss stops being finite.
     """
     model.train()
     order = torch.as_tensor(rng.permutation(len(x)), device=x.device)  # (N,), as cnn_from_scratch.CNN.fit draws it
-    total_loss, correct = 0.0, 0
+    total_loss, correct, seen = 0.0, 0, 0
     # disable=None draws the bar only on a terminal, so a log file gets no carriage-return updates.
     batches = tqdm(range(0, len(x), batch_size), desc=f"epoch {epoch}", leave=False,
                    disable=None if progress else True)
@@ -430,10 +433,13 @@ def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, rng, augmenta
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(index)
+        total_loss, seen = total_loss + loss.item() * len(index), seen + len(index)
         correct += (logits.argmax(dim=1) == labels).sum().item()
         batches.set_postfix(loss=f"{loss.item():.4f}")
-    return total_loss / len(x), correct / len(x)
+        if clock is not None and clock.call(step_callback, first_step + step + 1):
+            model.train()  # the callback may have evaluated the model
+            return total_loss / seen, correct / seen, True
+    return total_loss / seen, correct / seen, False
 
 
 SCHEDULES = ("cosine", "constant", "one_cycle")  # the first two in every module; one_cycle is PyTorch's own
@@ -466,7 +472,7 @@ def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, 
 
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True,
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
         augmentation="shift", label_smoothing=0.0, patience=None, log=print):
     """Train `model` and return its history; the shared arguments and defaults are those of every module.
 
@@ -478,6 +484,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - schedule: "cosine", "constant" or (PyTorch's own) "one_cycle"; optimizer: "adam" (AdamW when
       weight_decay > 0) or "sgd" (momentum 0.9)
     - restore_best: end with the best validation epoch's weights (False: the last epoch's)
+    - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
+      stopped (seconds: training so far); a True return ends training
     PyTorch's own options, after the shared ones: augmentation "affine" (each image rotated, shifted and
     zoomed, random_affine) or "torchvision" (one v2.RandomAffine draw per batch) instead of "shift";
     label_smoothing; patience: stop after this many epochs without a better validation accuracy;
@@ -499,15 +507,17 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
                                           math.ceil(len(x_train) / batch_size), schedule, optimizer)
     history = {key: [] for key in HISTORY_KEYS}
     best_accuracy, best_state, epochs_without_improvement = -1.0, None, 0
+    clock, steps_per_epoch = TrainingClock(), math.ceil(len(x_train) / batch_size)
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
+        start_seconds = clock.seconds()
         history["learning_rate"].append(optimizer.param_groups[0]["lr"])
-        train_loss, train_accuracy = train_one_epoch(
+        train_loss, train_accuracy, stopped = train_one_epoch(
             model, optimizer, scheduler, x_train, y_train, batch_size, rng, augmentation if augment else None,
-            generator, label_smoothing, progress, epoch, x_numpy)
+            generator, label_smoothing, progress, epoch, x_numpy, step_callback, clock, (epoch - 1) * steps_per_epoch)
         if device.type == "cuda":
             torch.cuda.synchronize()  # the clock stops when the GPU's work is done, not when it was queued
-        history["seconds"].append(time.perf_counter() - start)
+        history["seconds"].append(clock.seconds() - start_seconds)
+        clock.pause()  # validation is not training
         val_loss, val_accuracy = evaluate(model, x_val, y_val)
         for key, value in zip(("train_loss", "train_accuracy", "val_loss", "val_accuracy"),
                               (train_loss, train_accuracy, val_loss, val_accuracy)):
@@ -524,6 +534,9 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
                 if progress:
                     log(f"early stopping: no better validation accuracy for {patience} epochs")
                 break
+        clock.resume()
+        if stopped:
+            break
     if restore_best:
         model.load_state_dict(best_state)  # restore the best epoch (chosen on validation, never on test)
     return history
@@ -597,19 +610,28 @@ def load(path, device="cpu"):
 # nn.Linear computes x @ weight.T + bias with weight of shape (out, in), so W = weight.T.
 
 
+TRANSFERRED = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)  # the torch layers weight transfer copies
+BATCH_NORM_NAMES = {"gamma": "weight", "beta": "bias", "running_mean": "running_mean", "running_var": "running_var"}
+
+
 def _paired_layers(numpy_model, torch_model):
-    """Pair the NumPy and torch weight layers in order, checking kinds, counts and conv settings."""
+    """Pair the NumPy and torch layers with weights in order, checking kinds, counts and conv settings."""
     numpy_layers = weight_layers(numpy_model)
-    torch_layers = [m for m in torch_model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    torch_layers = [m for m in torch_model.modules() if isinstance(m, TRANSFERRED)]
     others = [type(m).__name__ for m in torch_model.modules()
-              if not isinstance(m, (nn.Conv2d, nn.Linear)) and list(m.parameters(recurse=False))]
+              if not isinstance(m, TRANSFERRED) and list(m.parameters(recurse=False))]
     if others:
-        raise ValueError(f"the torch model has parameters outside Conv2d/Linear ({others}); only models built "
-                         f"from Conv2d and Linear (like SimpleCNN) can be transferred")
+        raise ValueError(f"the torch model has parameters outside Conv2d/Linear/BatchNorm ({others}); only models "
+                         f"built from those (like SimpleCNN and make_cnn) can be transferred")
     if len(numpy_layers) != len(torch_layers):
         raise ValueError(f"the NumPy model has {len(numpy_layers)} weight layers, the torch model "
                          f"{len(torch_layers)}: {[type(m).__name__ for m in torch_layers]}")
     for numpy_layer, torch_layer in zip(numpy_layers, torch_layers):
+        is_batch_norm = "gamma" in numpy_layer.params
+        if is_batch_norm != isinstance(torch_layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            raise ValueError(f"layer kinds differ: NumPy {numpy_layer!r} vs torch {torch_layer}")
+        if is_batch_norm:
+            continue
         is_conv = numpy_layer.params["W"].ndim == 4
         if is_conv != isinstance(torch_layer, nn.Conv2d):
             raise ValueError(f"layer kinds differ: NumPy {numpy_layer!r} vs torch {torch_layer}")
@@ -624,27 +646,42 @@ def _paired_layers(numpy_model, torch_model):
     return list(zip(numpy_layers, torch_layers))
 
 
+def torch_arrays(numpy_layer):
+    """{torch name: array} of a NumPy layer, in torch's layouts: FC W (in, out) -> weight (out, in);
+    conv weights are (F, C, HH, WW) on both sides; BatchNorm gamma, beta -> weight, bias."""
+    if "gamma" in numpy_layer.params:
+        stores = {**numpy_layer.params, **numpy_layer.buffers}
+        return {torch_name: stores[name] for name, torch_name in BATCH_NORM_NAMES.items()}
+    W = numpy_layer.params["W"]
+    return {"weight": W if W.ndim == 4 else W.T, "bias": numpy_layer.params["b"]}
+
+
 def numpy_to_torch(numpy_model, torch_model):
     """Copy the weights of a NumPy `CNN` into a torch model with the same layers, in order. Returns torch_model."""
     for numpy_layer, torch_layer in _paired_layers(numpy_model, torch_model):
-        W, b = numpy_layer.params["W"], numpy_layer.params["b"]
-        weight = W if W.ndim == 4 else W.T  # conv: (F, C, HH, WW) both sides; FC: (in, out) -> (out, in)
-        if tuple(weight.shape) != tuple(torch_layer.weight.shape) or b.shape != tuple(torch_layer.bias.shape):
-            raise ValueError(f"shape mismatch: NumPy W {W.shape}, b {b.shape} cannot fill torch {torch_layer} "
-                             f"with weight {tuple(torch_layer.weight.shape)}, bias {tuple(torch_layer.bias.shape)}")
+        targets = {**dict(torch_layer.named_parameters(recurse=False)), **dict(torch_layer.named_buffers(recurse=False))}
+        arrays = torch_arrays(numpy_layer)
+        for name, array in arrays.items():
+            if tuple(array.shape) != tuple(targets[name].shape):
+                raise ValueError(f"shape mismatch: NumPy {numpy_layer!r} gives {name} of shape {array.shape}; torch "
+                                 f"{torch_layer} holds {tuple(targets[name].shape)}")
         with torch.no_grad():
-            torch_layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
-            torch_layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+            for name, array in arrays.items():
+                targets[name].copy_(torch.from_numpy(np.ascontiguousarray(array)))
     return torch_model
 
 
 def torch_to_numpy(torch_model, numpy_model):
     """Copy the weights of a torch model into a NumPy `CNN` with the same layers, in place. Returns numpy_model."""
     for numpy_layer, torch_layer in _paired_layers(numpy_model, torch_model):
-        weight = torch_layer.weight.detach().cpu().numpy()
+        state = {name: value.detach().cpu().numpy() for name, value in torch_layer.state_dict().items()}
+        if "gamma" in numpy_layer.params:
+            numpy_layer.set_params(f"torch {torch_layer}", **{name: state[torch_name]
+                                                              for name, torch_name in BATCH_NORM_NAMES.items()})
+            continue
+        weight = state["weight"]
         W = weight if weight.ndim == 4 else weight.T  # FC: torch (out, in) -> NumPy (in, out)
-        bias = torch_layer.bias.detach().cpu().numpy()
-        numpy_layer.set_params(f"torch {torch_layer}", W=W, b=bias)
+        numpy_layer.set_params(f"torch {torch_layer}", W=W, b=state["bias"])
     return numpy_model
 
 

@@ -34,6 +34,7 @@ In a REPL:
 """
 import argparse
 import copy
+import hashlib
 import json
 import math
 import multiprocessing
@@ -69,10 +70,12 @@ class Budget:
     it trains again instead of mixing runs of different budgets."""
 
     name: str
+    experiments: tuple  # the experiments this budget runs (all of them by default)
     framework_train_size: int | None  # None: all 55,000 training images
     framework_epochs: int
-    time_to_99_epochs: int
-    sweep_train_size: int  # depth, activations, efficiency and ablation train on the first N images
+    time_to_99_epochs: int  # the most epochs a time-to-99% run may take
+    checks_per_epoch: int  # how often (per epoch) the time-to-99% runs measure test accuracy
+    sweep_train_size: int | None  # depth, activations, efficiency and ablation train on the first N images
     sweep_epochs: int
     transfer_pretrain_size: int
     transfer_per_class: tuple  # labelled images per class of digits 5-9
@@ -82,12 +85,21 @@ class Budget:
     seeds: int  # the default of --seeds
 
 
+ALL = ("frameworks", "depth", "activations", "efficiency", "ablation", "transfer")
 BUDGETS = {
-    "default": Budget("default", framework_train_size=None, framework_epochs=2, time_to_99_epochs=2,
-                      sweep_train_size=10_000, sweep_epochs=3, transfer_pretrain_size=10_000,
+    # The run a learner repeats: every experiment, short training, 5 seeds.
+    "default": Budget("default", ALL, framework_train_size=None, framework_epochs=2, time_to_99_epochs=2,
+                      checks_per_epoch=10, sweep_train_size=10_000, sweep_epochs=3, transfer_pretrain_size=10_000,
                       transfer_per_class=(10, 100, 1000), transfer_steps=150, validation_size=None, test_size=None,
-                      seeds=3),
-    "quick": Budget("quick", framework_train_size=600, framework_epochs=1, time_to_99_epochs=1,
+                      seeds=5),
+    # The experiments whose verdicts depend on how long the networks train, trained until their
+    # validation accuracy has stopped improving: all 55,000 images, 15 epochs (the learning curves in
+    # RESULTS.md show where they flatten), 3 seeds.
+    "long": Budget("long", ("depth", "efficiency", "ablation"), framework_train_size=None, framework_epochs=2,
+                   time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=None, sweep_epochs=15,
+                   transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
+                   validation_size=None, test_size=None, seeds=3),
+    "quick": Budget("quick", ALL, framework_train_size=600, framework_epochs=1, time_to_99_epochs=1, checks_per_epoch=4,
                     sweep_train_size=300, sweep_epochs=1, transfer_pretrain_size=300, transfer_per_class=(2, 5, 10),
                     transfer_steps=5, validation_size=300, test_size=500, seeds=2),
 }
@@ -98,6 +110,7 @@ SAME_RECIPE = dict(restore_best=False)
 SIMPLE_CNN = dict(batch_size=64, learning_rate=2e-3)
 TIME_TO_99 = dict(batch_size=128, learning_rate=1e-2, target=0.99, model_kwargs={"batch_norm": True})
 SWEEP = dict(batch_size=64, learning_rate=2e-3)  # PyTorch, Adam, cosine; best validation epoch kept
+SGD = dict(optimizer="sgd", learning_rate=0.05)  # the activations' second optimizer: momentum 0.9, a common rate
 SWEEP_AUGMENTATION = "affine"  # the sweeps' augment=True: cnn_pytorch's rotation, shift and zoom of each image
 TRANSFER_METHODS = {"scratch": "from scratch", "frozen": "frozen features + new linear head",
                     "fine_tune": "full fine-tuning"}
@@ -118,20 +131,33 @@ class Context:
     isolate: bool = True  # each frameworks run in a fresh process (see in_fresh_process)
 
 
+def fingerprint(arrays):
+    """A short SHA-256 of a sequence of arrays: equal for two runs that start from the same weights.
+    report.py pairs two configurations' runs by seed only where their initial weights are the same."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def train_and_test(module, model, x_train, y_train, x_val, y_val, x_test, y_test, epochs, seed,
-                   batch_size, learning_rate, augment=False, **framework_options):
-    """fit, then one evaluation on the test set. Returns the run's metrics, with its history."""
+                   batch_size, learning_rate, initial_weights=None, augment=False, **options):
+    """fit, then one evaluation on the validation set (the weights kept, which choices are made on)
+    and one on the test set. Returns the run's metrics, with its history.
+    initial_weights: the fingerprint of the weights training started from."""
     history = module.fit(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, seed=seed, augment=augment, progress=False,
-                         **framework_options)
+                         learning_rate=learning_rate, seed=seed, augment=augment, progress=False, **options)
+    _, kept_val_accuracy = module.evaluate(model, x_val, y_val)
     test_loss, test_accuracy = module.evaluate(model, x_test, y_test)
     train_seconds = float(sum(history["seconds"]))
     epochs_run = len(history["seconds"])
     return {"test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-            "best_val_accuracy": float(max(history["val_accuracy"])), "train_seconds": train_seconds,
-            "seconds_per_epoch": train_seconds / epochs_run,
+            "val_accuracy": float(kept_val_accuracy), "best_val_accuracy": float(max(history["val_accuracy"])),
+            "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / epochs_run,
             "images_per_second": len(x_train) * epochs_run / train_seconds,
-            "parameters": int(module.count_parameters(model)), "history": to_plain(history)}
+            "parameters": int(module.count_parameters(model)), "initial_weights": initial_weights,
+            "train_size": len(x_train), "val_size": len(x_val), "test_size": len(x_test),
+            "steps": int(epochs_run * math.ceil(len(x_train) / batch_size)), "history": to_plain(history)}
 
 
 def to_plain(value):
@@ -194,27 +220,43 @@ def train_framework(context, config, seed):
     train = data.first(train=budget.framework_train_size)
     return train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
                           data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
-                          **SAME_RECIPE)
+                          fingerprint(numpy_model.weights().values()), **SAME_RECIPE)
 
 
 def train_time_to_target(context, config, seed):
-    """The frameworks experiment, part 2: the BatchNorm CNN recipe until the test accuracy reaches the target.
+    """The frameworks experiment, part 2: the BatchNorm CNN recipe, from the same initial weights in
+    all three frameworks, until the test accuracy reaches the target.
 
-    The test set is evaluated after every epoch (outside the clock) only to stop the clock: it is
-    passed as fit's validation data, and with restore_best=False nothing is chosen by it.
+    The test accuracy is measured every 1/checks_per_epoch of an epoch, with the training clock stopped
+    (fit's step_callback), and training ends at the first check that reaches the target. The test set
+    serves only to stop the clock: nothing is chosen by it (restore_best=False; the validation split is
+    fit's validation data, as everywhere).
     """
     budget, data = context.budget, context.data
+    numpy_model = cnn_from_scratch.build_model("cnn", rng=np.random.default_rng(seed), **config["model_kwargs"])
     module = framework_module(config["framework"])
     module.set_seed(seed)
-    model = to_device(module.build_model("cnn", **config["model_kwargs"]), context.device)
+    model = copy_numpy_weights(numpy_model, module.build_model("cnn", **config["model_kwargs"]))
+    model = to_device(model, context.device)
     train = data.first(train=budget.framework_train_size)
-    metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_test, data.y_test, data.x_test,
+    steps_per_check = max(1, math.ceil(len(train.x_train) / config["batch_size"]) // config["checks_per_epoch"])
+    checks = []  # (step, training seconds, test accuracy)
+
+    def check_test_accuracy(step, seconds):
+        if step % steps_per_check:
+            return False
+        _, accuracy = module.evaluate(model, data.x_test, data.y_test)
+        checks.append((step, seconds, accuracy))
+        return accuracy >= config["target"]
+
+    metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
                              data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
+                             fingerprint(numpy_model.weights().values()), step_callback=check_test_accuracy,
                              **SAME_RECIPE)
-    test_curve, seconds = metrics["history"]["val_accuracy"], np.cumsum(metrics["history"]["seconds"])
-    reached = [epoch for epoch, accuracy in enumerate(test_curve) if accuracy >= config["target"]]
-    metrics["epochs_to_target"] = reached[0] + 1 if reached else None
-    metrics["seconds_to_target"] = float(seconds[reached[0]]) if reached else None
+    reached = next(((step, seconds) for step, seconds, accuracy in checks if accuracy >= config["target"]), None)
+    metrics["steps_to_target"] = reached[0] if reached else None
+    metrics["seconds_to_target"] = float(reached[1]) if reached else None
+    metrics["test_checks"] = [list(check) for check in checks]
     return metrics
 
 
@@ -223,18 +265,24 @@ def build_torch_model(context, config, seed):
     return cnn_pytorch.build_model(config["model"], **config["model_kwargs"]).to(context.device)
 
 
+def torch_fingerprint(model):
+    return fingerprint(parameter.detach().cpu().numpy() for parameter in model.parameters())
+
+
 def train_sweep(context, config, seed):
-    """depth, activations, efficiency and ablation: one PyTorch model on the sweep budget."""
+    """depth, activations, efficiency and ablation: one PyTorch model on the sweep budget, with the
+    gradient norm of the first conv layer's weights recorded at every step."""
     budget, data = context.budget, context.data
     model = build_torch_model(context, config, seed)
-    gradient_norms = []  # the norm of d(loss)/d(first conv weights), every step (the activation experiment)
+    gradient_norms = []  # the L2 norm of d(loss)/d(first conv weights), every step
     first_conv = next((module for module in model.modules() if isinstance(module, torch.nn.Conv2d)), None)
     if first_conv is not None:
         first_conv.weight.register_hook(lambda grad: gradient_norms.append(grad.norm().item()))
     x_train, y_train = data.x_train[:budget.sweep_train_size], data.y_train[:budget.sweep_train_size]
     metrics = train_and_test(cnn_pytorch, model, x_train, y_train, data.x_val, data.y_val, data.x_test, data.y_test,
                              config["epochs"], seed, config["batch_size"], config["learning_rate"],
-                             augment=config.get("augment", False), augmentation=SWEEP_AUGMENTATION)
+                             torch_fingerprint(model), augment=config.get("augment", False),
+                             augmentation=SWEEP_AUGMENTATION, optimizer=config.get("optimizer", "adam"))
     if gradient_norms:
         steps_per_epoch = math.ceil(len(x_train) / config["batch_size"])
         metrics["first_conv_gradient_norm"] = [float(np.mean(gradient_norms[start:start + steps_per_epoch]))
@@ -329,14 +377,15 @@ def run_key(config, seed):
     return json.dumps([config, seed], sort_keys=True)
 
 
-def sweep_config(budget, model="cnn", augment=False, **model_kwargs):
+def sweep_config(budget, model="cnn", augment=False, recipe=None, **model_kwargs):
     """A PyTorch run on the sweep budget; make_cnn's arguments are written out in full, so that the
-    same network gets the same configuration whichever experiment asks for it."""
+    same network gets the same configuration whichever experiment asks for it. recipe: changes to
+    SWEEP (the SGD runs of the activations experiment)."""
     if model == "cnn":
         model_kwargs = {"num_conv_layers": 2, "activation": "relu", "base_channels": 16, "hidden_units": 128,
                         **model_kwargs}
     return {"model": model, "model_kwargs": model_kwargs, "augment": augment, "epochs": budget.sweep_epochs,
-            **SWEEP, "budget": asdict(budget)}
+            **SWEEP, **(recipe or {}), "budget": asdict(budget)}
 
 
 def plan_frameworks(budget, seeds):
@@ -349,7 +398,8 @@ def plan_frameworks(budget, seeds):
     for seed in seeds:
         for framework in FRAMEWORKS:
             config = {"part": "time_to_target", "framework": framework, "model": "cnn",
-                      "epochs": budget.time_to_99_epochs, **TIME_TO_99, "budget": asdict(budget)}
+                      "epochs": budget.time_to_99_epochs, "checks_per_epoch": budget.checks_per_epoch, **TIME_TO_99,
+                      "budget": asdict(budget)}
             runs.append(Run("frameworks", f"{framework}, BatchNorm CNN to 99%", config, seed,
                             in_fresh_process(train_time_to_target)))
     return runs
@@ -365,8 +415,12 @@ ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "t
 
 
 def plan_activations(budget, seeds):
-    return [Run("activations", name, sweep_config(budget, activation=activation), seed, train_sweep)
-            for seed in seeds for activation, name in ACTIVATION_NAMES.items()]
+    """Each activation with Adam, which scales every weight's step by its own gradient's size, and with
+    SGD with momentum, which does not: a vanishing gradient slows SGD, hardly Adam."""
+    return [Run("activations", f"{name}, {optimizer}", sweep_config(budget, recipe=recipe, activation=activation),
+                seed, train_sweep)
+            for seed in seeds for optimizer, recipe in (("Adam", None), ("SGD", SGD))
+            for activation, name in ACTIVATION_NAMES.items()]
 
 
 CNN_WIDTHS = ((4, 32), (8, 64), (16, 128), (32, 256))  # (base_channels, hidden_units): ~13K to ~820K parameters
@@ -392,7 +446,8 @@ ABLATIONS = [  # (label, changes to the reference's model_kwargs, augment)
     ("average pooling instead of max", {"pooling": "avg"}, True),
     ("no pooling (stride-2 convolution)", {"pooling": "stride"}, True),
     ("no padding", {"padding": False}, True),
-    ("no nonlinearity (a linear network)", {"activation": "linear"}, True),
+    ("no activation (max pooling kept)", {"activation": "linear"}, True),
+    ("a linear network (no activation, average pooling)", {"activation": "linear", "pooling": "avg"}, True),
     ("no BatchNorm", {"batch_norm": False}, True),
     ("no dropout", {"dropout": 0.0}, True),
     ("no augmentation", {}, False),
@@ -400,11 +455,12 @@ ABLATIONS = [  # (label, changes to the reference's model_kwargs, augment)
 
 
 def plan_ablation(budget, seeds):
+    """The reference, then one change at a time. Max pooling is itself nonlinear, so "no activation"
+    keeps a nonlinear network; with average pooling as well, every layer is linear at test time
+    (BatchNorm and dropout then scale and shift), and the network is a linear classifier."""
     return [Run("ablation", label, sweep_config(budget, augment=augment, **{**ABLATION_REFERENCE, **changes}), seed,
                 train_sweep)
             for seed in seeds for label, changes, augment in ABLATIONS]
-
-
 
 
 def plan_transfer(budget, seeds):
@@ -558,9 +614,9 @@ def execute(runs, context, out_dir, quiet=False):
 
 
 def output_paths(out_dir, default_out):
-    """runs.jsonl and summary.json go to out_dir; with the default folder, RESULTS.md goes to the
-    repository root and the figures to plots/ (where the README embeds them); otherwise both go
-    inside out_dir."""
+    """runs.jsonl and summary.json go to out_dir; with the default folders (results/ and results/long/),
+    RESULTS.md goes to the repository root and the figures to plots/ (where the README embeds them);
+    otherwise both go inside out_dir."""
     if default_out:
         return ROOT / "RESULTS.md", ROOT / "plots"
     return out_dir / "RESULTS.md", out_dir / "plots"
@@ -582,10 +638,15 @@ def parse_arguments(argv=None):
                                                  "several seeds, and write runs.jsonl, summary.json, RESULTS.md "
                                                  "and the figures.")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--budget", choices=("default", "long"), default="default",
+                        help="default: every experiment, short training, 5 seeds (into results/); long: depth, "
+                             "efficiency and ablation on all 55,000 images until they stop improving, 3 seeds "
+                             "(into results/long/)")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="seeds per configuration, 0, 1, ... (default 3, or 2 with --quick)")
+                        help="seeds per configuration, 0, 1, ... (default: the budget's, 2 with --quick)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for runs.jsonl and summary.json (default results/, or results/quick with --quick)")
+                        help="folder for runs.jsonl and summary.json (default results/, results/long/ with "
+                             "--budget long, results/quick/ with --quick)")
     parser.add_argument("--fresh", action="store_true", help="start over: forget the runs already in runs.jsonl")
     parser.add_argument("--report", action="store_true", help="only rebuild summary.json, RESULTS.md and the figures")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: every file in under 2 minutes")
@@ -594,27 +655,51 @@ def parse_arguments(argv=None):
                         help="train the frameworks experiment in this process instead of a fresh process per run "
                              "(starts faster, but after TensorFlow the other two train slower)")
     args = parser.parse_args(argv)
-    unknown = [name for name in args.only or [] if name not in EXPERIMENTS]
+    budget = BUDGETS["quick" if args.quick else args.budget]
+    unknown = [name for name in args.only or [] if name not in budget.experiments]
     if unknown:
-        parser.error(f"--only: unknown experiment(s) {', '.join(unknown)}; expected names from "
-                     f"{', '.join(EXPERIMENTS)}")
+        parser.error(f"--only: unknown experiment(s) {', '.join(unknown)} for the {budget.name} budget; expected "
+                     f"names from {', '.join(budget.experiments)}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be a positive number of seeds, got {args.seeds}")
     return args
 
 
+def planned_runs(budget, names=None, seeds=None):
+    """The runs of a budget: its experiments (or those named) over its seeds (or those given)."""
+    seeds = list(range(seeds or budget.seeds))
+    return [run for name in names or budget.experiments for run in EXPERIMENTS[name](budget, seeds)]
+
+
+def build_report(summary_dirs, report_path, plots_dir, quiet=False):
+    """summary.json in each folder, then RESULTS.md and the figures from all of them, from the runs alone.
+
+    summary_dirs: {budget name: folder with its runs.jsonl}; a folder without runs.jsonl is left out."""
+    recipes = {"simple_cnn": SIMPLE_CNN, "time_to_99": TIME_TO_99, "sweep": SWEEP, "sgd": SGD,
+               "sweep_augmentation": SWEEP_AUGMENTATION}
+    summaries = {}
+    for name, folder in summary_dirs.items():
+        if (folder / "runs.jsonl").exists():
+            budget = BUDGETS[name]
+            summaries[name] = summarize(read_runs(folder / "runs.jsonl"), planned_runs(budget), budget, recipes,
+                                        transfer_methods=TRANSFER_METHODS)
+            atomic_write(folder / "summary.json", json.dumps(summaries[name], indent=1))
+    write_figures(summaries, plots_dir)
+    write_report(summaries, report_path)
+    if not quiet:
+        print(f"wrote summary.json in {', '.join(str(folder) for folder in summary_dirs.values())}, {report_path} "
+              f"and figures in {plots_dir}")
+
+
 def main(argv=None):
     args = parse_arguments(argv)
-    budget = BUDGETS["quick" if args.quick else "default"]
-    default_out = args.out is None
-    out_dir = (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT) if default_out else args.out
-    if args.quick and default_out:
-        default_out = False  # a quick run never overwrites the committed RESULTS.md and plots/
+    budget = BUDGETS["quick" if args.quick else args.budget]
+    default_out = args.out is None and not args.quick  # a quick run never overwrites the committed RESULTS.md
+    out_dir = args.out or {"default": DEFAULT_OUT, "long": DEFAULT_OUT / "long", "quick": DEFAULT_OUT / "quick"}[
+        budget.name]
     check_writable(out_dir)
     report_path, plots_dir = output_paths(out_dir, default_out)
-    names = args.only or list(EXPERIMENTS)
-    seeds = list(range(args.seeds or budget.seeds))
-    runs = [run for name in names for run in EXPERIMENTS[name](budget, seeds)]
+    runs = planned_runs(budget, args.only, args.seeds)
     runs_path = out_dir / "runs.jsonl"
     if args.fresh and runs_path.exists() and not args.report:
         runs_path.unlink()
@@ -622,8 +707,9 @@ def main(argv=None):
         malloc_fixed = fix_malloc_thresholds()
         device = cnn_pytorch.choose_device()
         if not args.quiet:
-            print(f"{len(runs)} runs ({', '.join(names)}; seeds {seeds}; budget {budget.name}) on {device}, "
-                  f"{os.cpu_count()} cores; results in {runs_path}", flush=True)
+            print(f"{len(runs)} runs ({', '.join(args.only or budget.experiments)}; seeds "
+                  f"{sorted({run.seed for run in runs})}; budget {budget.name}) on {device}, {os.cpu_count()} "
+                  f"cores; results in {runs_path}", flush=True)
         data = load_mnist(seed=0).first(val=budget.validation_size, test=budget.test_size)  # the budget's slices
         context = Context(data, budget, device, malloc_fixed, isolate=not args.same_process)
         try:
@@ -632,14 +718,10 @@ def main(argv=None):
             print(f"\ninterrupted: the finished runs are in {runs_path}; run the same command again to resume",
                   file=sys.stderr)
             sys.exit(130)
-    recipes = {"simple_cnn": SIMPLE_CNN, "time_to_99": TIME_TO_99, "sweep": SWEEP,
-               "sweep_augmentation": SWEEP_AUGMENTATION}
-    summary = summarize(read_runs(runs_path), runs, budget, recipes, transfer_methods=TRANSFER_METHODS)
-    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=1))
-    write_figures(summary, plots_dir)
-    write_report(summary, report_path)
-    if not args.quiet:
-        print(f"wrote {out_dir / 'summary.json'}, {report_path} and figures in {plots_dir}")
+    # The committed report shows both budgets side by side; any other folder reports its own runs alone.
+    summary_dirs = ({"default": DEFAULT_OUT, "long": DEFAULT_OUT / "long"} if default_out
+                    else {budget.name: out_dir})
+    build_report(summary_dirs, report_path, plots_dir, args.quiet)
 
 
 if __name__ == "__main__":

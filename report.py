@@ -16,7 +16,8 @@ from dataclasses import asdict
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-VALIDATION_P = 0.05  # Welch's t-test: below this, a difference is larger than the seed-to-seed spread
+ALPHA = 0.05  # the family-wise error rate of each table's comparisons (Holm-Bonferroni)
+POWER = 0.8  # "would be detected 80% of the time": the power behind each table's detectable difference
 
 # LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to document recognition",
 # and Simard, Steinkraus and Platt (2003): published, not measured here.
@@ -56,24 +57,75 @@ def describe(values):
     return {"n": n, "mean": mean, "std": std, "min": float(values.min()), "max": float(values.max()), "ci95": ci95}
 
 
-def welch_test(a, b):
-    """Welch's unequal-variance t-test of mean(a) == mean(b).
+def difference_test(a, b, paired):
+    """Test mean(a) == mean(b), two-sided, with scipy: the paired t-test (ttest_rel) when the runs are
+    paired by seed (the same initial weights and batch order in both arms), Welch's unequal-variance
+    t-test (ttest_ind, equal_var=False) otherwise.
 
-    t = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b), with Welch-Satterthwaite degrees of freedom
-    df = (s_a^2/n_a + s_b^2/n_b)^2 / ((s_a^2/n_a)^2 / (n_a - 1) + (s_b^2/n_b)^2 / (n_b - 1)).
-    Returns: dict with t, df and the two-sided p; all None with fewer than two values on a side.
+    Inputs: a, b: sequences of numbers; paired a[i] with b[i] when paired (then len(a) == len(b)).
+    Returns: dict with test ("paired t" or "Welch t"), t, df and p; t, df and p are None with fewer than
+    two values on a side (or two pairs), and p is 1.0 or 0.0 when both sides are constant.
     """
+    from scipy import stats  # noqa: PLC0415
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    name = "paired t" if paired else "Welch t"
+    if len(a) < 2 or len(b) < 2:
+        return {"test": name, "t": None, "df": None, "p": None}
+    if (np.ptp(a - b) == 0) if paired else (np.ptp(a) == 0 and np.ptp(b) == 0):  # no spread: t is undefined
+        return {"test": name, "t": None, "df": None, "p": 1.0 if np.mean(a) == np.mean(b) else 0.0}
+    if paired:
+        result, df = stats.ttest_rel(a, b), len(a) - 1
+    else:
+        result = stats.ttest_ind(a, b, equal_var=False)
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
+    return {"test": name, "t": float(result.statistic), "df": float(df), "p": float(result.pvalue)}
+
+
+def holm(p_values):
+    """Holm-Bonferroni adjusted p-values, in the order given (None stays None and is not counted).
+
+    Sort the m p-values: p_(1) <= ... <= p_(m); adjusted p_(i) = max over j <= i of min(1, (m - j + 1) p_(j)).
+    A comparison is a detected difference when its adjusted p < ALPHA; the chance of calling any true
+    null hypothesis of the table a difference is then at most ALPHA (Holm 1979).
+    """
+    order = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
+    adjusted, running_max, m = [None] * len(p_values), 0.0, len(order)
+    for rank, (p, index) in enumerate(order):
+        running_max = max(running_max, min(1.0, (m - rank) * p))
+        adjusted[index] = running_max
+    return adjusted
+
+
+def detectable_difference(a, b, paired, alpha=ALPHA, power=POWER):
+    """The true difference of means that this test, at level alpha, would detect with probability
+    `power`, taking the observed spread for the true one (a plug-in estimate).
+
+    Power of the two-sided t-test at a true difference delta: P(|T| > t_{1 - alpha/2, df}) with T
+    noncentral t (df, delta / se); se = sd(a - b) / sqrt(n) when paired, else sqrt(s_a^2/n_a + s_b^2/n_b).
+    Returns: delta (same units as a and b), or None with fewer than two values on a side.
+    """
+    from scipy import optimize, stats  # noqa: PLC0415
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) < 2 or len(b) < 2:
-        return {"t": None, "df": None, "p": None}
-    from scipy.stats import t as student_t  # noqa: PLC0415
+        return None
+    if paired:
+        se, df = np.std(a - b, ddof=1) / math.sqrt(len(a)), len(a) - 1
+    else:
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) - 1
+    if se == 0:
+        return 0.0
+    critical = stats.t.ppf(1 - alpha / 2, df)
 
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0:  # identical constants on both sides: the test is undefined
-        return {"t": None, "df": None, "p": 1.0 if a.mean() == b.mean() else 0.0}
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return {"t": float(t), "df": float(df), "p": float(2 * student_t.sf(abs(t), df))}
+    def shortfall(delta):
+        noncentrality = delta / se
+        return stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality) - power
+
+    return float(optimize.brentq(shortfall, 0.0, 100 * se * (critical + 10)))
 
 
 # --- Summary: numbers from runs.jsonl alone ---

@@ -8,6 +8,7 @@ them catching a module that diverges.
 """
 import inspect
 import re
+import time
 import types
 from pathlib import Path
 
@@ -28,7 +29,7 @@ SHARED_ARGUMENTS = {
     "make_cnn": ["num_conv_layers", "activation", "base_channels", "kernel_size", "hidden_units", "pooling",
                  "padding", "batch_norm", "dropout", "in_channels", "image_size", "num_classes"],
     "fit": ["model", "x_train", "y_train", "x_val", "y_val", "epochs", "batch_size", "learning_rate", "seed",
-            "augment", "progress", "schedule", "optimizer", "weight_decay", "restore_best"],
+            "augment", "progress", "schedule", "optimizer", "weight_decay", "restore_best", "step_callback"],
     "evaluate": ["model", "x", "y", "batch_size"],
     "count_parameters": ["model"],
     "save": ["model", "path"],
@@ -177,6 +178,30 @@ def test_fit_returns_the_same_history_and_keeps_the_best_validation_epoch(framew
     assert accuracy == pytest.approx(max(history["val_accuracy"]), abs=1e-6)  # the best epoch's weights
 
 
+@pytest.mark.parametrize("framework", frameworks.FRAMEWORKS)
+def test_step_callback_sees_every_step_with_the_clock_stopped_and_can_stop_training(framework, mnist_slice):
+    module = MODULES[framework]
+    x_train, y_train, x_val, y_val = mnist_slice
+    module.set_seed(0)
+    model = module.build_model("simple", channels=(4, 8), hidden_units=16)
+    calls = []
+
+    def check(step, seconds):  # a slow check, as a test-set evaluation is: 0.2 s that the clock must leave out
+        calls.append((step, seconds))
+        time.sleep(0.2)
+        return step == 5
+
+    history = module.fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=64, progress=False,
+                         step_callback=check)
+    assert [step for step, _ in calls] == [1, 2, 3, 4, 5]  # 4 steps per epoch: it stopped in epoch 2
+    assert len(history["seconds"]) == 2
+    seconds = [value for _, value in calls]
+    assert all(later > earlier for earlier, later in zip(seconds, seconds[1:]))
+    # Within an epoch, one step of this small network takes far less than the check's 0.2 s: the
+    # clock moved by the step alone. (Step 1 includes Keras's graph tracing, which is training time.)
+    assert all(later - earlier < 0.15 for earlier, later in zip(seconds[1:4], seconds[2:4])), seconds
+
+
 def nan_fit(module, data):
     module.set_seed(0)
     model = module.build_model("mlp", hidden_sizes=(8,), dropout=0.0)
@@ -264,7 +289,7 @@ def test_the_signature_check_catches_a_changed_default_or_a_missing_argument():
 
     def fit_with_other_default(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=64, learning_rate=2e-3,
                                seed=0, augment=False, progress=True, schedule="cosine", optimizer="adam",
-                               weight_decay=0.0, restore_best=True):
+                               weight_decay=0.0, restore_best=True, step_callback=None):
         """A fit whose epochs default differs from the other modules' (5)."""
 
     diverging = types.SimpleNamespace(**{call: getattr(numpy_module, call) for call in SHARED_ARGUMENTS})

@@ -151,7 +151,7 @@ def test_transfer_rejects_a_mismatched_model(numpy_model):
     wider = cnn_keras.make_simple_cnn(**{**arguments, "hidden_units": arguments["hidden_units"] + 1})
     with pytest.raises(ValueError, match="shape mismatch"):
         cnn_keras.numpy_to_keras(numpy_model, wider)
-    with pytest.raises(ValueError, match=r"no bias|neither Conv2D nor Dense"):
+    with pytest.raises(ValueError, match=r"weight layers|layer kinds differ"):
         cnn_keras.numpy_to_keras(numpy_model, cnn_keras.make_deep_cnn())
     with pytest.raises(ValueError, match="weight layers"):
         cnn_keras.numpy_to_keras(numpy_model, cnn_keras.make_mlp())
@@ -168,10 +168,19 @@ MODULES = {"numpy": cnn_from_scratch, "pytorch": cnn_pytorch, "keras": cnn_keras
     dict(pooling="stride", activation="leaky_relu", num_conv_layers=3),
     dict(padding=False, activation="sigmoid"),
     dict(activation="linear", num_conv_layers=1),
-], ids=["default", "avg-tanh", "stride-leaky", "valid-sigmoid", "linear"])
+    dict(batch_norm=True, dropout=0.3),
+], ids=["default", "avg-tanh", "stride-leaky", "valid-sigmoid", "linear", "batchnorm"])
 def test_make_cnn_builds_the_same_network_in_all_three(options, mnist_batch):
     images, _ = mnist_batch
     numpy_model = cnn_from_scratch.make_cnn(base_channels=4, hidden_units=16, rng=np.random.default_rng(0), **options)
+    rng = np.random.default_rng(1)
+    for layer in numpy_model.layers:  # BatchNorm: random scales, shifts and running averages, so that they matter
+        if isinstance(layer, cnn_from_scratch.BatchNormLayer):
+            size = layer.num_features
+            layer.set_params("a test", gamma=rng.uniform(0.5, 1.5, size).astype(np.float32),
+                             beta=rng.normal(0, 0.2, size).astype(np.float32),
+                             running_mean=rng.normal(0, 0.2, size).astype(np.float32),
+                             running_var=rng.uniform(0.5, 1.5, size).astype(np.float32))
     torch_model = cnn_pytorch.numpy_to_torch(numpy_model, cnn_pytorch.make_cnn(base_channels=4, hidden_units=16,
                                                                                **options))
     expected = numpy_model.eval().forward(images)  # (64, 10)
