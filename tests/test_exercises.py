@@ -35,8 +35,8 @@ def run(*arguments, cwd=ROOT):
 def solution_file_text():
     """A learner's file filled with the solutions' source code (the layer classes imported), as if copied in."""
     imports = ["import numpy as np", "from cnn_from_scratch import (Adam, BatchNormLayer, DropoutLayer, "
-               "FullyConnectedLayer, Layer, ReLULayer, SigmoidLayer, _pair, _pool_geometry, _window_offsets, check_labels, "
-               "conv_output_size, to_chwn)"]
+               "FullyConnectedLayer, Layer, ReLULayer, SigmoidLayer, _pair, _pool_geometry, _window_offsets, "
+               "check_labels, conv_output_size, to_chwn)"]
     return "\n\n\n".join(imports + [inspect.getsource(exercise.solution) for exercise in exercises.EXERCISES])
 
 
@@ -301,7 +301,8 @@ PLANTED = [
     ("fully_connected_forward", {"fully_connected_forward": lambda x, W, b: (x @ W, x)}, "bias is missing"),
     ("fully_connected_forward", {"fully_connected_forward": lambda x, W, b: (np.dot(x, W.T) + b, x)}, "no transpose"),
     ("fully_connected_backward", {"fully_connected_forward": fully_connected_forward_simple,
-                                  "fully_connected_backward": lambda dout, c: (dout @ c[1].T, dout.T @ c[0], dout.sum(0))},
+                                  "fully_connected_backward": lambda dout, c: (dout @ c[1].T, dout.T @ c[0],
+                                                                               dout.sum(0))},
      "dW must have W's shape"),
     ("fully_connected_backward", {"fully_connected_forward": fully_connected_forward_simple,
                                   "fully_connected_backward": lambda dout, c: (dout @ c[1].T, c[0].T @ dout,
@@ -494,7 +495,22 @@ def test_training_with_the_solutions_reproduces_cnn_fit(mnist_batch):
     model = exercises.learner_network(exercises.SOLUTIONS, np.random.default_rng(seed))
     exercises.train_network(model, exercises.SOLUTIONS, x, y, epochs, batch_size, learning_rate, seed, augment,
                             verbose=False)
-    assert all(isinstance(layer, exercises.LearnerLayer) for layer in model.layers if type(layer).__name__ != "FlattenLayer")
+    assert all(isinstance(layer, exercises.LearnerLayer) for layer in model.layers
+               if not isinstance(layer, scratch.FlattenLayer))
     for (layer, key), (expected_layer, _) in zip(model.parameters(), expected.parameters()):
         np.testing.assert_array_equal(layer.params[key], expected_layer.params[key])  # bit for bit
     np.testing.assert_array_equal(model.predict_logits(x), expected.predict_logits(x))
+
+
+def test_an_error_during_training_is_reported_in_a_few_lines(tmp_path, capsys):
+    # Checks use float64; training uses float32 MNIST, which can reach code that the checks did not.
+    path = tmp_path / "mine.py"
+    path.write_text(solution_file_text() + "\n\n\nchecked_forward = conv2d_forward\n\n\n"
+                    "def conv2d_forward(x, w, b, stride=1, padding=0):\n"
+                    "    assert x.dtype == np.float64, 'float64 only'\n"
+                    "    return checked_forward(x, w, b, stride, padding)\n", encoding="utf-8")
+    line = len(path.read_text(encoding="utf-8").splitlines()) - 1
+    assert exercises.train(path, quick=True, seed=0) == 1
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "training stopped:", "  AssertionError: float64 only",
+        f"  at line {line} of mine.py, in conv2d_forward: assert x.dtype == np.float64, 'float64 only'"]
