@@ -7,6 +7,7 @@ only for one way of writing it.
 import ast
 import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -224,15 +225,16 @@ def batchnorm_learner(x, gamma, beta, eps=1e-5, axes=None, ddof=0):
     return gamma.reshape(shape) * x_hat + beta.reshape(shape), (x_hat, gamma.reshape(shape), var + eps, axes)
 
 
-def batchnorm_backward_learner(dout, cache, mistake):
+def batchnorm_backward_learner(dout, cache, mistake=None):
     x_hat, gamma, var_eps, axes = cache
     m = dout.size // dout.shape[1]
     dx_hat = dout * gamma
     if mistake == "constants":
         dx = dx_hat / np.sqrt(var_eps)
-    else:  # the full formula without its 1/m
+    else:
         dx = (m * dx_hat - dx_hat.sum(axis=axes, keepdims=True)
               - x_hat * (dx_hat * x_hat).sum(axis=axes, keepdims=True)) / np.sqrt(var_eps)
+        dx = dx if mistake == "one over m" else dx / m  # the mistake leaves out the 1/m
     return dx, (dout * x_hat).sum(axis=axes), dout.sum(axis=axes)
 
 
@@ -337,12 +339,30 @@ PLANTED = [
 ]
 
 
+# Correct, but written as a learner would: loops, their own caches, the textbook Adam.
+LEARNER_SOLUTIONS = dict(
+    conv2d_forward_naive=conv_loops, conv2d_backward_naive=conv_backward_loops, im2col=im2col_loops,
+    col2im=col2im_loops, conv2d_forward=conv_loops, conv2d_backward=conv_backward_loops, pool2d_forward=pool_loops,
+    pool2d_backward=pool_backward_loops, relu_forward=relu_forward_simple, relu_backward=lambda dout, x: dout * (x > 0),
+    sigmoid_forward=sigmoid_forward_simple, sigmoid_backward=lambda dout, cache: dout * cache[1] * (1 - cache[1]),
+    fully_connected_forward=fully_connected_forward_simple,
+    fully_connected_backward=lambda dout, cache: (dout @ cache[1].T, cache[0].T @ dout, dout.sum(axis=0)),
+    softmax_cross_entropy=softmax_loops, adam_step=adam_learner, batchnorm_forward=batchnorm_learner,
+    batchnorm_backward=batchnorm_backward_learner, dropout_forward=dropout_forward_simple,
+    dropout_backward=lambda dout, mask: dout * mask)
+
+
 # --- The checker ---
 
 def test_the_solutions_pass():
     results = exercises.check_all(exercises.SOLUTIONS)
     assert [result.name for result in results.values()] == [exercise.name for exercise in exercises.EXERCISES]
     assert {result.status for result in results.values()} == {"passed"}, exercises.report(results, "solutions")
+
+
+def test_correct_functions_written_otherwise_pass_too():
+    results = exercises.check_all(types.SimpleNamespace(**LEARNER_SOLUTIONS))
+    assert {result.status for result in results.values()} == {"passed"}, exercises.report(results, "learner")
 
 
 def test_every_exercise_has_at_least_two_planted_mistakes():
@@ -482,6 +502,14 @@ def test_exit_status(tmp_path):
     missing = run("check", "--file", str(tmp_path / "nothing.py"))
     assert missing.returncode == 1 and "python exercises.py start" in missing.stdout
     assert run("train", "--quick", "--file", str(path)).returncode == 1  # not every exercise passes
+
+
+def test_the_readme_practises_every_exercise_by_its_name():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    named = {name for command in re.findall(r"python exercises\.py check ([^`\n#]*)", readme)
+             for name in command.split() if not name.startswith("--")}
+    assert named == set(exercises.BY_NAME), named ^ set(exercises.BY_NAME)
+    assert f"{len(exercises.EXERCISES)} empty functions" in readme
 
 
 # --- Training ---
