@@ -41,6 +41,7 @@ from cnn_from_scratch import (Adam, BatchNormLayer, ConvolutionLayer, DropoutLay
                               conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, conv_output_size, im2col,
                               make_simple_cnn, numerical_gradient, pool2d_backward, pool2d_forward, random_shift,
                               rel_error, softmax_cross_entropy, to_chwn)
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
 
 DEFAULT_FILE = "my_cnn.py"
 TOLERANCE = 1e-9  # float64: your answer against the solution, relative to the solution's largest value
@@ -53,7 +54,7 @@ KINK_NOISE = 0.1  # finite differences move inputs this far off ReLU's 0 and poo
 # Where the project's code is a layer class, the exercise is a pair of plain functions: forward returns
 # (out, cache), backward takes (dout, cache), as the convolution functions do. Each solution runs the
 # project's own layer, and its cache is that layer, which remembers what its forward pass saw.
-# `start` shows each one's first line, then the layer's docstring, then the shapes below.
+# `start` shows each one's first line, then the first paragraph of the layer's docstring, then the shapes.
 
 def relu_forward(x):
     """ReLULayer.forward as a function.
@@ -714,9 +715,10 @@ import numpy as np
 def stub(exercise):
     """The source of one empty function: the solution's signature and docstring, and a NotImplementedError."""
     doc = inspect.getdoc(exercise.solution)
-    if exercise.layer is not None:  # a layer's pass as a function: its summary, the layer's docstring, the shapes
+    if exercise.layer is not None:  # a layer's pass as a function: its summary, the layer's summary, the shapes
         summary, shapes = doc.split("\n\n", 1)
-        doc = f"{summary}\n\n{inspect.getdoc(exercise.layer)}\n\n{shapes}"
+        layer_summary = inspect.getdoc(exercise.layer).split("\n\n")[0]
+        doc = f"{summary}\n\n{layer_summary}\n\n{shapes}"
     body = f'"""{doc}\n"""\nraise NotImplementedError("{exercise.name}: not written yet")'
     return f"def {exercise.name}{inspect.signature(exercise.solution)}:\n{textwrap.indent(body, '    ')}\n"
 
@@ -1143,24 +1145,23 @@ def train_network(model, functions, x, y, epochs, batch_size, learning_rate, see
     return model
 
 
-# The settings of `python cnn_from_scratch.py` (its main()), so that the two runs can be compared.
-EPOCHS, QUICK_EPOCHS, QUICK_TRAIN_IMAGES, BATCH_SIZE, LEARNING_RATE, AUGMENT = 6, 1, 5000, 64, 2e-3, 2
+# The settings of `python cnn_from_scratch.py` (its main()), so that the two runs can be compared; --quick
+# trains on data.py's slice of MNIST, as every script's --quick does.
+EPOCHS, QUICK_EPOCHS, BATCH_SIZE, LEARNING_RATE, AUGMENT = 6, 1, 64, 2e-3, 2
 
 
 def train(path, quick, seed):
     """Check every exercise, then train the learner's SimpleCNN on MNIST; returns the exit status."""
-    from data import load_mnist  # NumPy alone, like this module
-
     module = load_learner_file(path)
     results = check_all(module)
     if not all(result.status == "passed" for result in results.values()):
         print(report(results, path))
         print("train needs every exercise passed first.")
         return 1
-    data = load_mnist(seed=seed)
-    x, y, epochs = data.x_train, data.y_train, EPOCHS
+    data, epochs = load_mnist(seed=seed), EPOCHS
     if quick:
-        x, y, epochs = x[:QUICK_TRAIN_IMAGES], y[:QUICK_TRAIN_IMAGES], QUICK_EPOCHS
+        data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), QUICK_EPOCHS
+    x, y = data.x_train, data.y_train
     print(f"All {len(results)} exercises pass. Training the SimpleCNN made of your functions: {len(x):,} images, "
           f"{epochs} epoch(s), seed {seed}")
     try:
@@ -1201,7 +1202,8 @@ def main(argv=None):
     source.add_argument("--solutions", action="store_true", help="check the project's own functions")
     train_parser = commands.add_parser("train", help="train the SimpleCNN made of your functions on MNIST")
     train_parser.add_argument("--quick", action="store_true",
-                              help=f"{QUICK_TRAIN_IMAGES:,} training images, 1 epoch, as cnn_from_scratch.py --quick")
+                              help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch, as "
+                                   f"cnn_from_scratch.py --quick")
     train_parser.add_argument("--seed", type=int, default=0, help="initial weights, data order and shifts")
     train_parser.add_argument("--file", default=DEFAULT_FILE, help=f"your file (default: {DEFAULT_FILE})")
     args = parser.parse_args(argv)
