@@ -1,0 +1,1231 @@
+"""Exercises: write the CNN's layers yourself, and let a checker say where they go wrong.
+
+The README teaches each piece of the NumPy CNN; here you write it. `start` writes a file of empty
+functions with the signatures and docstrings (shapes included) of the project's own functions, read
+from cnn_from_scratch.py itself, so they cannot drift from the code. `check` runs your functions on
+small inputs chosen to catch the classic mistakes (stride 2, padding, a batch of 1, odd sizes, pooling
+windows with tied maxima), compares them with the project's functions, which are the solutions, and
+your gradients with centred finite differences. It shows the first wrong value, and a hint when your
+answer equals the answer of a known mistake. `train` builds the SimpleCNN from your functions.
+
+Run it (NumPy alone is enough):
+    python exercises.py start                  # writes my_cnn.py (never over an existing file)
+    python exercises.py check                  # each exercise: passed, wrong, waiting or not started
+    python exercises.py check relu_forward relu_backward --file my_cnn.py
+    python exercises.py train --quick          # once all pass: your network on MNIST
+    python exercises.py check --solutions      # the project's own functions pass (CI runs this)
+
+In a REPL:
+    >>> import exercises
+    >>> [exercise.name for exercise in exercises.EXERCISES][:3]
+    ['conv2d_forward_naive', 'conv2d_backward_naive', 'im2col']
+    >>> results = exercises.check_all(exercises.SOLUTIONS)    # {name: Result(name, status, details)}
+"""
+import argparse
+import ast
+import importlib.util
+import inspect
+import sys
+import textwrap
+import time
+import traceback
+import types
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from cnn_from_scratch import (Adam, BatchNormLayer, ConvolutionLayer, DropoutLayer, FullyConnectedLayer, Layer,
+                              PoolingLayer, ReLULayer, SigmoidLayer, atomic_save, col2im, conv2d_backward,
+                              conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, conv_output_size, im2col,
+                              make_simple_cnn, numerical_gradient, pool2d_backward, pool2d_forward, random_shift,
+                              rel_error, softmax_cross_entropy, to_chwn)
+from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
+
+DEFAULT_FILE = "my_cnn.py"
+TOLERANCE = 1e-9  # float64: your answer against the solution, relative to the solution's largest value
+GRADIENT_TOLERANCE = 1e-7  # centred differences with h = 1e-6 in float64 are good to about 1e-9, not to 1e-16
+HINT_TOLERANCE = 1e-6  # a hint needs the same mistake, not the same rounding
+KINK_NOISE = 0.1  # finite differences move inputs this far off ReLU's 0 and pooling's ties (h is 1e-6)
+
+
+# --- The layers as functions ---
+# Where the project's code is a layer class, the exercise is a pair of plain functions: forward returns
+# (out, cache), backward takes (dout, cache), as the convolution functions do. Each solution runs the
+# project's own layer, and its cache is that layer, which remembers what its forward pass saw.
+# `start` shows each one's first line, then the first paragraph of the layer's docstring, then the shapes.
+
+def relu_forward(x):
+    """ReLULayer.forward as a function.
+
+    Inputs: x, an array of any shape
+    Returns: out of x's shape, and a cache: whatever relu_backward will need
+    """
+    layer = ReLULayer()
+    return layer.forward(x), layer
+
+
+def relu_backward(dout, cache):
+    """ReLULayer.backward as a function.
+
+    Inputs: dout of the shape of relu_forward's out; cache from relu_forward
+    Returns: dx of x's shape
+    """
+    return cache.backward(dout)
+
+
+def sigmoid_forward(x):
+    """SigmoidLayer.forward as a function.
+
+    Inputs: x, an array of any shape, some values large (|x| = 1000: mind exp's overflow)
+    Returns: out of x's shape, and a cache: whatever sigmoid_backward will need
+    """
+    layer = SigmoidLayer()
+    return layer.forward(x), layer
+
+
+def sigmoid_backward(dout, cache):
+    """SigmoidLayer.backward as a function.
+
+    Inputs: dout of the shape of sigmoid_forward's out; cache from sigmoid_forward
+    Returns: dx of x's shape
+    """
+    return cache.backward(dout)
+
+
+def fully_connected_forward(x, W, b):
+    """FullyConnectedLayer.forward as a function.
+
+    Inputs: x of shape (N, D); W of shape (D, M); b of shape (M,)
+    Returns: out of shape (N, M), and a cache: whatever fully_connected_backward will need
+    """
+    layer = FullyConnectedLayer(*W.shape, rng=np.random.default_rng(0), dtype=W.dtype)
+    layer.params.update(W=W, b=b)
+    return layer.forward(x), layer
+
+
+def fully_connected_backward(dout, cache):
+    """FullyConnectedLayer.backward as a function.
+
+    Inputs: dout of shape (N, M); cache from fully_connected_forward
+    Returns: dx of shape (N, D), dW of shape (D, M), db of shape (M,)
+    """
+    dx = cache.backward(dout)
+    return dx, cache.grads["W"], cache.grads["b"]
+
+
+def adam_step(w, dw, m, v, t, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam.step for one array, as a function.
+
+    Inputs: w, the weights; dw, their gradient; m and v, the running means of dw and dw * dw left by the
+      previous steps (zeros before the first), all of one shape; t, the number of this step (1 for the first)
+    Returns: the new w, m and v (updating the arrays in place and returning them is fine)
+    Note: Adam.step adds eps to sqrt(v) and folds both bias corrections into the step size; the textbook
+      w - learning_rate * m_hat / (sqrt(v_hat) + eps) places eps a little differently and passes too.
+    """
+    holder = Layer()
+    holder.params["w"], holder.grads["w"] = w.copy(), dw
+    optimizer = Adam([(holder, "w")], learning_rate, beta1, beta2, eps)
+    optimizer.m[0][...], optimizer.v[0][...], optimizer.t = m, v, t - 1
+    optimizer.step()
+    return holder.params["w"], optimizer.m[0], optimizer.v[0]
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """BatchNormLayer.forward in training mode, as a function (no running averages).
+
+    Inputs: x of shape (N, D), or (N, C, H, W) with D = C; gamma, beta of shape (D,); eps
+    Returns: out of x's shape, and a cache: whatever batchnorm_backward will need
+    """
+    layer = BatchNormLayer(len(gamma), eps=eps, dtype=x.dtype)
+    layer.params.update(gamma=gamma, beta=beta)
+    return layer.forward(x), layer
+
+
+def batchnorm_backward(dout, cache):
+    """BatchNormLayer.backward in training mode, as a function.
+
+    Inputs: dout of x's shape; cache from batchnorm_forward
+    Returns: dx of x's shape, dgamma and dbeta of shape (D,)
+    """
+    dx = cache.backward(dout)
+    return dx, cache.grads["gamma"], cache.grads["beta"]
+
+
+def dropout_forward(x, p, rng, training=True):
+    """DropoutLayer.forward as a function.
+
+    Inputs: x of any shape; p, the probability of zeroing each value; rng, the np.random.Generator to
+      draw from (the same seed must give the same mask); training: False for evaluation
+    Returns: out of x's shape, and a cache: whatever dropout_backward will need
+    """
+    layer = DropoutLayer(p, rng)
+    layer.training = training
+    return layer.forward(x), layer
+
+
+def dropout_backward(dout, cache):
+    """DropoutLayer.backward as a function.
+
+    Inputs: dout of x's shape; cache from dropout_forward
+    Returns: dx of x's shape
+    """
+    return cache.backward(dout)
+
+
+# --- Known mistakes: where the hints come from ---
+# Each hint comes with a wrong version: the solution with one classic mistake in it. When your answer
+# equals a wrong version's (and the solution's differs), you get its hint; nothing is guessed. A wrong
+# version takes the arguments of the check (for a backward pass: dout, then the forward pass's
+# arguments) and returns the compared outputs, or None for an output it says nothing about.
+
+def conv_windows_at_i(x, w, b, stride, padding):
+    """Window (i, j) starting at (i, j) instead of (i * stride, j * stride)."""
+    H_out = conv_output_size(x.shape[2], w.shape[2], stride, padding)
+    W_out = conv_output_size(x.shape[3], w.shape[3], stride, padding)
+    return conv2d_forward(x, w, b, 1, padding)[0][:, :, :H_out, :W_out]
+
+
+def conv_output_unordered(x, w, b, stride, padding):
+    """The (F, H_out * W_out * N) product reshaped straight to (N, F, H_out, W_out)."""
+    out = conv2d_forward(x, w, b, stride, padding)[0]
+    return np.ascontiguousarray(to_chwn(out)).reshape(out.shape)  # (F, H_out, W_out, N) memory read as NCHW
+
+
+CONV_FORWARD_MISTAKES = [
+    ("the kernel is flipped: this is cross-correlation, window element (u, v) meets w[f, c, u, v] as it is",
+     lambda x, w, b, stride, padding: conv2d_forward(x, w[:, :, ::-1, ::-1], b, stride, padding)[0]),
+    ("the bias is missing: add b[f] to every output of filter f",
+     lambda x, w, b, stride, padding: conv2d_forward(x, w, np.zeros_like(b), stride, padding)[0]),
+    ("window (i, j) starts at row i * stride and column j * stride", conv_windows_at_i),
+    ("pad x with `padding` zeros on each side first: np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))",
+     lambda x, w, b, stride, padding: conv2d_forward(x, w, b, stride, 0)[0]),
+]
+
+
+def conv_backward_loops(dout, x, w, b, stride, padding, flip=False, crop=True, add=True):
+    """conv2d_backward_naive's loops with one classic mistake switched on."""
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    dx_pad, dw = np.zeros_like(x_pad), np.zeros_like(w)
+    kernel = w[:, :, ::-1, ::-1] if flip else w
+    for n, f, i, j in np.ndindex(dout.shape):
+        rows, cols = slice(i * stride, i * stride + HH), slice(j * stride, j * stride + WW)
+        if add:
+            dw[f] += dout[n, f, i, j] * x_pad[n, :, rows, cols]
+            dx_pad[n, :, rows, cols] += dout[n, f, i, j] * kernel[f]
+        else:
+            dw[f] = dout[n, f, i, j] * x_pad[n, :, rows, cols]
+            dx_pad[n, :, rows, cols] = dout[n, f, i, j] * kernel[f]
+    dx = dx_pad[:, :, padding:padding + H, padding:padding + W] if crop else dx_pad
+    return dx, dw, dout.sum(axis=(0, 2, 3))
+
+
+def conv_backward_unordered_dout(dout, x, w, b, stride, padding):
+    """conv2d_backward with dout.reshape(F, -1), whose columns are not in the (i, j, n) order of cols."""
+    F, _, HH, WW = w.shape
+    cols = im2col(x, HH, WW, (stride, stride), (padding, padding))  # (C * HH * WW, H_out * W_out * N)
+    dout_rows = dout.reshape(F, -1)  # the mistake: (N, F, ...) memory read as (F, ...)
+    dx = col2im(w.reshape(F, -1).T @ dout_rows, x.shape, HH, WW, (stride, stride), (padding, padding))
+    return dx, (dout_rows @ cols.T).reshape(w.shape), dout_rows.sum(axis=1)
+
+
+CONV_BACKWARD_MISTAKES = [
+    ("dx must have x's shape: crop the padding off, dx = dx_pad[:, :, P:P + H, P:P + W]",
+     partial(conv_backward_loops, crop=False)),
+    ("each window gets dout[n, f, i, j] * w[f] back, the kernel as it is: it is not flipped in the backward "
+     "pass either", partial(conv_backward_loops, flip=True)),
+    ("windows, filters and images that share an input add up: use +=, not =",
+     partial(conv_backward_loops, add=False)),
+    ("db[f] sums dout over n, i and j: dout.sum(axis=(0, 2, 3))",
+     lambda dout, x, w, b, stride, padding: (None, None, dout.sum(axis=(2, 3)))),
+]
+VECTORIZED_CONV_BACKWARD_MISTAKES = CONV_BACKWARD_MISTAKES + [
+    ("dout is (N, F, H_out, W_out): to_chwn(dout).reshape(F, -1) puts its columns in the (i, j, n) order of "
+     "cols; dout.reshape(F, -1) does not", conv_backward_unordered_dout),
+]
+
+
+def im2col_columns_nij(x, HH, WW, stride, padding):
+    """im2col with its columns in (n, i, j) order."""
+    cols = im2col(x, HH, WW, stride, padding)
+    return cols.reshape(len(cols), -1, x.shape[0]).transpose(0, 2, 1).reshape(len(cols), -1)
+
+
+def col2im_columns_nij(dcols, x_shape, HH, WW, stride, padding):
+    """col2im reading its columns in (n, i, j) order."""
+    rows = len(dcols)
+    in_order = dcols.reshape(rows, x_shape[0], -1).transpose(0, 2, 1).reshape(rows, -1)
+    return col2im(in_order, x_shape, HH, WW, stride, padding)
+
+
+def col2im_assigned(dcols, x_shape, HH, WW, stride, padding, by_window=True):
+    """col2im with = where the overlapping windows must add up, looping over windows or over offsets."""
+    (sh, sw), (ph, pw) = stride, padding
+    N, C, H, W = x_shape
+    H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
+    dcols = dcols.reshape(C, HH, WW, H_out, W_out, N)
+    dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    if by_window:
+        for i, j in np.ndindex(H_out, W_out):
+            dx_pad[:, :, i * sh:i * sh + HH, j * sw:j * sw + WW] = dcols[:, :, :, i, j].transpose(3, 0, 1, 2)
+    else:
+        for u, v in np.ndindex(HH, WW):
+            dx_pad[:, :, u:u + sh * H_out:sh, v:v + sw * W_out:sw] = dcols[:, u, v].transpose(3, 0, 1, 2)
+    return dx_pad[:, :, ph:ph + H, pw:pw + W]
+
+
+COLUMN_ORDER_HINT = "columns go in (i, j, n) order, n fastest, as the docstring says, not (n, i, j)"
+ADD_HINT = "overlapping windows add up: use +=, not ="
+IM2COL_MISTAKES = [
+    (COLUMN_ORDER_HINT, im2col_columns_nij),
+    ("rows go in (c, u, v) order, the order of w.reshape(F, -1), not (u, v, c)",
+     lambda x, HH, WW, stride, padding: im2col(x, HH, WW, stride, padding).reshape(
+         x.shape[1], HH * WW, -1).transpose(1, 0, 2).reshape(x.shape[1] * HH * WW, -1)),
+    ("pad x first: the windows slide over x_pad",
+     lambda x, HH, WW, stride, padding: im2col(x, HH, WW, stride, (0, 0))),
+    ("window (i, j) starts at row i * stride and column j * stride",
+     lambda x, HH, WW, stride, padding: im2col(x, HH, WW, (1, 1), padding)),
+]
+COL2IM_MISTAKES = [
+    (ADD_HINT, partial(col2im_assigned, by_window=True)),
+    (ADD_HINT, partial(col2im_assigned, by_window=False)),
+    ("dx must have x's shape: crop the padding off the padded gradient",
+     lambda dcols, x_shape, HH, WW, stride, padding: col2im(
+         dcols, (*x_shape[:2], x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]), HH, WW, stride, (0, 0))),
+    (COLUMN_ORDER_HINT, col2im_columns_nij),
+]
+
+POOL_FORWARD_MISTAKES = [
+    ("this is the other mode's answer: mode 'max' takes each window's maximum, 'avg' its mean",
+     lambda x, kernel_size, stride, mode: pool2d_forward(x, kernel_size, stride, "avg" if mode == "max" else "max")[0]),
+    ("stride=None means stride = kernel_size (windows side by side), not 1",
+     lambda x, kernel_size, stride, mode: pool2d_forward(x, kernel_size, stride or 1, mode)[0]),
+    ("window (i, j) starts at row i * stride and column j * stride, and the stride need not be the kernel size",
+     lambda x, kernel_size, stride, mode: pool2d_forward(x, kernel_size, None, mode)[0]),
+]
+
+
+def pool_backward_loops(dout, x, kernel_size, stride, mode, ties="first", add=True, divide=True):
+    """pool2d_backward_naive's loops with one classic mistake switched on."""
+    k, s = kernel_size, stride or kernel_size
+    dx = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(dout.shape):
+        rows, cols = slice(i * s, i * s + k), slice(j * s, j * s + k)
+        window, grad = x[n, c, rows, cols], np.zeros((k, k))
+        if mode == "avg":
+            grad[...] = dout[n, c, i, j] / (k * k if divide else 1)
+        elif ties == "all":
+            grad[window == window.max()] = dout[n, c, i, j]
+        else:
+            flat = window.ravel()
+            grad.flat[np.argmax(flat) if ties == "first" else flat.size - 1 - np.argmax(flat[::-1])] = dout[n, c, i, j]
+        if add:
+            dx[n, c, rows, cols] += grad
+        else:
+            dx[n, c, rows, cols] = grad
+    return dx
+
+
+POOL_BACKWARD_MISTAKES = [
+    ("the gradient went to every tied maximum of a window: send it to the first one only (np.argmax's, "
+     "row-major), as PyTorch does; the checks use windows with ties", partial(pool_backward_loops, ties="all")),
+    ("send each window's gradient to its first maximum (np.argmax's, row-major), not its last",
+     partial(pool_backward_loops, ties="last")),
+    ("average pooling: each of a window's kernel_size ** 2 inputs gets dout / kernel_size ** 2",
+     partial(pool_backward_loops, divide=False)),
+    (ADD_HINT, partial(pool_backward_loops, add=False)),
+]
+
+
+def sigmoid(x):
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+CHAIN_RULE_HINT = "the chain rule: multiply the local derivative by dout"
+RELU_FORWARD_MISTAKES = [
+    ("np.max(x, 0) is the largest value along axis 0; the element-wise maximum is np.maximum(x, 0)",
+     lambda x: np.max(x, 0)),
+    ("that is the mask (x > 0); the output is x where x > 0 and 0 elsewhere", lambda x: (x > 0) * 1.0),
+]
+RELU_BACKWARD_MISTAKES = [
+    ("multiply dout by the mask (x > 0), not by x", lambda dout, x: dout * x),
+    (CHAIN_RULE_HINT + ": dx = dout * (x > 0)", lambda dout, x: (x > 0) * 1.0),
+    ("at x == 0 the gradient is taken as 0, as in PyTorch: use x > 0, not x >= 0", lambda dout, x: dout * (x >= 0)),
+]
+SIGMOID_FORWARD_MISTAKES = [
+    ("sigmoid(x) = 1 / (1 + exp(-x)): check the sign", lambda x: sigmoid(-x)),
+    ("exp overflowed (exp(1000) is inf, and inf / inf is nan): use 1 / (1 + np.exp(-x)), which only "
+     "underflows to 0, or 0.5 * (1 + np.tanh(x / 2))", lambda x: np.exp(x) / (1 + np.exp(x))),
+]
+SIGMOID_BACKWARD_MISTAKES = [
+    ("d sigmoid / dx = s * (1 - s) with s = sigmoid(x), the output, not x", lambda dout, x: dout * x * (1 - x)),
+    (CHAIN_RULE_HINT, lambda dout, x: sigmoid(x) * (1 - sigmoid(x))),
+    ("d sigmoid / dx = s * (1 - s): the factor (1 - s) is missing", lambda dout, x: dout * sigmoid(x)),
+]
+FULLY_CONNECTED_FORWARD_MISTAKES = [
+    ("the bias is missing: out = x @ W + b", lambda x, W, b: x @ W),
+    ("W has shape (in, out) here: out = x @ W + b, no transpose (PyTorch's Linear stores W.T)",
+     lambda x, W, b: x @ W.T + b),
+]
+FULLY_CONNECTED_BACKWARD_MISTAKES = [
+    ("dW must have W's shape (D, M): dW = x.T @ dout", lambda dout, x, W, b: (None, dout.T @ x, None)),
+    ("dx = dout @ W.T: the gradient goes back through W transposed", lambda dout, x, W, b: (dout @ W, None, None)),
+    ("db sums dout over the batch, axis 0", lambda dout, x, W, b: (None, None, dout.sum(axis=1))),
+    ("db is a sum, not a mean: dout already holds the loss's 1/N",
+     lambda dout, x, W, b: (None, None, dout.mean(axis=0))),
+]
+
+
+def softmax_mistake(logits, y, axis=1, shift=True, mean=True, divide=True, one_hot=True):
+    """softmax_cross_entropy with one classic mistake switched off or on."""
+    z = logits - logits.max(axis=axis, keepdims=True) if shift else logits
+    p = np.exp(z) / np.exp(z).sum(axis=axis, keepdims=True)
+    N = len(y)
+    losses = -np.log(p[np.arange(N), y])
+    dlogits = p.copy()
+    dlogits[np.arange(N), y] -= 1 if one_hot else 0
+    return (losses.mean() if mean else losses.sum()), (dlogits / N if divide else dlogits)
+
+
+def softmax_losses(logits, y):
+    """Each example's loss, -log p[n, y[n]], of shape (N,): not yet their mean."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return -(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))[np.arange(len(y)), y]
+
+
+SOFTMAX_MISTAKES = [
+    ("missing 1/N: the loss is the mean over the batch, so dlogits = (p - one_hot(y)) / N",
+     partial(softmax_mistake, divide=False)),
+    ("missing 1/N: the loss is the mean over the batch, not the sum", partial(softmax_mistake, mean=False)),
+    ("softmax overflow: exp(1000) is inf; subtract each row's maximum before exp (it changes nothing else)",
+     partial(softmax_mistake, shift=False)),
+    ("wrong axis: softmax normalizes each row over the classes, axis=1 with keepdims=True",
+     partial(softmax_mistake, axis=0)),
+    ("subtract 1 at each row's label: dlogits = (p - one_hot(y)) / N", partial(softmax_mistake, one_hot=False)),
+    ("the loss is one number, the mean over the batch", lambda logits, y: (softmax_losses(logits, y), None)),
+]
+
+
+def adam_textbook(w, dw, m, v, t, learning_rate, beta1, beta2, eps, correct=True, t_offset=0, square=True, root=True):
+    """Kingma and Ba's Algorithm 1 as PyTorch writes it (eps after the bias corrections), with switches."""
+    m = beta1 * m + (1 - beta1) * dw
+    v = beta2 * v + (1 - beta2) * (dw * dw if square else dw)
+    t = t + t_offset
+    m_hat, v_hat = (m / (1 - beta1 ** t), v / (1 - beta2 ** t)) if correct else (m, v)
+    return w - learning_rate * m_hat / ((np.sqrt(v_hat) if root else v_hat) + eps), m, v
+
+
+ADAM_MISTAKES = [
+    ("the bias correction is missing: divide m by (1 - beta1 ** t) and v by (1 - beta2 ** t)",
+     partial(adam_textbook, correct=False)),
+    ("t counts the steps from 1: the first step has t = 1", partial(adam_textbook, t_offset=-1)),
+    ("t counts the steps from 1: the first step has t = 1", partial(adam_textbook, t_offset=1)),
+    ("v is the running mean of the squared gradient, dw * dw", partial(adam_textbook, square=False)),
+    ("divide by sqrt(v_hat) + eps, the root of the running mean of dw * dw", partial(adam_textbook, root=False)),
+    ("use the arguments beta1, beta2 and eps, not their default values",
+     lambda w, dw, m, v, t, learning_rate, beta1, beta2, eps: adam_step(w, dw, m, v, t, learning_rate)),
+]
+
+
+def batchnorm_mistake(x, gamma, beta, eps, axes=None, ddof=0, affine=True):
+    """batchnorm_forward with one classic mistake switched on."""
+    axes = axes or ((0,) if x.ndim == 2 else (0, 2, 3))
+    shape = (1, -1) + (1,) * (x.ndim - 2)  # (C,) -> (1, C) or (1, C, 1, 1), to broadcast over x
+    x_hat = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, ddof=ddof, keepdims=True) + eps)
+    return gamma.reshape(shape) * x_hat + beta.reshape(shape) if affine else x_hat
+
+
+def batchnorm_backward_mistake(dout, x, gamma, beta, eps, mistake):
+    """batchnorm_backward with one classic mistake: "constants" (mean and var taken as constants),
+    "one over m" (dx without its 1/m) or "dgamma" (dgamma = sum of dout)."""
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    dx, _, _ = batchnorm_backward(dout, batchnorm_forward(x, gamma, beta, eps)[1])
+    if mistake == "constants":
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return dout * gamma.reshape(shape) / np.sqrt(x.var(axis=axes, keepdims=True) + eps), None, None
+    if mistake == "one over m":
+        return dx * (x.size // x.shape[1]), None, None
+    return None, dout.sum(axis=axes), None
+
+
+AXIS_HINT = ("wrong axis: BatchNorm normalizes each feature (channel) over the batch, axis 0 for (N, D) and "
+             "axes (0, 2, 3) for (N, C, H, W)")
+BATCHNORM_FORWARD_MISTAKES = [
+    (AXIS_HINT, lambda x, gamma, beta, eps: batchnorm_mistake(x, gamma, beta, eps, axes=tuple(range(1, x.ndim)))),
+    (AXIS_HINT, lambda x, gamma, beta, eps: batchnorm_mistake(x, gamma, beta, eps, axes=(0,))),
+    ("use the biased variance (divide by N, np.var's default), as training does",
+     partial(batchnorm_mistake, ddof=1)),
+    ("scale and shift: out = gamma * x_hat + beta", partial(batchnorm_mistake, affine=False)),
+]
+BATCHNORM_BACKWARD_MISTAKES = [
+    ("the mean and the variance depend on x too: dx = inv_std / m * (m * dx_hat - sum(dx_hat) - x_hat * "
+     "sum(dx_hat * x_hat)), with m values per feature", partial(batchnorm_backward_mistake, mistake="constants")),
+    ("missing 1/N: divide by m, the number of values per feature (N, or N * H * W for images)",
+     partial(batchnorm_backward_mistake, mistake="one over m")),
+    ("dgamma = sum of dout * x_hat (and dbeta = sum of dout)", partial(batchnorm_backward_mistake, mistake="dgamma")),
+]
+# Dropout is random: its wrong versions take your own mask, `kept` (out != 0), so that only the rule differs.
+DROPOUT_FORWARD_MISTAKES = [
+    ("inverted dropout: divide the values kept by (1 - p), so that evaluation needs no change",
+     lambda x, kept, p: x * kept),
+    ("divide the values kept by (1 - p), do not multiply", lambda x, kept, p: x * kept * (1 - p)),
+]
+DROPOUT_BACKWARD_MISTAKES = [
+    ("a dropped value gets no gradient: multiply dout by the forward pass's mask", lambda dout, kept, p: dout),
+    ("scale the gradient by 1 / (1 - p) too, as the forward pass scaled the values", lambda dout, kept, p: dout * kept),
+]
+
+
+# --- The inputs of the checks ---
+# Small, float64, from a fixed seed; each shape is there to catch something, as the comments say.
+
+def conv_cases(rng):
+    shapes = [((2, 3, 7, 5), (4, 3, 3, 3), 1, 1),  # "same" padding, H != W
+              ((1, 2, 8, 7), (3, 2, 3, 2), 2, 1),  # a batch of 1, stride 2, odd sizes, a 3x2 kernel
+              ((3, 1, 6, 6), (2, 1, 2, 2), 2, 0),  # no padding, windows side by side
+              ((2, 2, 5, 6), (2, 2, 3, 3), 1, 2)]  # padding wider than the kernel's half
+    return [(rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0]), stride,
+             padding) for x_shape, w_shape, stride, padding in shapes]
+
+
+def im2col_cases(rng):
+    return [(x, w.shape[2], w.shape[3], (stride, stride), (padding, padding))
+            for x, w, _, stride, padding in conv_cases(rng)]
+
+
+def col2im_cases(rng):
+    cases = []
+    for x, HH, WW, stride, padding in im2col_cases(rng):
+        dcols = rng.standard_normal(im2col(x, HH, WW, stride, padding).shape)  # (C * HH * WW, H_out * W_out * N)
+        cases.append((dcols, x.shape, HH, WW, stride, padding))
+    return cases
+
+
+def pool_cases(rng):
+    # Integers from 0 to 3, so that windows have tied maxima; strides smaller than the window overlap.
+    shapes = [((2, 3, 6, 6), 2, None), ((1, 2, 7, 5), 3, 2), ((2, 2, 5, 7), 2, 1)]
+    return [(rng.integers(0, 4, x_shape).astype(np.float64), kernel_size, stride, mode)
+            for x_shape, kernel_size, stride in shapes for mode in ("max", "avg")]
+
+
+def relu_cases(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    x.flat[::7] = 0  # exact zeros: the gradient there is 0, as in PyTorch
+    return [(x,), (rng.standard_normal((1, 7)),)]
+
+
+def sigmoid_cases(rng):
+    return [(3 * rng.standard_normal((2, 3, 4, 5)),), (np.array([[-1000.0, -40, -1, 0, 1, 40, 1000]]),)]
+
+
+def fully_connected_cases(rng):
+    # A square W first, where a forgotten transpose gives wrong values instead of a shape error; a batch of 1.
+    return [(rng.standard_normal((1, 5)), rng.standard_normal((5, 5)), rng.standard_normal(5)),
+            (rng.standard_normal((4, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3))]
+
+
+def softmax_cases(rng):
+    return [(2 * rng.standard_normal((5, 4)), rng.integers(0, 4, 5)),
+            (rng.standard_normal((1, 10)), np.array([3])),  # a batch of 1
+            (1000 + 10 * rng.standard_normal((3, 6)), rng.integers(0, 6, 3))]  # exp(1000) overflows
+
+
+def adam_cases(rng):
+    shape = (3, 4)
+    cases = []
+    for t, beta1, beta2 in ((1, 0.9, 0.999), (2, 0.9, 0.999), (10, 0.8, 0.99)):
+        first = t == 1
+        m = np.zeros(shape) if first else 0.1 * rng.standard_normal(shape)
+        v = np.zeros(shape) if first else 0.01 * rng.random(shape)
+        cases.append((rng.standard_normal(shape), rng.standard_normal(shape), m, v, t, 1e-2, beta1, beta2, 1e-8))
+    return cases
+
+
+def batchnorm_cases(rng):
+    cases = []
+    # Not a batch of 2 (or 1): there x_hat is +-1 (or 0) whatever x is, and dx is only eps's rounding.
+    for shape in ((6, 4), (3, 2, 4, 5), (3, 5)):
+        C = shape[1]
+        x, gamma, beta = 2 * rng.standard_normal(shape) + 1, 1 + 0.5 * rng.standard_normal(C), rng.standard_normal(C)
+        cases.append((x, gamma, beta, 1e-5))
+    return cases
+
+
+def softmax_numerical(logits, y):
+    if np.abs(logits).max() > 100:  # rounding in the loss, about 1000 * eps, would swamp the difference / 2h
+        return {}
+    return {1: numerical_gradient(lambda: softmax_cross_entropy(logits, y)[0], logits)}
+
+
+def col2im_numerical(dcols, x_shape, HH, WW, stride, padding):
+    x = np.zeros(x_shape)  # im2col is linear: its derivative is the same everywhere
+    return {0: numerical_gradient(lambda: im2col(x, HH, WW, stride, padding), x, dcols)}
+
+
+# --- The exercises ---
+
+@dataclass
+class Exercise:
+    """One function to write: its solution, what it is checked on, and the known mistakes."""
+
+    name: str
+    section: str  # the README section that teaches it
+    solution: object  # the project's function, or a layer's pass as a function (above)
+    returns: tuple  # the names of what it returns; a "cache" is handed to the backward pass, never compared
+    cases: object = None  # rng -> list of argument tuples; a backward pass uses its forward pass's
+    mistakes: list = field(default_factory=list)  # (hint, wrong version)
+    forward: str = None  # a backward pass: the forward pass whose cache it receives
+    gradient_of: tuple = ()  # a backward pass: which forward argument each output is the gradient of
+    kinks: bool = False  # finite differences on inputs moved off kinks (ReLU at 0, pooling's ties)
+    numerical: object = None  # another function with a gradient output: args -> {output index: gradient}
+    layer: type = None  # the layer whose docstring the empty function shows
+    check: object = None  # a check of its own (dropout's random masks)
+    accepted: object = None  # another answer that counts as right (the textbook placement of Adam's eps)
+    in_place: bool = False  # may update its array arguments in place
+
+
+CONVOLUTION, POOLING, ACTIVATIONS = "Convolution", "Pooling", "Activations"
+DENSE, ADAM, BATCHNORM, DROPOUT = ("The fully connected layer and softmax cross-entropy", "Mini-batches and Adam",
+                                   "BatchNorm", "Dropout")
+
+
+def check_dropout_forward(exercise, functions):
+    """Dropout is random: check the rule on your own mask (kept = out != 0), the share dropped, that the
+    generator passed in decides the mask, and that evaluation is the identity."""
+    function = getattr(functions, exercise.name)
+    x = np.random.default_rng(0).standard_normal((100, 300))  # no zeros: out == 0 marks a dropped value
+    for p in (0.25, 0.6):
+        out = np.asarray(outputs_of(exercise, call(function, (x, p, np.random.default_rng(1), True)))[0])
+        if out.shape != x.shape:
+            return False, [f"x of shape {x.shape}, p={p}: out: expected shape {x.shape}, received {out.shape}"]
+        kept = out != 0
+        problems = compare(exercise, (out,), (x * kept / (1 - p),), (x, kept, p))
+        dropped = 1 - kept.mean()
+        if not problems and abs(dropped - p) > 0.02:  # 7 standard deviations of the share, or more
+            problems = [f"{dropped:.1%} of the values were zeroed, about {p:.0%} expected"]
+            if abs(dropped - (1 - p)) < 0.02:
+                problems.append("hint: p is the probability of dropping a value, not of keeping it")
+        if not problems:
+            again = outputs_of(exercise, call(function, (x, p, np.random.default_rng(1), True)))[0]
+            other = outputs_of(exercise, call(function, (x, p, np.random.default_rng(2), True)))[0]
+            if not np.array_equal(again, out) or np.array_equal(other, out):
+                problems = ["generators seeded alike must give the same mask, and others another",
+                            "hint: draw the mask from the rng argument, rng.random(x.shape), not from np.random"]
+        if problems:
+            return False, [f"x of shape {x.shape}, p={p}, training=True"] + problems
+    out = outputs_of(exercise, call(function, (x, 0.5, np.random.default_rng(1), False)))[0]
+    if not same(out, x, TOLERANCE):
+        return False, ["training=False: out must be x unchanged",
+                       "hint: inverted dropout scales in training, so evaluation is the identity"]
+    return True, ["3 cases: the rule on your mask, the share dropped, the generator, evaluation"]
+
+
+def check_dropout_backward(exercise, functions):
+    """The gradient on your own mask, then centred differences of your forward pass with a fixed seed."""
+    forward, backward = getattr(functions, "dropout_forward"), getattr(functions, exercise.name)
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((50, 40)), rng.standard_normal((50, 40))
+    for p, training in ((0.25, True), (0.6, True), (0.5, False)):
+        out, cache = call(forward, (x, p, np.random.default_rng(1), training))
+        kept = out != 0 if training else np.ones(x.shape, dtype=bool)
+        expected = dout * kept / (1 - p) if training else dout
+        problems = compare(exercise, outputs_of(exercise, call(backward, (dout, cache))), (expected,), (dout, kept, p))
+        if problems:
+            return False, [f"x of shape {x.shape}, p={p}, training={training}"] + problems
+    x, dout = x[:4, :5].copy(), dout[:4, :5].copy()
+    _, cache = call(forward, (x, 0.3, np.random.default_rng(3), True))
+    numeric = numerical_gradient(lambda: call(forward, (x, 0.3, np.random.default_rng(3), True))[0], x, dout)
+    error = rel_error(outputs_of(exercise, call(backward, (dout, cache)))[0], numeric)
+    if not error <= GRADIENT_TOLERANCE:
+        return False, [f"dx disagrees with centred differences of your dropout_forward (seeded alike): relative "
+                       f"error {error:.1e}, more than {GRADIENT_TOLERANCE:g}"]
+    return True, [f"3 cases; finite differences within {error:.0e}"]
+
+
+EXERCISES = [
+    Exercise("conv2d_forward_naive", CONVOLUTION, conv2d_forward_naive, ("out", "cache"), conv_cases,
+             CONV_FORWARD_MISTAKES),
+    Exercise("conv2d_backward_naive", CONVOLUTION, conv2d_backward_naive, ("dx", "dw", "db"),
+             mistakes=CONV_BACKWARD_MISTAKES, forward="conv2d_forward_naive", gradient_of=(0, 1, 2)),
+    Exercise("im2col", CONVOLUTION, im2col, ("cols",), im2col_cases, IM2COL_MISTAKES),
+    Exercise("col2im", CONVOLUTION, col2im, ("dx",), col2im_cases, COL2IM_MISTAKES, numerical=col2im_numerical),
+    Exercise("conv2d_forward", CONVOLUTION, conv2d_forward, ("out", "cache"), conv_cases,
+             CONV_FORWARD_MISTAKES + [("w_rows @ cols is (F, H_out * W_out * N), n fastest: reshape it to (F, H_out, "
+                                       "W_out, N), then transpose to (N, F, H_out, W_out)", conv_output_unordered)]),
+    Exercise("conv2d_backward", CONVOLUTION, conv2d_backward, ("dx", "dw", "db"),
+             mistakes=VECTORIZED_CONV_BACKWARD_MISTAKES, forward="conv2d_forward", gradient_of=(0, 1, 2)),
+    Exercise("pool2d_forward", POOLING, pool2d_forward, ("out", "cache"), pool_cases, POOL_FORWARD_MISTAKES),
+    Exercise("pool2d_backward", POOLING, pool2d_backward, ("dx",), mistakes=POOL_BACKWARD_MISTAKES,
+             forward="pool2d_forward", gradient_of=(0,), kinks=True),
+    Exercise("relu_forward", ACTIVATIONS, relu_forward, ("out", "cache"), relu_cases, RELU_FORWARD_MISTAKES,
+             layer=ReLULayer),
+    Exercise("relu_backward", ACTIVATIONS, relu_backward, ("dx",), mistakes=RELU_BACKWARD_MISTAKES,
+             forward="relu_forward", gradient_of=(0,), kinks=True, layer=ReLULayer),
+    Exercise("sigmoid_forward", ACTIVATIONS, sigmoid_forward, ("out", "cache"), sigmoid_cases,
+             SIGMOID_FORWARD_MISTAKES, layer=SigmoidLayer),
+    Exercise("sigmoid_backward", ACTIVATIONS, sigmoid_backward, ("dx",), mistakes=SIGMOID_BACKWARD_MISTAKES,
+             forward="sigmoid_forward", gradient_of=(0,), layer=SigmoidLayer),
+    Exercise("fully_connected_forward", DENSE, fully_connected_forward, ("out", "cache"), fully_connected_cases,
+             FULLY_CONNECTED_FORWARD_MISTAKES, layer=FullyConnectedLayer),
+    Exercise("fully_connected_backward", DENSE, fully_connected_backward, ("dx", "dW", "db"),
+             mistakes=FULLY_CONNECTED_BACKWARD_MISTAKES, forward="fully_connected_forward", gradient_of=(0, 1, 2),
+             layer=FullyConnectedLayer),
+    Exercise("softmax_cross_entropy", DENSE, softmax_cross_entropy, ("loss", "dlogits"), softmax_cases,
+             SOFTMAX_MISTAKES, numerical=softmax_numerical),
+    Exercise("adam_step", ADAM, adam_step, ("w", "m", "v"), adam_cases, ADAM_MISTAKES, layer=Adam,
+             accepted=adam_textbook, in_place=True),
+    Exercise("batchnorm_forward", BATCHNORM, batchnorm_forward, ("out", "cache"), batchnorm_cases,
+             BATCHNORM_FORWARD_MISTAKES, layer=BatchNormLayer),
+    Exercise("batchnorm_backward", BATCHNORM, batchnorm_backward, ("dx", "dgamma", "dbeta"),
+             mistakes=BATCHNORM_BACKWARD_MISTAKES, forward="batchnorm_forward", gradient_of=(0, 1, 2),
+             layer=BatchNormLayer),
+    Exercise("dropout_forward", DROPOUT, dropout_forward, ("out", "cache"), mistakes=DROPOUT_FORWARD_MISTAKES,
+             layer=DropoutLayer, check=check_dropout_forward),
+    Exercise("dropout_backward", DROPOUT, dropout_backward, ("dx",), mistakes=DROPOUT_BACKWARD_MISTAKES,
+             forward="dropout_forward", layer=DropoutLayer, check=check_dropout_backward),
+]
+BY_NAME = {exercise.name: exercise for exercise in EXERCISES}
+SOLUTIONS = types.SimpleNamespace(**{exercise.name: exercise.solution for exercise in EXERCISES})
+# Finite differences of a naive forward pass would take seconds; its vectorized twin is tested equal to it.
+FAST_TWIN = {conv2d_forward_naive: conv2d_forward}
+
+
+# --- Writing the learner's file (start) ---
+
+FILE_HEADER = '''"""My CNN, written by hand: the exercises of exercises.py, in the README's order.
+
+Write each function below, then check it (the checker reads this file; run it from the repository):
+    python exercises.py check{file_flag}                        # every exercise
+    python exercises.py check conv2d_forward_naive{file_flag}   # one or more by name
+Once all pass, train the SimpleCNN made of your functions on MNIST:
+    python exercises.py train --quick{file_flag}
+
+The signatures and docstrings are those of cnn_from_scratch.py, whose code is the solution. A forward
+pass returns (out, cache): the cache is whatever your backward pass needs, and the checker hands your
+forward pass's cache to your backward pass. The checks use float64 arrays, and pass stride and padding
+as ints (as (height, width) pairs to im2col and col2im).
+"""
+import numpy as np
+'''
+
+
+def stub(exercise):
+    """The source of one empty function: the solution's signature and docstring, and a NotImplementedError."""
+    doc = inspect.getdoc(exercise.solution)
+    if exercise.layer is not None:  # a layer's pass as a function: its summary, the layer's summary, the shapes
+        summary, shapes = doc.split("\n\n", 1)
+        layer_summary = inspect.getdoc(exercise.layer).split("\n\n")[0]
+        doc = f"{summary}\n\n{layer_summary}\n\n{shapes}"
+    body = f'"""{doc}\n"""\nraise NotImplementedError("{exercise.name}: not written yet")'
+    return f"def {exercise.name}{inspect.signature(exercise.solution)}:\n{textwrap.indent(body, '    ')}\n"
+
+
+def learner_file_text(path):
+    """The text of the learner's file: a header, then one section per README section, one empty function each."""
+    file_flag = "" if str(path) == DEFAULT_FILE else f" --file {path}"
+    parts, section = [FILE_HEADER.format(file_flag=file_flag)], None
+    for exercise in EXERCISES:
+        heading = "" if exercise.section == section else f"# --- {exercise.section} ---\n\n"
+        parts.append(heading + stub(exercise))
+        section = exercise.section
+    return "\n\n".join(parts)
+
+
+def start(path):
+    """Write the learner's file at path, unless a file is already there; returns the exit status."""
+    path = Path(path)
+    if path.exists():
+        print(f"{path} exists already and is left as it is. Check it with `python exercises.py check --file {path}`, "
+              f"or start another: `python exercises.py start other_name.py`.")
+        return 1
+    text = learner_file_text(path)
+    atomic_save(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+    file_flag = "" if str(path) == DEFAULT_FILE else f" --file {path}"
+    print(f"wrote {path}: {len(EXERCISES)} functions to write, in the README's order, each with its docstring.\n"
+          f"Next: write conv2d_forward_naive, then `python exercises.py check{file_flag}`.")
+    return 0
+
+
+# --- Loading the learner's file ---
+
+class LearnerFileError(Exception):
+    """The learner's file cannot be imported; the message says where, in a few lines."""
+
+
+class LearnerError(Exception):
+    """A learner's function raised an exception; `lines` says what and on which line of their file."""
+
+    def __init__(self, lines):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def error_lines(error, filename, call_description=None):
+    """A few lines for an exception: its type and message, and the last line of `filename` it went through."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == filename]
+    lines = [f"{type(error).__name__}: {error}"]
+    if frames:
+        lines.append(f"at line {frames[-1].lineno} of {Path(filename).name}, in {frames[-1].name}: "
+                     f"{(frames[-1].line or '').strip()}")
+    elif call_description:  # raised before the function's first line: the call itself does not fit
+        lines.append(f"the check calls {call_description}")
+    return lines
+
+
+def load_learner_file(path):
+    """Import the learner's file as a module; raise LearnerFileError with a short message if it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise LearnerFileError(f"{path} does not exist: write it with `python exercises.py start {path}`, "
+                               f"or name your file with --file PATH")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)  # so that it can import its neighbours (after the project's modules)
+    name = f"learner_{path.stem}"
+    # The absolute path, so that tracebacks name it the same way whatever the current folder.
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:  # IndentationError included
+        pointer = " " * max((error.offset or 1) - 1, 0) + "^"
+        raise LearnerFileError(f"{path}, line {error.lineno}: {error.msg}\n    {(error.text or '').rstrip()}\n"
+                               f"    {pointer}\nFix it, then check again.") from None
+    except Exception as error:
+        lines = error_lines(error, str(path.resolve()))
+        raise LearnerFileError(f"{path} failed while being imported:\n  " + "\n  ".join(lines)) from None
+    return module
+
+
+# --- Checking (check) ---
+
+@dataclass
+class Result:
+    name: str
+    status: str  # "passed", "wrong", "waiting" (for its forward pass) or "not started"
+    details: list
+
+
+def is_empty(function):
+    """True for a function whose body is only a docstring and `raise NotImplementedError` (or pass)."""
+    try:
+        definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return False
+    body = getattr(definition, "body", [None])
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    return all(isinstance(statement, ast.Pass) or (isinstance(statement, ast.Raise) and statement.exc is not None
+                                                    and "NotImplementedError" in ast.unparse(statement.exc))
+               for statement in body)
+
+
+def describe(value):
+    if value is None:
+        return "None (a missing return?)"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def call(function, args, changed=None):
+    """Run a learner's function on copies of the array arguments, so that it cannot spoil the check's; append
+    to `changed` the index of each argument it changed in place; raise LearnerError with a short report if
+    it raises."""
+    copies = [np.copy(arg) if isinstance(arg, np.ndarray) else arg for arg in args]
+    try:
+        with np.errstate(all="ignore"):  # overflow is judged by the result (inf, nan), not by warnings
+            result = function(*copies)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        names = ", ".join(inspect.signature(function).parameters) if callable(function) else ""
+        raise LearnerError(error_lines(error, getattr(getattr(function, "__code__", None), "co_filename", ""),
+                                       f"{getattr(function, '__name__', function)}({names})")) from None
+    if changed is not None:
+        changed += [index for index, (arg, copy) in enumerate(zip(args, copies))
+                    if isinstance(arg, np.ndarray) and not np.array_equal(arg, copy, equal_nan=True)]
+    return result
+
+
+def outputs_of(exercise, result, keep_cache=False):
+    """The values a call returned, as a tuple (without the cache unless keep_cache); raises LearnerError
+    if it returned the wrong kind of thing."""
+    names = exercise.returns
+    if len(names) == 1:
+        values = (result,)
+    elif isinstance(result, (tuple, list)) and len(result) == len(names):
+        values = tuple(result)
+    else:
+        raise LearnerError([f"{exercise.name} must return ({', '.join(names)}); it returned {describe(result)}"])
+    return tuple(value for name, value in zip(names, values) if keep_cache or name != "cache")
+
+
+def same(a, b, tolerance):
+    """Same shape, and equal within tolerance * (b's largest finite magnitude), nan where b is nan."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    scale = max(np.abs(b[np.isfinite(b)]).max(initial=0.0), np.finfo(np.float64).tiny)
+    with np.errstate(invalid="ignore"):
+        close = (np.abs(a - b) <= tolerance * scale) | (a == b) | (np.isnan(a) & np.isnan(b))
+    return bool(close.all())
+
+
+def difference(name, received, expected):
+    """[] when received equals expected within TOLERANCE, else a line naming the first wrong element."""
+    if received.shape != expected.shape:
+        return [f"{name}: expected shape {expected.shape}, received {received.shape}"]
+    if same(received, expected, TOLERANCE):
+        return []
+    scale = max(np.abs(expected).max(initial=0.0), np.finfo(np.float64).tiny)
+    with np.errstate(invalid="ignore"):
+        wrong = ~((np.abs(received - expected) <= TOLERANCE * scale) | (received == expected))
+    if expected.ndim == 0:
+        return [f"{name}: expected {expected:.8g}, received {received:.8g}"]
+    index = np.unravel_index(np.argmax(wrong), wrong.shape)
+    where = "[" + ", ".join(str(int(i)) for i in index) + "]"
+    return [f"{name}: {int(wrong.sum())} of {wrong.size} values wrong; the first at {where}: expected "
+            f"{expected[index]:.8g}, received {received[index]:.8g}"]
+
+
+def compare(exercise, received, expected, mistake_args):
+    """Problems with received against expected, each wrong output with the hints of the wrong versions
+    whose output equals it; [] when all are right."""
+    problems, wrong_versions, shown = [], None, set()
+    names = [name for name in exercise.returns if name != "cache"]
+    for index, (name, got, want) in enumerate(zip(names, received, expected)):
+        want = np.asarray(want, dtype=np.float64)
+        try:
+            got_array = np.asarray(got, dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"{name}: expected an array of shape {want.shape}, received {describe(got)}")
+            continue
+        lines = difference(name, got_array, want)
+        if not lines:
+            continue
+        if wrong_versions is None:
+            wrong_versions = run_mistakes(exercise, mistake_args, len(names))
+        hints = [hint for hint, outputs in wrong_versions if outputs[index] is not None
+                 and same(got_array, outputs[index], HINT_TOLERANCE) and not same(want, outputs[index], HINT_TOLERANCE)]
+        if np.asarray(got).dtype == np.float32:
+            hints.append("your result is float32 from float64 inputs: keep the input's dtype "
+                         "(np.zeros(shape, dtype=x.dtype))")
+        problems += lines + [f"hint: {hint}" for hint in dict.fromkeys(hints) if hint not in shown]
+        shown.update(hints)
+    return problems
+
+
+def run_mistakes(exercise, args, count):
+    """[(hint, outputs)] of every wrong version that runs on these arguments."""
+    results = []
+    for hint, wrong_version in exercise.mistakes:
+        try:
+            with np.errstate(all="ignore"):
+                outputs = wrong_version(*[np.copy(a) if isinstance(a, np.ndarray) else a for a in args])
+        except Exception:  # a wrong version that does not apply to these shapes
+            continue
+        results.append((hint, outputs if count > 1 else (outputs,)))
+    return results
+
+
+def describe_case(function, args):
+    names = list(inspect.signature(function).parameters)
+    return ", ".join(f"{name} of shape {value.shape}" if isinstance(value, np.ndarray) else f"{name}={value!r}"
+                     for name, value in zip(names, args))
+
+
+def check_against_solution(exercise, functions):
+    """Compare with the solution on every case, then gradients with centred differences; (passed, lines)."""
+    function = getattr(functions, exercise.name)
+    forward = BY_NAME.get(exercise.forward)
+    cases = (forward or exercise).cases(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for number, args in enumerate(cases, start=1):
+        if forward:
+            out, cache = forward.solution(*args)
+            dout = rng.standard_normal(np.shape(out))
+            expected = outputs_of(exercise, exercise.solution(dout, cache))
+            mistake_args = (dout, *args)
+            case = f"case {number} of {len(cases)}: your {forward.name}({describe_case(forward.solution, args)}), " \
+                   f"then {exercise.name}(dout of shape {dout.shape}, cache)"
+        else:
+            expected = outputs_of(exercise, exercise.solution(*args))
+            mistake_args = args
+            case = f"case {number} of {len(cases)}: {exercise.name}({describe_case(exercise.solution, args)})"
+        changed = []
+        try:
+            if forward:
+                _, learner_cache = outputs_of(forward, call(getattr(functions, forward.name), args), keep_cache=True)
+            received = outputs_of(exercise, call(function, (dout, learner_cache) if forward else args, changed))
+        except LearnerError as error:
+            return False, [case] + error.lines
+        changed = [] if exercise.in_place else changed
+        problems = compare(exercise, received, expected, mistake_args)
+        if problems and exercise.accepted and not compare(exercise, received, exercise.accepted(*args), args):
+            problems = []  # the other accepted answer
+        problems += [f"{exercise.name} changed its argument {list(inspect.signature(function).parameters)[index]} in "
+                     f"place; the caller still needs it: write the result into a new array" for index in changed]
+        if problems:
+            return False, [case] + problems
+    error = gradient_error(exercise, functions, cases, rng)
+    if error is not None and not error <= GRADIENT_TOLERANCE:
+        return False, [f"the gradients disagree with centred finite differences: relative error {error:.1e}, more "
+                       f"than {GRADIENT_TOLERANCE:g}"]
+    note = "" if error is None else f"; finite differences within {error:.0e}"
+    return True, [f"{len(cases)} cases{note}"]
+
+
+def gradient_error(exercise, functions, cases, rng):
+    """The largest relative error of the learner's gradients against centred differences (None: no gradient)."""
+    if not (exercise.forward or exercise.numerical):
+        return None
+    worst = 0.0
+    for args in cases:
+        if exercise.forward:
+            forward = BY_NAME[exercise.forward]
+            args = tuple(arg + KINK_NOISE * rng.standard_normal(arg.shape) if exercise.kinks and index == 0 else
+                         np.copy(arg) if isinstance(arg, np.ndarray) else arg for index, arg in enumerate(args))
+            solution = FAST_TWIN.get(forward.solution, forward.solution)
+            dout = rng.standard_normal(np.shape(solution(*args)[0]))
+            _, cache = outputs_of(forward, call(getattr(functions, forward.name), args), keep_cache=True)
+            received = outputs_of(exercise, call(getattr(functions, exercise.name), (dout, cache)))
+            numeric = {output: numerical_gradient(lambda: solution(*args)[0], args[argument], dout)
+                       for output, argument in enumerate(exercise.gradient_of)}
+        else:
+            received = outputs_of(exercise, call(getattr(functions, exercise.name), args))
+            numeric = exercise.numerical(*args)
+        for output, gradient in numeric.items():
+            worst = max(worst, rel_error(received[output], gradient))
+    return worst
+
+
+def check_exercise(exercise, functions, forward_passed=True):
+    """The Result of one exercise for the functions in `functions` (a module or a namespace)."""
+    function = getattr(functions, exercise.name, None)
+    if function is None or is_empty(function):
+        return Result(exercise.name, "not started", [])
+    if not callable(function):
+        return Result(exercise.name, "wrong", [f"{exercise.name} is {describe(function)}, not a function"])
+    if not forward_passed:
+        return Result(exercise.name, "waiting", [f"{exercise.forward} must pass first: its cache is this "
+                                                 f"function's input"])
+    try:
+        passed, details = (exercise.check or check_against_solution)(exercise, functions)
+    except NotImplementedError:
+        return Result(exercise.name, "not started", [])
+    except LearnerError as error:
+        return Result(exercise.name, "wrong", error.lines)
+    return Result(exercise.name, "passed" if passed else "wrong", details)
+
+
+def check_all(functions, names=None):
+    """{name: Result} for the exercises named (default: all), in order. A backward pass receives its forward
+    pass's cache, so the forward pass is checked first, and the backward pass waits until it passes."""
+    results = {}
+
+    def result(name):
+        if name not in results:
+            exercise = BY_NAME[name]
+            forward_passed = exercise.forward is None or result(exercise.forward).status == "passed"
+            results[name] = check_exercise(exercise, functions, forward_passed)
+        return results[name]
+
+    return {name: result(name) for name in (names or list(BY_NAME))}
+
+
+STATUSES = ("passed", "wrong", "waiting", "not started")
+
+
+def report(results, source):
+    """The progress table: one line per exercise, the details of each wrong one under it, a total."""
+    width = max(len(name) for name in results)
+    lines = [f"{source}:", f"  {'exercise':<{width}}  status"]
+    for result in results.values():
+        note = result.details[0] if result.status == "passed" and result.details else ""
+        lines.append(f"  {result.name:<{width}}  {result.status:<11}  {note}".rstrip())
+        if result.status != "passed":
+            lines += [f"      {detail}" for detail in result.details]
+    counts = {status: sum(result.status == status for result in results.values()) for status in STATUSES}
+    lines.append(", ".join(f"{count} {status}" for status, count in counts.items()))
+    return "\n".join(lines)
+
+
+def all_attempted_pass(results):
+    return not any(result.status in ("wrong", "waiting") for result in results.values())
+
+
+# --- Training the learner's network (train) ---
+
+class LearnerLayer(Layer):
+    """A SimpleCNN layer whose passes are the learner's functions; it shares the project layer's params."""
+
+    def __init__(self, layer, forward, backward):
+        super().__init__()
+        self.params, self.grads = layer.params, layer.grads
+        self.run_forward, self.run_backward = forward, backward  # x -> (out, cache); (dout, cache) -> (dx, *grads)
+
+    def forward(self, x):
+        out, self.cache = self.run_forward(x)
+        return out
+
+    def backward(self, dout):
+        dx, *grads = self.run_backward(dout, self.cache)
+        self.grads.update(zip(self.params, grads))
+        return dx
+
+
+def learner_network(functions, rng):
+    """make_simple_cnn's SimpleCNN, the same initial weights, with every layer's passes replaced by the
+    learner's functions (Flatten, not an exercise, stays the project's)."""
+    model, f = make_simple_cnn(rng=rng), functions
+
+    def replace(layer):
+        if isinstance(layer, ConvolutionLayer):
+            return LearnerLayer(layer, lambda x: f.conv2d_forward(x, layer.params["W"], layer.params["b"],
+                                                                  layer.stride[0], layer.padding[0]), f.conv2d_backward)
+        if isinstance(layer, PoolingLayer):
+            return LearnerLayer(layer, lambda x: f.pool2d_forward(x, layer.kernel_size[0], layer.stride[0], layer.mode),
+                                lambda dout, cache: (f.pool2d_backward(dout, cache),))
+        if isinstance(layer, ReLULayer):
+            return LearnerLayer(layer, f.relu_forward, lambda dout, cache: (f.relu_backward(dout, cache),))
+        if isinstance(layer, FullyConnectedLayer):
+            return LearnerLayer(layer, lambda x: f.fully_connected_forward(x, layer.params["W"], layer.params["b"]),
+                                f.fully_connected_backward)
+        return layer
+
+    model.layers = [replace(layer) for layer in model.layers]
+    return model
+
+
+class LearnerAdam(Adam):
+    """Adam whose step is the learner's adam_step, applied to each parameter array."""
+
+    def __init__(self, step_function, parameters, learning_rate):
+        super().__init__(parameters, learning_rate=learning_rate)
+        self.step_function = step_function
+
+    def step(self):
+        self.t += 1
+        for (layer, key), m, v in zip(self.parameters, self.m, self.v):
+            w, m_new, v_new = self.step_function(layer.params[key], layer.grads[key], m, v, self.t,
+                                                 self.learning_rate, self.beta1, self.beta2, self.eps)
+            layer.params[key][...], m[...], v[...] = w, m_new, v_new
+
+
+def train_network(model, functions, x, y, epochs, batch_size, learning_rate, seed, augment, verbose=True):
+    """CNN.fit's loop (shuffling and shifts drawn from `seed`, Adam, cosine schedule) with the learner's
+    loss and Adam step, so that the solutions reproduce `python cnn_from_scratch.py` exactly."""
+    optimizer = LearnerAdam(functions.adam_step, model.parameters(), learning_rate)
+    rng = np.random.default_rng(seed)
+    total_steps, step = epochs * -(-len(x) // batch_size), 0  # ceil(N / batch_size) steps per epoch
+    model.train()
+    for epoch in range(1, epochs + 1):
+        start_time, order, loss_sum = time.perf_counter(), rng.permutation(len(x)), 0.0
+        for batch_start in range(0, len(x), batch_size):
+            indices = order[batch_start:batch_start + batch_size]
+            optimizer.learning_rate = float(learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
+            x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
+            loss, dlogits = functions.softmax_cross_entropy(model.forward(x_batch), y[indices])
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"training diverged: the loss became {loss} at step {step}")
+            model.backward(dlogits)
+            optimizer.step()
+            step += 1
+            loss_sum += float(loss) * len(indices)
+        if verbose:
+            print(f"epoch {epoch}/{epochs}: loss {loss_sum / len(x):.4f} ({time.perf_counter() - start_time:.1f} s)")
+    model.eval()
+    return model
+
+
+# The settings of `python cnn_from_scratch.py` (its main()), so that the two runs can be compared; --quick
+# trains on data.py's slice of MNIST, as every script's --quick does.
+EPOCHS, QUICK_EPOCHS, BATCH_SIZE, LEARNING_RATE, AUGMENT = 6, 1, 64, 2e-3, 2
+
+
+def train(path, quick, seed):
+    """Check every exercise, then train the learner's SimpleCNN on MNIST; returns the exit status."""
+    module = load_learner_file(path)
+    results = check_all(module)
+    if not all(result.status == "passed" for result in results.values()):
+        print(report(results, path))
+        print("train needs every exercise passed first.")
+        return 1
+    data, epochs = load_mnist(seed=seed), EPOCHS
+    if quick:
+        data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), QUICK_EPOCHS
+    x, y = data.x_train, data.y_train
+    print(f"All {len(results)} exercises pass. Training the SimpleCNN made of your functions: {len(x):,} images, "
+          f"{epochs} epoch(s), seed {seed}")
+    try:
+        model = train_network(learner_network(module, np.random.default_rng(seed)), module, x, y, epochs, BATCH_SIZE,
+                              LEARNING_RATE, seed, AUGMENT)
+    except Exception as error:  # float32 inputs or MNIST's sizes can reach code that the checks did not
+        print("training stopped:\n  " + "\n  ".join(error_lines(error, str(Path(path).resolve()))))
+        return 1
+    accuracy = float((model.predict(data.x_test) == data.y_test).mean())
+    command = "python cnn_from_scratch.py" + (" --quick" if quick else "") + ("" if seed == 0 else f" --seed {seed}")
+    print(f"your network's test accuracy: {accuracy:.2%} on {len(data.y_test):,} test images "
+          f"(`{command}` trains the same network with the project's functions)")
+    return 0
+
+
+# --- Script ---
+
+EPILOG = f"""commands:
+  python exercises.py start [PATH]                       write PATH ({DEFAULT_FILE}) full of empty functions
+  python exercises.py check [NAME ...] [--file PATH]     check your functions (all, or those named)
+  python exercises.py check --solutions                  check the project's own functions, the solutions
+  python exercises.py train [--quick] [--seed N] [--file PATH]   train your network on MNIST once all pass
+
+{textwrap.fill("exercises: " + ", ".join(BY_NAME), 110, subsequent_indent="  ")}
+exit status: 0 when everything attempted passes"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Write the CNN's functions yourself, checked with hints.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start_parser = commands.add_parser("start", help="write the file of empty functions")
+    start_parser.add_argument("path", nargs="?", default=DEFAULT_FILE, help=f"default: {DEFAULT_FILE}")
+    check_parser = commands.add_parser("check", help="check your functions against the solutions")
+    check_parser.add_argument("names", nargs="*", metavar="NAME", help="exercises to check (default: all)")
+    source = check_parser.add_mutually_exclusive_group()
+    source.add_argument("--file", default=DEFAULT_FILE, help=f"your file (default: {DEFAULT_FILE})")
+    source.add_argument("--solutions", action="store_true", help="check the project's own functions")
+    train_parser = commands.add_parser("train", help="train the SimpleCNN made of your functions on MNIST")
+    train_parser.add_argument("--quick", action="store_true",
+                              help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch, as "
+                                   f"cnn_from_scratch.py --quick")
+    train_parser.add_argument("--seed", type=int, default=0, help="initial weights, data order and shifts")
+    train_parser.add_argument("--file", default=DEFAULT_FILE, help=f"your file (default: {DEFAULT_FILE})")
+    args = parser.parse_args(argv)
+
+    if args.command == "start":
+        return start(args.path)
+    try:
+        if args.command == "train":
+            return train(args.file, args.quick, args.seed)
+        unknown = [name for name in args.names if name not in BY_NAME]
+        if unknown:
+            check_parser.error(f"no exercise named {', '.join(unknown)}; the exercises are: {', '.join(BY_NAME)}")
+        functions = SOLUTIONS if args.solutions else load_learner_file(args.file)
+        results = check_all(functions, args.names)
+    except LearnerFileError as error:
+        print(error)
+        return 1
+    print(report(results, "the solutions (cnn_from_scratch.py)" if args.solutions else args.file))
+    if not args.solutions and not args.names and all(result.status == "passed" for result in results.values()):
+        print(f"Every exercise passes: train your network with `python exercises.py train --quick --file {args.file}`.")
+    return 0 if all_attempted_pass(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
