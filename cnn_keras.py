@@ -24,18 +24,16 @@ which also fixes the weight initialization and the augmentation draws) and
 program, TensorFlow version and hardware; tests/test_keras.py checks that two CPU runs give the
 same history. Across machines or TensorFlow versions results may differ in the last digits.
 """
+import contextlib
 import os
 import sys
 import time
 import zipfile
 from pathlib import Path
 
-# The backend must be chosen before keras is imported. TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's C++
-# log lines (oneDNN notices, CPU features, "failed call to cuInit" on a machine without a GPU) off a
-# learner's console; it is read once, when TensorFlow loads, so `--verbose` on the command line (or
-# TF_CPP_MIN_LOG_LEVEL=0 in the environment) is looked for here, before the import, to bring them back.
+# The backend must be chosen before keras is imported.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if __name__ == "__main__" and "--verbose" in sys.argv else "3")
+VERBOSE = __name__ == "__main__" and "--verbose" in sys.argv  # read before TensorFlow loads: see below
 
 # TensorFlow and PyTorch's compiler stack (triton, which torch.optim imports lazily) each carry their
 # own LLVM: when TensorFlow loads first, the later triton import crashes the whole process. So when
@@ -46,10 +44,38 @@ try:
 except ImportError:  # pragma: no cover - the project installs PyTorch, but Keras alone works too
     pass
 
-import keras  # noqa: E402
+
+@contextlib.contextmanager
+def native_stderr_silenced(silenced=True):
+    """Send what C++ code writes to the process's stderr (file descriptor 2) to /dev/null for a while.
+
+    Loading TensorFlow writes log lines from C++ (the oneDNN notice, "Could not find cuda drivers",
+    absl's preamble) that TF_CPP_MIN_LOG_LEVEL no longer silences in TensorFlow 2.21, and that
+    mean nothing to a learner. Python's own errors are unaffected: they are printed after this ends.
+    `python cnn_keras.py --verbose` (or silenced=False) keeps them.
+    """
+    if not silenced:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if VERBOSE else "3")
+with native_stderr_silenced(not VERBOSE):
+    import keras  # noqa: E402
+    import tensorflow as tf  # noqa: E402
+    from keras import layers  # noqa: E402
+
+    tf.config.list_physical_devices()  # the device search that logs a missing CUDA driver, while silenced
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
 
 from cnn_from_scratch import (  # noqa: E402  (NumPy only: the checks, errors and shifts all three modules share)
     AUGMENT_SHIFT, OPTIMIZERS, TrainingClock, atomic_save, check_choice, check_fit_arguments, check_images, check_kernel_size,

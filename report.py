@@ -10,6 +10,7 @@ In a REPL:
     >>> round(describe([0.990, 0.991, 0.993])["std"], 6)
     0.001528
 """
+import json
 import math
 from dataclasses import asdict
 
@@ -22,9 +23,10 @@ POWER = 0.8  # "would be detected 80% of the time": the power behind each table'
 # LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to document recognition",
 # and Simard, Steinkraus and Platt (2003): published, not measured here.
 PUBLISHED = [
-    {"label": "LeNet-5 (LeCun et al. 1998)", "parameters": 60_000, "test_error": 0.0095},
+    {"label": "LeNet-5 (LeCun et al. 1998)", "parameters": 60_000, "test_error": 0.0095,
+     "training": "20 epochs on 60,000 images, no distortions"},
     {"label": "MLP 800 hidden, cross-entropy (Simard et al. 2003)", "parameters": 784 * 800 + 800 + 800 * 10 + 10,
-     "test_error": 0.016},
+     "test_error": 0.016, "training": "60,000 images trained to convergence, no distortions"},
 ]
 # The project's original write-up: single runs, several never measured. Shown beside ours as its claim.
 WRITE_UP_CLAIMS = {
@@ -37,7 +39,7 @@ WRITE_UP_CLAIMS = {
 
 
 def describe(values):
-    """Mean, standard deviation (ddof=1), n, min, max and the 95% t-interval of the mean.
+    """Mean, standard deviation (ddof=1), n, min, max, median and quartiles, and the 95% t-interval of the mean.
 
     Inputs: a sequence of numbers (None entries, e.g. a target never reached, are left out).
     Returns: dict; std and ci95 are None for fewer than two values.
@@ -45,7 +47,8 @@ def describe(values):
     values = np.asarray([value for value in values if value is not None], dtype=np.float64)
     n = len(values)
     if n == 0:
-        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "ci95": None}
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "median": None, "q1": None, "q3": None,
+                "ci95": None}
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if n > 1 else None
     ci95 = None
@@ -54,7 +57,9 @@ def describe(values):
 
         half_width = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)  # t_{0.975, n-1} * s / sqrt(n)
         ci95 = [mean - half_width, mean + half_width]
-    return {"n": n, "mean": mean, "std": std, "min": float(values.min()), "max": float(values.max()), "ci95": ci95}
+    q1, median, q3 = (float(value) for value in np.percentile(values, [25, 50, 75]))
+    return {"n": n, "mean": mean, "std": std, "min": float(values.min()), "max": float(values.max()),
+            "median": median, "q1": q1, "q3": q3, "ci95": ci95}
 
 
 def difference_test(a, b, paired):
@@ -123,15 +128,20 @@ def detectable_difference(a, b, paired, alpha=ALPHA, power=POWER):
 
     def shortfall(delta):
         noncentrality = delta / se
-        return stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality) - power
+        lower_tail = np.nan_to_num(stats.nct.cdf(-critical, df, noncentrality))  # ~0; scipy gives nan far out
+        return stats.nct.sf(critical, df, noncentrality) + lower_tail - power
 
-    return float(optimize.brentq(shortfall, 0.0, 100 * se * (critical + 10)))
+    upper = se * (critical + 3)
+    while shortfall(upper) <= 0:  # few degrees of freedom (a near-constant side) need a larger difference
+        upper *= 2
+    return float(optimize.brentq(shortfall, 0.0, upper))
 
 
 # --- Summary: numbers from runs.jsonl alone ---
 
-METRICS = ("test_accuracy", "best_val_accuracy", "train_seconds", "seconds_per_epoch", "images_per_second",
-           "parameters", "seconds_to_target", "epochs_to_target", "source_test_accuracy")
+METRICS = ("test_accuracy", "val_accuracy", "best_val_accuracy", "train_seconds", "seconds_per_epoch",
+           "images_per_second", "parameters", "seconds_to_target", "steps_to_target", "source_test_accuracy",
+           "train_size", "val_size", "test_size", "steps")
 CURVES = ("val_accuracy", "train_loss")
 
 
@@ -145,8 +155,11 @@ def mean_curve(curves):
 
 
 def summarize_group(label, config, records):
+    """One configuration's row: every metric's values (in seed order) and statistics, its mean curves,
+    and the fingerprint of each seed's initial weights (which pairs runs for the tests)."""
     ok = [record for record in records if record["status"] == "ok"]
     row = {"label": label, "config": config, "seeds": [record["seed"] for record in ok],
+           "initial_weights": [record["metrics"].get("initial_weights") for record in ok],
            "failed": [{"seed": record["seed"], "error": record["error"]["message"]} for record in records
                       if record["status"] != "ok"]}
     for metric in METRICS:
@@ -159,41 +172,80 @@ def summarize_group(label, config, records):
     return row
 
 
+def validation_score(row):
+    """The mean validation accuracy of the weights each run kept: what a best row is chosen by (never test)."""
+    stats = row.get("val_accuracy") or row.get("best_val_accuracy")
+    return stats["mean"] if stats and stats["mean"] is not None else -1.0
+
+
 def comparison_groups(experiment, rows):
-    """Which rows are compared with which: (reference row, other rows) pairs."""
+    """Which rows are compared with which: (reference row, other rows) pairs. The reference is the
+    ablation's reference by design, elsewhere the row with the best validation accuracy of its group."""
+    scored = [row for row in rows if row.get("test_accuracy", {}).get("mean") is not None]
     if experiment == "ablation":
-        return [(rows[0], rows[1:])]  # every change against the reference
+        return [(rows[0], [row for row in scored if row is not rows[0]])] if rows and rows[0] in scored else []
     if experiment == "frameworks":
-        groups = [[row for row in rows if row["config"]["part"] == part] for part in ("simple_cnn", "time_to_target")]
+        groups = [[row for row in rows if row["config"]["part"] == "simple_cnn"]]
     elif experiment == "transfer":
-        sizes = sorted({row["config"]["per_class"] for row in rows})
-        groups = [[row for row in rows if row["config"]["per_class"] == k] for k in sizes]
+        groups = [[row for row in rows if row["config"]["per_class"] == k]
+                  for k in sorted({row["config"]["per_class"] for row in rows})]
     elif experiment == "efficiency":
         groups = [[row for row in rows if row["config"]["model"] == model] for model in ("cnn", "mlp")]
+    elif experiment == "activations":
+        groups = [[row for row in rows if row["config"].get("optimizer", "adam") == optimizer]
+                  for optimizer in ("adam", "sgd")]
     else:
         groups = [rows]
     pairs = []
     for group in groups:
         scored = [row for row in group if row.get("test_accuracy", {}).get("mean") is not None]
         if scored:
-            best = max(scored, key=lambda row: row["test_accuracy"]["mean"])
+            best = max(scored, key=validation_score)
             pairs.append((best, [row for row in scored if row is not best]))
     return pairs
 
 
+def seed_values(row, reference, metric="test_accuracy"):
+    """(values of row, values of reference, paired). Paired, seed by seed, when both rows ran the same
+    seeds (at least two) from the same initial weights (the same fingerprint) with the same batch size:
+    then the same seed also drew the same batch order; otherwise every value, unpaired."""
+    values = dict(zip(row["seeds"], row[metric]["values"]))
+    reference_values = dict(zip(reference["seeds"], reference[metric]["values"]))
+    weights, reference_weights = (dict(zip(item["seeds"], item["initial_weights"])) for item in (row, reference))
+    common = sorted(set(values) & set(reference_values))
+    paired = (len(common) >= 2 and row["config"].get("batch_size") == reference["config"].get("batch_size")
+              and all(weights[seed] is not None and weights[seed] == reference_weights[seed] for seed in common))
+    if paired:
+        return [values[seed] for seed in common], [reference_values[seed] for seed in common], True
+    return list(values.values()), list(reference_values.values()), False
+
+
 def compare(experiment, rows):
-    """Each row's test accuracy against its reference (the ablation's reference, else the best of its
-    group): the difference of means and Welch's p; within_noise when p >= VALIDATION_P (or undefined)."""
-    comparisons = []
+    """Each row's test accuracy against its reference: the difference of means, the paired or Welch
+    test, Holm's adjustment over the table, the verdict, and the difference the test could detect."""
+    comparisons, samples = [], []
     for reference, others in comparison_groups(experiment, rows):
         for row in others:
-            if "test_accuracy" not in row or "test_accuracy" not in reference:
-                continue
-            test = welch_test(row["test_accuracy"]["values"], reference["test_accuracy"]["values"])
+            a, b, paired = seed_values(row, reference)
+            test = difference_test(a, b, paired)
             comparisons.append({"label": row["label"], "against": reference["label"],
-                                "difference": row["test_accuracy"]["mean"] - reference["test_accuracy"]["mean"],
-                                "p": test["p"], "within_noise": test["p"] is None or test["p"] >= VALIDATION_P})
+                                "difference": float(np.mean(a) - np.mean(b)), "n": [len(a), len(b)], **test})
+            samples.append((a, b, paired))
+    tested = sum(comparison["p"] is not None for comparison in comparisons)
+    for comparison, adjusted, (a, b, paired) in zip(comparisons, holm([c["p"] for c in comparisons]), samples):
+        comparison["p_adjusted"] = adjusted
+        comparison["detected"] = adjusted is not None and adjusted < ALPHA
+        # The strictest level Holm may apply (alpha / m): what this table could surely detect.
+        comparison["detectable"] = detectable_difference(a, b, paired, alpha=ALPHA / max(tested, 1))
     return comparisons
+
+
+def shared_configurations(runs):
+    """Configurations that more than one table shows (trained once): [[(experiment, label), ...], ...]."""
+    shown = {}
+    for run in runs:
+        shown.setdefault(json.dumps(run.config, sort_keys=True), set()).add((run.experiment, run.label))
+    return [sorted(places) for places in shown.values() if len(places) > 1]
 
 
 def summarize(records, runs, budget, recipes, transfer_methods):
@@ -204,14 +256,19 @@ def summarize(records, runs, budget, recipes, transfer_methods):
     transfer_methods: {method: name} of the transfer experiment, in the order its table shows them.
     """
     latest = {record["key"]: record for record in records}  # a key recorded twice: the last record counts
-    planned = [latest[run.key] for run in runs if run.key in latest]
+    planned = [latest[key] for key in dict.fromkeys(run.key for run in runs) if key in latest]
     experiments = {}
     for run in runs:
         groups = experiments.setdefault(run.experiment, {})
         groups.setdefault(run.label, (run.config, []))[1].extend([latest[run.key]] if run.key in latest else [])
+    finished = sorted(record["finished_at"] for record in planned if record.get("finished_at"))
     summary = {"budget": asdict(budget), "quick": budget.name == "quick",
                "seeds": sorted({run.seed for run in runs}), "runs": len(planned),
+               "rows_shown": sum(len(groups) * len({run.seed for run in runs}) for groups in experiments.values()),
+               "shared_configurations": shared_configurations(runs),
                "failed_runs": sum(record["status"] != "ok" for record in planned),
+               "wall_seconds": float(sum(record["wall_seconds"] for record in planned)),
+               "finished": [finished[0], finished[-1]] if finished else None,
                "runs_with_other_processes": sum(bool(record["load_before"]["other_busy_processes"])
                                                 for record in planned),
                "other_processes_seen": sorted({name for record in planned
@@ -246,6 +303,13 @@ def number(stats, digits=1):
     return text + (f" ± {stats['std']:,.{digits}f}" if stats["std"] is not None else "")
 
 
+def median_iqr(stats, digits=1):
+    """'12.3 [11.0, 14.1]': the median and the interquartile range."""
+    if not stats or stats.get("median") is None:
+        return "n/a"
+    return f"{stats['median']:,.{digits}f} [{stats['q1']:,.{digits}f}, {stats['q3']:,.{digits}f}]"
+
+
 def spread(stats):
     """'[98.85, 98.97]': the lowest and highest seed, in percent."""
     return "n/a" if not stats or stats["min"] is None else f"[{100 * stats['min']:.2f}, {100 * stats['max']:.2f}]"
@@ -256,15 +320,30 @@ def table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
-def noise_verdicts(experiment):
-    """{label: text} saying whether each row differs from its reference by more than the seed spread."""
-    verdicts = {}
-    for comparison in experiment["comparisons"]:
-        p = "n/a" if comparison["p"] is None else f"{comparison['p']:.3f}"
-        verdict = "within noise" if comparison["within_noise"] else "real difference"
-        verdicts[comparison["label"]] = (f"{100 * comparison['difference']:+.2f} vs {comparison['against']} "
-                                         f"(p = {p}, {verdict})")
-    return verdicts
+def p_text(p):
+    return "n/a" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def verdict(comparison):
+    """'detected' or 'not detected with n = 5 (above about 0.31 points: 80% of the time)'."""
+    if comparison["detected"]:
+        return "difference detected"
+    n = comparison["n"][0] if comparison["test"] == "paired t" else "{} and {}".format(*comparison["n"])
+    detectable = comparison.get("detectable")
+    reach = "" if detectable is None else (f" (differences above about {100 * detectable:.2f} points would be "
+                                           f"detected {100 * POWER:.0f}% of the time)")
+    return f"not detected with n = {n}{reach}"
+
+
+def comparison_cells(comparison):
+    """The cells every table gives a comparison: difference, test, raw p, Holm-adjusted p, verdict."""
+    if comparison is None:
+        return ["reference", "", "", "", ""]
+    return [f"{100 * comparison['difference']:+.2f} vs {comparison['against']}", comparison["test"],
+            p_text(comparison["p"]), p_text(comparison["p_adjusted"]), verdict(comparison)]
+
+
+COMPARISON_HEADER = ["difference (points)", "test", "p", "Holm p", "verdict"]
 
 
 def n_seeds(row):
@@ -273,61 +352,79 @@ def n_seeds(row):
     return f"{stats['n'] if stats else 0}{failed}"
 
 
-def section_frameworks(experiment, claims, recipe):
-    rows = experiment["rows"]
-    verdicts = noise_verdicts(experiment)
-    simple = [row for row in rows if row["config"]["part"] == "simple_cnn"]
-    timed = [row for row in rows if row["config"]["part"] == "time_to_target"]
-    lines = ["## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras", "",
+def budget_tag(summary):
+    """'default budget: 10,000 images, 3 epochs, 5 seeds' for the sweeps' headings and figure titles."""
+    budget = summary["budget"]
+    return (f"{budget['name']} budget: {budget['sweep_train_size'] or 55000:,} images, {budget['sweep_epochs']} "
+            f"epoch{'s' if budget['sweep_epochs'] > 1 else ''}, {len(summary['seeds'])} seeds")
+
+
+def section_frameworks(summary):
+    experiment, claims = summary["experiments"]["frameworks"], summary["write_up_claims"]["frameworks"]
+    recipe, budget = summary["recipes"]["time_to_99"], summary["budget"]
+    comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
+    simple = [row for row in experiment["rows"] if row["config"]["part"] == "simple_cnn"]
+    timed = [row for row in experiment["rows"] if row["config"]["part"] == "time_to_target"]
+    lines = [f"## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras ({budget['framework_epochs']} epochs on "
+             f"{budget['framework_train_size'] or 55000:,} images, {len(summary['seeds'])} seeds)", "",
              "![frameworks](plots/experiments_frameworks.png)", "",
-             "Same initial weights (copied with the weight-transfer functions), Adam with a cosine schedule, "
-             "the same batch size, epochs and batch order, the final epoch's weights. Times are seconds of "
+             "Same initial weights (copied with the weight-transfer functions), the same batches in the same order, "
+             "fit's shared recipe (Adam, a cosine schedule), the final epoch's weights. Each seed's three runs are "
+             "paired (the same start, the same batches), so the test is the paired t-test. Times are seconds of "
              "training only, measured the same way in each framework, one run after the other, each in a fresh "
-             "process (after TensorFlow has trained in a process, NumPy and PyTorch train 2-4 times slower "
-             "there).", "",
-             table(["framework", "test accuracy %", "seeds", "min, max", "training s", "s per epoch", "images/s",
-                    "parameters", "vs the best", "write-up's claim (single run, different networks)"],
-                   [[row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
-                     number(row.get("train_seconds")), number(row.get("seconds_per_epoch")),
-                     number(row.get("images_per_second"), 0), number(row.get("parameters"), 0),
-                     verdicts.get(row["label"], "best"),
-                     "{:.1f}%, {:.1f} s".format(100 * claims[row["label"]][0], claims[row["label"]][1])]
-                    for row in simple]), ""]
+             "process (after TensorFlow has trained in a process, NumPy and PyTorch train 2-4 times slower there).",
+             "", table(["framework", "test accuracy %", "seeds", "min, max", "training s", "s per epoch",
+                        "parameters", *COMPARISON_HEADER, "write-up's claim (single run, different networks)"],
+                       [[row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
+                         number(row.get("train_seconds")), number(row.get("seconds_per_epoch")),
+                         number(row.get("parameters"), 0), *comparison_cells(comparisons.get(row["label"])),
+                         "{:.1f}%, {:.1f} s".format(100 * claims[row["label"]][0], claims[row["label"]][1])]
+                        for row in simple]), ""]
     for row in simple:
         claim, stats = claims[row["label"]][0], row.get("test_accuracy")
         if stats and stats["mean"] is not None and not stats["min"] - 0.005 <= claim <= stats["max"] + 0.005:
             lines.append(f"- The write-up's {100 * claim:.1f}% for {row['label']} does not match what this code "
                          f"measures: {percent(stats)}% over {stats['n']} seeds.")
-    budget_epochs = timed[0]["config"]["epochs"] if timed else 0
-    lines += ["", f"Time to 99% test accuracy, one recipe in all three (make_cnn with BatchNorm, batch "
-              f"{recipe['batch_size']}, learning rate {recipe['learning_rate']}, cosine over "
-              f"{budget_epochs} epochs). The test set is measured after each epoch only to stop the clock; "
-              "the clock counts training seconds, not those evaluations.", "",
-              table(["framework", "reached 99%", "seconds to 99%", "epochs to 99%", "final test accuracy %",
+    checks = budget.get("checks_per_epoch")
+    lines += ["", f"### Time to {100 * recipe['target']:.0f}% test accuracy", "",
+              f"One recipe in all three frameworks, from the same initial weights: make_cnn with BatchNorm, batch "
+              f"{recipe['batch_size']}, Adam at learning rate {recipe['learning_rate']}, cosine over at most "
+              f"{budget['time_to_99_epochs']} epochs. The test accuracy is measured every 1/{checks} epoch with the "
+              "training clock stopped, and the run ends at the first check that reaches the target. These speed "
+              "records are the only use of the test set during training, and nothing is chosen on them. Median "
+              "[interquartile range] over seeds.", "",
+              table(["framework", "reached", "seconds to target", "optimizer steps to target", "never reached (seeds)",
                      "s per epoch"],
                     [[row["label"].split(",")[0],
                       f"{row.get('seconds_to_target', {}).get('n', 0)} of {len(row['seeds'])}",
-                      number(row.get("seconds_to_target")), number(row.get("epochs_to_target"), 1),
-                      percent(row.get("test_accuracy")), number(row.get("seconds_per_epoch"))] for row in timed])]
+                      median_iqr(row.get("seconds_to_target")), median_iqr(row.get("steps_to_target"), 0),
+                      ", ".join(str(seed) for seed, value in zip(row["seeds"],
+                                                                 row.get("seconds_to_target", {}).get("values", []))
+                                if value is None) or "none",
+                      number(row.get("seconds_per_epoch"))] for row in timed])]
     return lines
 
 
-def section_sweep(title, figure, description, experiment, claims=None, extra=None):
-    verdicts = noise_verdicts(experiment)
-    header = ["configuration", "test accuracy %", "seeds", "min, max", "parameters", "training s", "vs the best"]
+def section_sweep(summary, name, title, description, extra=None, figure=None):
+    """A sweep's table: every configuration with its comparison; extra: (header, cell function)."""
+    experiment = summary["experiments"][name]
+    comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
+    claims = summary["write_up_claims"].get(name, {})
+    header = ["configuration", "test accuracy %", "seeds", "min, max", "parameters", *COMPARISON_HEADER]
     header += [extra[0]] if extra else []
     header += ["write-up's claim"] if claims else []
     rows = []
     for row in experiment["rows"]:
         cells = [row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
-                 number(row.get("parameters"), 0), number(row.get("train_seconds")),
-                 verdicts.get(row["label"], "best")]
+                 number(row.get("parameters"), 0), *comparison_cells(comparisons.get(row["label"]))]
         cells += [extra[1](row)] if extra else []
         if claims:
-            claim = claims.get(row["label"])
-            cells.append("n/a" if claim is None else f"{100 * claim:.1f}%")
+            claim = claims.get(row["label"].split(",")[0])
+            cells.append("n/a" if claim is None or ", SGD" in row["label"] else f"{100 * claim:.1f}%")
         rows.append(cells)
-    return [f"## {title}", "", f"![{title}](plots/{figure})", "", description, "", table(header, rows)]
+    figure = figure or f"experiments_{name}.png"
+    return [f"### {title} ({budget_tag(summary)})", "", f"![{title}](plots/{figure})", "", description, "",
+            table(header, rows), ""]
 
 
 def gradient_norms(row):
@@ -335,112 +432,166 @@ def gradient_norms(row):
     return "n/a" if not curve else f"{curve[0]:.2e} → {curve[-1]:.2e}"
 
 
-def section_ablation(experiment):
-    reference = experiment["rows"][0]
-    comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
-    rows = [[reference["label"], percent(reference.get("test_accuracy")), n_seeds(reference),
-             spread(reference.get("test_accuracy")), "", "", ""]]
-    for row in experiment["rows"][1:]:
-        comparison = comparisons.get(row["label"])
-        rows.append([row["label"], percent(row.get("test_accuracy")), n_seeds(row), spread(row.get("test_accuracy")),
-                     "n/a" if not comparison else f"{100 * comparison['difference']:+.2f}",
-                     "n/a" if not comparison or comparison["p"] is None else f"{comparison['p']:.3f}",
-                     "n/a" if not comparison else ("within noise" if comparison["within_noise"] else "real")])
-    return ["## Ablation: what each component is worth", "", "![ablation](plots/experiments_ablation.png)", "",
-            "One reference CNN (2 conv blocks with BatchNorm, max pooling, padding, ReLU, dropout 0.3 and "
-            "random rotation, shift and zoom), then one change at a time. The write-up's 'component importance' "
-            "panel (convolution 90%, pooling 80%, ...) was never computed; this table is.", "",
-            table(["change", "test accuracy %", "seeds", "min, max", "change (points)", "Welch p", "verdict"], rows)]
-
-
-def section_transfer(experiment, transfer_methods):
+def section_transfer(summary):
+    experiment, transfer_methods = summary["experiments"]["transfer"], summary["transfer_methods"]
     rows = {(row["config"]["method"], row["config"]["per_class"]): row for row in experiment["rows"]}
     sizes = sorted({k for _, k in rows})
     source = next((row["source_test_accuracy"] for row in experiment["rows"] if "source_test_accuracy" in row), None)
     comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
+    any_row = next(iter(experiment["rows"]), {})
+    steps = {k: number(rows[(method, k)].get("steps"), 0) for method, k in rows if method == "scratch"}
 
     def cell(row):
         comparison = comparisons.get(row["label"])
         if comparison is None:
-            return f"{percent(row.get('test_accuracy'))} (best)"
-        verdict = "within noise" if comparison["within_noise"] else f"p = {comparison['p']:.3f}"
-        return f"{percent(row.get('test_accuracy'))} ({100 * comparison['difference']:+.2f}, {verdict})"
+            return f"{percent(row.get('test_accuracy'))} (best by validation)"
+        return f"{percent(row.get('test_accuracy'))} ({100 * comparison['difference']:+.2f}, {verdict(comparison)})"
 
     body = [[name] + [cell(rows[(method, k)]) if (method, k) in rows else "n/a" for k in sizes]
             for method, name in transfer_methods.items()]
     return ["## Transfer: digits 0-4 to digits 5-9", "", "![transfer](plots/experiments_transfer.png)", "",
-            f"A make_cnn trained on digits 0 to 4 ({percent(source)}% on their test images), then adapted to "
-            "digits 5 to 9 from a few labelled images per class, with the same number of optimizer steps for "
-            "every size. Each cell: mean ± std, then the difference from the best method at that size "
-            "(points) and whether it is within noise. The protocol follows an exercise of chapter 11 of "
-            "Géron's *Hands-On Machine Learning* "
-            "(there with a fully connected network and 100 images per class).", "",
-            table(["method"] + [f"{k} per class: test accuracy %" for k in sizes], body)]
+            f"A make_cnn trained on {summary['budget']['transfer_pretrain_size']:,} images of digits 0 to 4 "
+            f"({percent(source)}% on their test images), then adapted to digits 5 to 9 from a few labelled images "
+            f"per class. Every method trains about {summary['budget']['transfer_steps']} optimizer steps (whole "
+            f"epochs: {', '.join(f'{steps[k]} steps at {k} per class' for k in sizes)}) and keeps the epoch with "
+            f"the best accuracy on {number(any_row.get('val_size'), 0)} validation images of digits 5-9; the test "
+            f"accuracy is on the {number(any_row.get('test_size'), 0)} test images of digits 5-9. Each cell: mean ± "
+            "std, then the difference from the best method at that size (chosen by validation accuracy), tested "
+            "with Welch's t-test (the methods start from different weights) and Holm's correction over the table. "
+            "The protocol follows an exercise of chapter 11 of Géron's *Hands-On Machine Learning* (there with a "
+            "fully connected network and 100 images per class).", "",
+            table(["method"] + [f"{k} per class: test accuracy %" for k in sizes], body), ""]
 
 
-def write_report(summary, path):
-    """RESULTS.md, every number formatted from summary.json."""
-    budget, machine, experiments = summary["budget"], summary["machine"] or {}, summary["experiments"]
-    sweep = summary["recipes"]["sweep"]
+def verdict_flips(default, long):
+    """The comparisons that both budgets make, with their verdicts side by side, flips first."""
+    rows = []
+    for name in ("depth", "efficiency", "ablation"):
+        if name not in default["experiments"] or name not in long["experiments"]:
+            continue
+        short = {(c["label"], c["against"]): c for c in default["experiments"][name]["comparisons"]}
+        for comparison in long["experiments"][name]["comparisons"]:
+            before = short.get((comparison["label"], comparison["against"]))
+            if before is None:
+                continue
+            flipped = before["detected"] != comparison["detected"] or (
+                before["detected"] and comparison["detected"] and
+                np.sign(before["difference"]) != np.sign(comparison["difference"]))
+            rows.append((not flipped, [name, f"{comparison['label']} vs {comparison['against']}",
+                                       f"{100 * before['difference']:+.2f} ({'detected' if before['detected'] else 'not detected'})",
+                                       f"{100 * comparison['difference']:+.2f} ({'detected' if comparison['detected'] else 'not detected'})",
+                                       "**flips**" if flipped else "holds"]))
+    return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
+
+
+def header_lines(summary):
+    """Machine, runs, load, duration and budget of one summary."""
+    budget, machine, sweep = summary["budget"], summary["machine"] or {}, summary["recipes"]["sweep"]
+    shared = "; ".join(" = ".join(f"{experiment}: {label}" for experiment, label in places)
+                       for places in summary["shared_configurations"]) or "none"
+    return [f"**Budget `{budget['name']}`** ({', '.join(summary['experiments'])}): "
+            f"{summary['runs']} trainings ({summary['failed_runs']} failed) for {summary['rows_shown']} table rows "
+            f"× seeds; one configuration shown in several tables is trained once ({shared}). Seeds "
+            f"{summary['seeds']}. Finished between {', '.join(summary['finished'] or ['n/a'])}, "
+            f"{summary['wall_seconds'] / 60:.1f} minutes of runs in all.",
+            f"- Machine: {machine.get('cpu')}, {machine.get('cores')} cores; " +
+            ", ".join(f"{package} {version}" for package, version in machine.get("versions", {}).items() if version) +
+            f". {summary['runs_with_other_processes']} runs saw another process on a CPU as they started "
+            f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
+            f"{summary['max_load_average'] or 0:.2f}, this script included; commit(s) "
+            f"{', '.join(summary['git_commits'])}.",
+            f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
+            f"{budget['sweep_train_size'] or 55000:,} training images for {budget['sweep_epochs']} epochs, batch "
+            f"{sweep['batch_size']}, Adam at learning rate {sweep['learning_rate']} with a cosine schedule, the "
+            f"best validation epoch kept; augmentation where a row says so is "
+            f"{summary['recipes'].get('sweep_augmentation', 'affine')} (rotation, shift and zoom of each image). "
+            f"Test accuracy on {budget['test_size'] or 10000:,} test images, validation on "
+            f"{budget['validation_size'] or 5000:,}.", ""]
+
+
+HOW_TO_READ = [
+    "**How to read the tables.** Mean ± standard deviation (ddof=1) over seeds, then the lowest and highest seed. "
+    "Each row is compared with one reference: the ablation's reference, or else the row of its group with the best "
+    "validation accuracy (never the best test accuracy). The test is the paired t-test where both rows started each "
+    "seed from the same initial weights and batch order (recorded as a fingerprint of the weights), Welch's t-test "
+    f"otherwise. The p-values of a table are adjusted with Holm's method, so that the chance of calling any "
+    f"non-difference in the table a difference is at most {ALPHA}. \"Difference detected\" means Holm p < {ALPHA}; "
+    "\"not detected\" is not \"no difference\": it says how large a true difference this test would have detected "
+    f"{100 * POWER:.0f}% of the time, at the strictest level Holm applies, taking the observed spread for the true "
+    "one. One model's test accuracy near 99% has a sampling error of about 0.1 points by itself: "
+    "sqrt(0.99 * 0.01 / 10,000) = 0.001.", ""]
+
+
+def write_report(summaries, path):
+    """RESULTS.md, every number formatted from the summaries ({budget name: summary.json})."""
+    main = summaries.get("default") or next(iter(summaries.values()), None)
+    long = summaries.get("long") if "default" in summaries else None
     lines = ["# Results", "",
-             "Generated by `python experiments.py` from `results/runs.jsonl`; do not edit by hand. "
-             "`python experiments.py --report` rebuilds this page, `summary.json` and the figures without training.",
-             ""]
-    if summary["quick"]:
+             "Generated by `python experiments.py` (and `--budget long`) from `results/runs.jsonl` and "
+             "`results/long/runs.jsonl`; do not edit by hand. `python experiments.py --report` rebuilds this page, "
+             "both `summary.json` files and the figures without training.", ""]
+    if main is None:
+        atomic_write(path, "\n".join(lines + ["No runs yet."]))
+        return
+    if main["quick"]:
         lines += ["**QUICK RUN (`--quick`): tiny budgets that only check that everything runs. These numbers say "
                   "nothing about the models.**", ""]
-    lines += [f"- Machine: {machine.get('cpu')}, {machine.get('cores')} cores; " +
-              ", ".join(f"{package} {version}" for package, version in machine.get("versions", {}).items()
-                        if version),
-              f"- Runs: {summary['runs']} ({summary['failed_runs']} failed), seeds {summary['seeds']}; "
-              f"{summary['runs_with_other_processes']} saw another process on a CPU as they started "
-              f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
-              f"{summary['max_load_average'] or 0:.2f} on {machine.get('cores')} cores, this script included; "
-              f"commit(s) {', '.join(summary['git_commits'])}.",
-              f"- Budget `{budget['name']}`: the frameworks experiment trains on "
-              f"{budget['framework_train_size'] or 55000:,} images for {budget['framework_epochs']} epoch(s) "
-              f"(time to 99%: up to {budget['time_to_99_epochs']}); depth, activations, efficiency and ablation "
-              f"train PyTorch models on the first {budget['sweep_train_size']:,} training images for "
-              f"{budget['sweep_epochs']} epochs (batch {sweep['batch_size']}, Adam, learning rate "
-              f"{sweep['learning_rate']}, cosine schedule, the best validation epoch kept); transfer pretrains on "
-              f"{budget['transfer_pretrain_size']:,} images of digits 0-4 and adapts with "
-              f"{budget['transfer_steps']} steps; test accuracy on {budget['test_size'] or 10000:,} test images.",
-              "- How to read: mean ± standard deviation (ddof=1) over seeds, then the lowest and highest seed. "
-              f"'within noise' means Welch's t-test finds no difference at p < {VALIDATION_P} (with 3 seeds it "
-              "only detects large ones). One model's test accuracy near 99% has a sampling error of about "
-              "0.1 points by itself: sqrt(0.99 * 0.01 / 10,000) = 0.001.", ""]
-    claims = summary["write_up_claims"]
+    for summary in (main, long):
+        lines += header_lines(summary) if summary else []
+    lines += HOW_TO_READ
+    experiments = main["experiments"]
     if "frameworks" in experiments:
-        lines += section_frameworks(experiments["frameworks"], claims["frameworks"],
-                                    summary["recipes"]["time_to_99"]) + [""]
-        lines += ["![training history](plots/experiments_training_history.png)", ""]
-    if "depth" in experiments:
-        lines += section_sweep("Depth: 1 to 4 conv blocks", "experiments_depth.png",
-                               "make_cnn with 1 to 4 blocks of conv, ReLU and 2x2 max pooling, channels doubling "
-                               "from 16.", experiments["depth"], claims["depth"]) + [""]
-    if "activations" in experiments:
-        lines += section_sweep("Activations", "experiments_activations.png",
-                               "make_cnn (2 blocks) with each activation. The last column is the mean norm of the "
-                               "gradient of the loss with respect to the first conv layer's weights, first epoch → "
-                               "last: sigmoid's derivative is at most 1/4, so each layer shrinks the gradient.",
-                               experiments["activations"], claims["activations"],
-                               ("first conv gradient norm", gradient_norms)) + [""]
-    if "efficiency" in experiments:
-        published = "; ".join(f"{point['label']}: {100 * point['test_error']:.2f}% error with "
-                              f"{point['parameters']:,} parameters" for point in summary["published"])
-        lines += section_sweep("Parameter efficiency: CNN against MLP", "experiments_efficiency.png",
-                               "Test accuracy against the number of parameters. Published, not measured here: "
-                               f"{published}.", experiments["efficiency"]) + [""]
-    if "ablation" in experiments:
-        lines += section_ablation(experiments["ablation"]) + [""]
+        lines += section_frameworks(main) + ["", "![training history](plots/experiments_training_history.png)", ""]
+    lines += ["## The sweeps", ""]
+    for name, title, description, extra in SWEEP_SECTIONS:
+        for summary, suffix in ((main, ""), (long, "_long")):
+            if summary and name in summary["experiments"]:
+                lines += section_sweep(summary, name, title, description(summary), extra and EXTRAS[extra],
+                                       f"experiments_{name}{suffix}.png")
+    if long:
+        lines += ["### Learning curves of the long budget", "",
+                  "![long-budget learning curves](plots/experiments_long_curves.png)", "",
+                  "Validation accuracy per epoch, mean over seeds: where each configuration stopped improving.", ""]
+        flips = verdict_flips(main, long)
+        lines += ["## What changes with the budget", "",
+                  f"The comparisons that both budgets make: {budget_tag(main)} against {budget_tag(long)}.", "",
+                  table(["experiment", "comparison", "default budget", "long budget", "verdict"], flips), ""]
     if "transfer" in experiments:
-        lines += section_transfer(experiments["transfer"], summary["transfer_methods"]) + [""]
+        lines += section_transfer(main)
     lines += ["## Figures", "", "![summary](plots/experiments_summary.png)", "",
               "What a trained SimpleCNN learns (its filters, feature maps, Grad-CAM) is drawn by "
               "`python visualize_features.py`, not by this experiment: see "
               "[the filters](plots/features_01_filters.png), [the feature maps](plots/features_02_feature_maps.png) "
               "and the README's Part 2.", ""]
     atomic_write(path, "\n".join(lines))
+
+
+def published_text(summary):
+    return "; ".join(f"{point['label']}: {100 * point['test_error']:.2f}% error with {point['parameters']:,} "
+                     f"parameters, {point['training']}" for point in summary["published"])
+
+
+EXTRAS = {"gradient": ("first conv layer's gradient L2 norm, epoch 1 → last (mean over steps)", gradient_norms)}
+SWEEP_SECTIONS = [  # (experiment, title, description(summary), extra column)
+    ("depth", "Depth: 1 to 4 conv blocks",
+     lambda summary: "make_cnn with 1 to 4 blocks of conv, ReLU and 2x2 max pooling, channels doubling from 16.", None),
+    ("activations", "Activations, with Adam and with SGD",
+     lambda summary: "make_cnn (2 blocks) with each activation, trained with Adam and with SGD with momentum 0.9 "
+                     f"(learning rate {summary['recipes'].get('sgd', {}).get('learning_rate')}, not tuned). Adam "
+                     "divides each weight's step by the running size of that weight's own gradient, so a gradient "
+                     "that shrinks on its way to the first layer barely slows that layer; SGD's step is proportional "
+                     "to the gradient, so there a vanishing gradient does slow learning. Each row is compared with "
+                     "the best activation of its optimizer.", "gradient"),
+    ("efficiency", "Parameter efficiency: CNN against MLP",
+     lambda summary: "Test accuracy against the number of parameters; each family compared with its best width "
+                     f"(by validation). Published, not measured here: {published_text(summary)}.", None),
+    ("ablation", "Ablation: what each component is worth",
+     lambda summary: "One reference CNN (2 conv blocks with BatchNorm, max pooling, padding, ReLU, dropout 0.3 and "
+                     "augmentation), then one change at a time. Max pooling is itself nonlinear: \"no activation\" "
+                     "keeps it; \"a linear network\" also replaces it with average pooling, so that every layer is "
+                     "linear at test time. The write-up's 'component importance' panel was never computed; this table "
+                     "is.", None),
+]
 
 
 def atomic_write(path, text):
@@ -456,12 +607,11 @@ def atomic_write(path, text):
 
 # --- Figures: drawn from summary.json ---
 
-COLORS = {"CNN": "tab:blue", "MLP": "tab:orange",
-          "scratch": "tab:gray", "frozen": "tab:blue", "fine_tune": "tab:green"}
+COLORS = {"CNN": "tab:blue", "MLP": "tab:orange", "scratch": "tab:gray", "frozen": "tab:blue", "fine_tune": "tab:green"}
 
 
-def points_and_means(ax, rows, metric, scale=100.0, horizontal=False):
-    """Every seed as a dot and the mean ± std as a bar with an error bar, one position per row."""
+def points_and_means(ax, rows, metric, scale=100.0):
+    """Every seed as a dot and the mean ± std as a point with an error bar, one position per row."""
     for position, row in enumerate(rows):
         stats = row.get(metric)
         if not stats or stats["mean"] is None:
@@ -469,52 +619,52 @@ def points_and_means(ax, rows, metric, scale=100.0, horizontal=False):
         values = scale * np.asarray([value for value in stats["values"] if value is not None])
         jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
         error = None if stats["std"] is None else scale * stats["std"]
-        if horizontal:
-            ax.errorbar(scale * stats["mean"], position, xerr=error, fmt="o", color="black", capsize=4, zorder=3)
-            ax.scatter(values, position + jitter, s=14, color="tab:blue", alpha=0.7, zorder=2)
-        else:
-            ax.errorbar(position, scale * stats["mean"], yerr=error, fmt="o", color="black", capsize=4, zorder=3)
-            ax.scatter(position + jitter, values, s=14, color="tab:blue", alpha=0.7, zorder=2)
-    ticks, labels = range(len(rows)), [row["label"] for row in rows]
-    if horizontal:
-        ax.set_yticks(ticks, labels)
-    else:
-        ax.set_xticks(ticks, labels, rotation=20, ha="right")
+        ax.errorbar(position, scale * stats["mean"], yerr=error, fmt="o", color="black", capsize=4, zorder=3)
+        ax.scatter(position + jitter, values, s=14, color="tab:blue", alpha=0.7, zorder=2)
+    ax.set_xticks(range(len(rows)), [row["label"] for row in rows], rotation=20, ha="right")
     ax.grid(alpha=0.3)
 
 
+def frameworks_rows(summary, part):
+    return [row for row in summary["experiments"]["frameworks"]["rows"] if row["config"]["part"] == part]
+
+
 def draw_frameworks_accuracy(ax, summary):
-    rows = [row for row in summary["experiments"]["frameworks"]["rows"] if row["config"]["part"] == "simple_cnn"]
-    points_and_means(ax, rows, "test_accuracy")
+    points_and_means(ax, frameworks_rows(summary, "simple_cnn"), "test_accuracy")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("SimpleCNN, same weights and batches")
+    ax.set_title(f"SimpleCNN, same weights and batches\n({summary['budget']['framework_epochs']} epochs, "
+                 f"{len(summary['seeds'])} seeds)")
 
 
-def draw_frameworks_speed(ax, summary):
-    rows = summary["experiments"]["frameworks"]["rows"]
-    simple = [row for row in rows if row["config"]["part"] == "simple_cnn"]
-    timed = [row for row in rows if row["config"]["part"] == "time_to_target"]
-    positions = np.arange(len(simple))
-    ax.bar(positions - 0.2, [row.get("seconds_per_epoch", {}).get("mean") or 0 for row in simple], 0.4,
-           yerr=[row.get("seconds_per_epoch", {}).get("std") or 0 for row in simple], capsize=3,
-           label="SimpleCNN: s per epoch")
-    ax.bar(positions + 0.2, [row.get("seconds_to_target", {}).get("mean") or 0 for row in timed], 0.4,
-           yerr=[row.get("seconds_to_target", {}).get("std") or 0 for row in timed], capsize=3,
-           label="BatchNorm CNN: s to 99% test")
-    ax.set_xticks(positions, [row["label"] for row in simple])
-    ax.set_ylabel("seconds of training")
-    ax.set_title("Speed on this machine")
-    ax.legend(fontsize=8)
+def draw_frameworks_epoch_seconds(ax, summary):
+    rows = frameworks_rows(summary, "simple_cnn")
+    points_and_means(ax, rows, "seconds_per_epoch", scale=1.0)
+    ax.set_ylabel("seconds per epoch of SimpleCNN training (s)")
+    ax.set_title("Speed: one epoch of 55,000 images")
+
+
+def draw_frameworks_time_to_target(ax, summary):
+    """Seconds to 99% test accuracy: each seed as a dot, the median as a bar, the quartiles as a range."""
+    rows = frameworks_rows(summary, "time_to_target")
+    for position, row in enumerate(rows):
+        stats = row.get("seconds_to_target")
+        if not stats or stats.get("median") is None:
+            continue
+        ax.bar(position, stats["median"], 0.5, color="tab:green", alpha=0.5)
+        ax.errorbar(position, stats["median"], yerr=[[stats["median"] - stats["q1"]], [stats["q3"] - stats["median"]]],
+                    fmt="none", color="black", capsize=4)
+        values = [value for value in stats["values"] if value is not None]
+        ax.scatter(position + np.linspace(-0.12, 0.12, len(values)), values, s=14, color="black", zorder=3)
+    ax.set_xticks(range(len(rows)), [row["label"].split(",")[0] for row in rows])
+    ax.set_ylabel("seconds of training to 99% test accuracy (s)")
+    ax.set_title("Time to 99%: median, quartiles, seeds")
     ax.grid(axis="y", alpha=0.3)
 
 
-def draw_sweep(ax, summary, experiment, title, xlabel=None):
-    rows = summary["experiments"][experiment]["rows"]
-    points_and_means(ax, rows, "test_accuracy")
+def draw_sweep(ax, summary, experiment, title):
+    points_and_means(ax, summary["experiments"][experiment]["rows"], "test_accuracy")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    if xlabel:
-        ax.set_xlabel(xlabel)
+    ax.set_title(f"{title}\n({budget_tag(summary)})")
 
 
 def draw_curves(ax, rows, curve, ylabel, log=False):
@@ -522,7 +672,7 @@ def draw_curves(ax, rows, curve, ylabel, log=False):
         values = row["curves"].get(curve)
         if values:
             ax.plot(range(1, len(values) + 1), 100 * np.asarray(values) if curve == "val_accuracy" else values,
-                    marker="o", label=row["label"])
+                    marker="o", markersize=3, label=row["label"])
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
@@ -531,29 +681,30 @@ def draw_curves(ax, rows, curve, ylabel, log=False):
     ax.grid(alpha=0.3)
 
 
-def draw_efficiency(ax, summary):
-    rows = summary["experiments"]["efficiency"]["rows"]
-    for family in ("CNN", "MLP"):
-        chosen = [row for row in rows if row["config"]["model"] == family.lower() and row.get("test_accuracy")]
-        if not chosen:
+def draw_efficiency(ax, summary, long=None):
+    """Test error against parameters, CNN and MLP, for each budget given, beside the published points."""
+    for budget_summary, style in ((summary, "--"), (long, "-")):
+        if budget_summary is None:
             continue
-        parameters = [row["parameters"]["mean"] for row in chosen]
-        errors = [100 * (1 - row["test_accuracy"]["mean"]) for row in chosen]
-        spreads = [100 * (row["test_accuracy"]["std"] or 0) for row in chosen]
-        ax.errorbar(parameters, errors, yerr=spreads, marker="o", capsize=3, color=COLORS[family],
-                    label=f"{family} (measured, mean ± std)")
-        for row in chosen:
-            ax.scatter([row["parameters"]["mean"]] * len(row["test_accuracy"]["values"]),
-                       100 * (1 - np.asarray(row["test_accuracy"]["values"])), s=10, color=COLORS[family], alpha=0.5)
+        rows = budget_summary["experiments"]["efficiency"]["rows"]
+        for family in ("CNN", "MLP"):
+            chosen = [row for row in rows if row["config"]["model"] == family.lower() and row.get("test_accuracy")]
+            if not chosen:
+                continue
+            parameters = [row["parameters"]["mean"] for row in chosen]
+            errors = [100 * (1 - row["test_accuracy"]["mean"]) for row in chosen]
+            spreads = [100 * (row["test_accuracy"]["std"] or 0) for row in chosen]
+            ax.errorbar(parameters, errors, yerr=spreads, marker="o", capsize=3, color=COLORS[family], linestyle=style,
+                        label=f"{family}, {budget_tag(budget_summary)} (mean ± std)")
     for point, marker in zip(summary["published"], ("*", "X")):
         ax.scatter(point["parameters"], 100 * point["test_error"], marker=marker, s=120, color="black",
-                   label=f"{point['label']} (published)")
+                   label=f"{point['label']}: {point['training']} (published)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("test error (%, log scale)")
     ax.set_title("Parameter efficiency")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the data
     ax.grid(alpha=0.3, which="both")
 
 
@@ -565,14 +716,14 @@ def draw_ablation(ax, summary):
     for position, row in enumerate(rows):
         comparison = comparisons[row["label"]]
         deltas = 100 * (np.asarray(row["test_accuracy"]["values"]) - reference["test_accuracy"]["mean"])
-        color = "tab:gray" if comparison["within_noise"] else "tab:red"
-        ax.barh(position, 100 * comparison["difference"], color=color, alpha=0.6)
+        ax.barh(position, 100 * comparison["difference"], color="tab:red" if comparison["detected"] else "tab:gray",
+                alpha=0.6)
         ax.scatter(deltas, [position] * len(deltas), s=12, color="black", zorder=3)
     ax.set_yticks(range(len(rows)), [row["label"] for row in rows])
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("change in test accuracy vs the reference (percentage points)")
-    ax.set_title("Ablation (grey: within noise, red: real)")
+    ax.set_title(f"Ablation (red: difference detected, grey: not detected)\n({budget_tag(summary)})")
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -588,7 +739,7 @@ def draw_transfer(ax, summary):
     ax.set_xscale("log")
     ax.set_xlabel("labelled images per class (log scale)")
     ax.set_ylabel("test accuracy on digits 5-9 (%)")
-    ax.set_title("Transfer from digits 0-4")
+    ax.set_title(f"Transfer from digits 0-4 ({len(summary['seeds'])} seeds)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
@@ -600,51 +751,64 @@ def save_figure(figure, path, quick):
 
 
 def figure_frameworks(summary, new_figure, plots_dir):
-    """experiments_frameworks.png (accuracy, speed) and experiments_training_history.png."""
-    figure = new_figure(12, 4.2)
-    left, right = figure.subplots(1, 2)
-    draw_frameworks_accuracy(left, summary)
-    draw_frameworks_speed(right, summary)
+    """experiments_frameworks.png (accuracy, seconds per epoch, seconds to 99%: one quantity per axis)
+    and experiments_training_history.png."""
+    figure = new_figure(16, 4.4)
+    axes = figure.subplots(1, 3)
+    for ax, draw in zip(axes, (draw_frameworks_accuracy, draw_frameworks_epoch_seconds,
+                               draw_frameworks_time_to_target)):
+        draw(ax, summary)
     save_figure(figure, plots_dir / "experiments_frameworks.png", summary["quick"])
     figure = new_figure(12, 4)
-    rows = [row for row in summary["experiments"]["frameworks"]["rows"] if row["config"]["part"] == "simple_cnn"]
     left, right = figure.subplots(1, 2)
+    rows = frameworks_rows(summary, "simple_cnn")
     draw_curves(left, rows, "train_loss", "training loss (mean over seeds)")
     draw_curves(right, rows, "val_accuracy", "validation accuracy (%)")
-    figure.suptitle("Training history of the SimpleCNN in three frameworks")
+    figure.suptitle("Training history of the SimpleCNN in three frameworks: the same curves")
     save_figure(figure, plots_dir / "experiments_training_history.png", summary["quick"])
-    return [draw_frameworks_accuracy, draw_frameworks_speed]
+    return [draw_frameworks_accuracy, draw_frameworks_time_to_target]
 
 
-def figure_sweep(summary, new_figure, plots_dir, name, title, with_gradients=False):
-    """experiments_<name>.png: test accuracy per configuration, validation curves and, for the
-    activations, the gradient norm that reaches the first layer."""
+def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
+    """experiments_<name><suffix>.png: test accuracy per configuration and validation curves; for the
+    activations, the gradient that reaches the first layer."""
     rows = summary["experiments"][name]["rows"]
-    figure = new_figure(15 if with_gradients else 11, 4.2)
+    with_gradients = name == "activations"
+    figure = new_figure(16 if with_gradients else 12, 4.6)
     axes = figure.subplots(1, 3 if with_gradients else 2)
     draw_sweep(axes[0], summary, name, f"{title}: test accuracy")
     draw_curves(axes[1], rows, "val_accuracy", "validation accuracy (%)")
     axes[1].set_title("validation accuracy per epoch (mean over seeds)")
     if with_gradients:
-        draw_curves(axes[2], rows, "first_conv_gradient_norm",
-                    "L2 norm of dL/dW, first conv layer (mean over steps)", log=True)
-        axes[2].set_title("gradient reaching the first layer")
-    save_figure(figure, plots_dir / f"experiments_{name}.png", summary["quick"])
+        draw_curves(axes[2], rows, "first_conv_gradient_norm", "L2 norm of dL/dW, first conv layer", log=True)
+        axes[2].set_title("gradient reaching the first layer (mean over each epoch's steps)")
+    save_figure(figure, plots_dir / f"experiments_{name}{suffix}.png", summary["quick"])
     return [lambda ax, summary: draw_sweep(ax, summary, name, title)]
 
 
-def figure_single(summary, new_figure, plots_dir, name, draw, size):
-    """experiments_<name>.png drawn by one draw function on one axis."""
+def figure_single(summary, new_figure, plots_dir, name, draw, size, suffix=""):
+    """experiments_<name><suffix>.png drawn by one draw function on one axis."""
     figure = new_figure(*size)
     draw(figure.subplots(), summary)
-    save_figure(figure, plots_dir / f"experiments_{name}.png", summary["quick"])
+    save_figure(figure, plots_dir / f"experiments_{name}{suffix}.png", summary["quick"])
     return [draw]
+
+
+def figure_long_curves(long, new_figure, plots_dir):
+    """experiments_long_curves.png: every long-budget configuration's validation accuracy per epoch."""
+    names = [name for name in ("depth", "efficiency", "ablation") if name in long["experiments"]]
+    figure = new_figure(6 * len(names), 4.6)
+    for ax, name in zip(np.atleast_1d(figure.subplots(1, len(names))), names):
+        draw_curves(ax, long["experiments"][name]["rows"], "val_accuracy", "validation accuracy (%)")
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], 95.0))
+        ax.set_title(f"{name} ({budget_tag(long)})")
+    save_figure(figure, plots_dir / "experiments_long_curves.png", long["quick"])
 
 
 def figure_summary(summary, new_figure, plots_dir, panels):
     """experiments_summary.png: every experiment's main panel on one page."""
     columns = min(3, len(panels))
-    figure = new_figure(6 * columns, 4.6 * math.ceil(len(panels) / columns))
+    figure = new_figure(6 * columns, 4.8 * math.ceil(len(panels) / columns))
     axes = list(figure.subplots(math.ceil(len(panels) / columns), columns, squeeze=False).flat)
     for index, ax in enumerate(axes):
         if index < len(panels):
@@ -654,22 +818,34 @@ def figure_summary(summary, new_figure, plots_dir, panels):
     save_figure(figure, plots_dir / "experiments_summary.png", summary["quick"])
 
 
-def write_figures(summary, plots_dir):
-    """Every experiment's figure, then the one-page summary of their main panels."""
+def write_figures(summaries, plots_dir):
+    """Every experiment's figure for each budget, the long budget's learning curves, and the one-page
+    summary of the main budget's panels. summaries: {budget name: summary}."""
     from visualize_features import new_figure  # noqa: PLC0415 (matplotlib only when figures are drawn)
 
-    experiments = summary["experiments"]
+    main = summaries.get("default") or next(iter(summaries.values()), None)
+    long = summaries.get("long") if "default" in summaries else None
+    if main is None:
+        return
     plots_dir.mkdir(parents=True, exist_ok=True)
     panels = []  # draw functions of the summary page, one per panel
+    experiments = main["experiments"]
     if "frameworks" in experiments:
-        panels += figure_frameworks(summary, new_figure, plots_dir)
-    if "depth" in experiments:
-        panels += figure_sweep(summary, new_figure, plots_dir, "depth", "Depth")
-    if "activations" in experiments:
-        panels += figure_sweep(summary, new_figure, plots_dir, "activations", "Activation", with_gradients=True)
-    for name, draw, size in (("efficiency", draw_efficiency, (8, 5)), ("ablation", draw_ablation, (9, 4.5)),
-                             ("transfer", draw_transfer, (7, 4.5))):
-        if name in experiments:
-            panels += figure_single(summary, new_figure, plots_dir, name, draw, size)
+        panels += figure_frameworks(main, new_figure, plots_dir)
+    for summary, suffix in ((main, ""), (long, "_long")):
+        for name, title in (("depth", "Depth"), ("activations", "Activation")):
+            if summary and name in summary["experiments"]:
+                drawn = figure_sweep(summary, new_figure, plots_dir, name, title, suffix)
+                panels += drawn if summary is main else []
+        if summary and "ablation" in summary["experiments"]:
+            drawn = figure_single(summary, new_figure, plots_dir, "ablation", draw_ablation, (10, 4.8), suffix)
+            panels += drawn if summary is main else []
+    if "efficiency" in experiments:
+        panels += figure_single(main, new_figure, plots_dir, "efficiency",
+                                lambda ax, summary: draw_efficiency(ax, summary, long), (12, 5))
+    if "transfer" in experiments:
+        panels += figure_single(main, new_figure, plots_dir, "transfer", draw_transfer, (7, 4.5))
+    if long:
+        figure_long_curves(long, new_figure, plots_dir)
     if panels:
-        figure_summary(summary, new_figure, plots_dir, panels)
+        figure_summary(main, new_figure, plots_dir, panels)

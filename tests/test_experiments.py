@@ -15,9 +15,10 @@ import report
 # A budget smaller than --quick, so that the whole sweep (every experiment, 2 seeds) runs in seconds.
 TINY = dataclasses.replace(experiments.BUDGETS["quick"], name="quick", framework_train_size=128, sweep_train_size=64,
                            transfer_pretrain_size=64, transfer_per_class=(1, 2, 3), transfer_steps=2,
-                           validation_size=64, test_size=128)
+                           validation_size=64, test_size=128, checks_per_epoch=2)
 EXPECTED_FIGURES = {f"experiments_{name}.png" for name in (
     "frameworks", "training_history", "depth", "activations", "efficiency", "ablation", "transfer", "summary")}
+# The run must end the way time_to_target measures it: every check with the clock stopped.
 
 
 # --- Statistics, against values computed by hand ---
@@ -35,14 +36,74 @@ def test_describe_matches_hand_computed_values():
     assert report.describe([])["n"] == 0
 
 
-def test_welch_test_matches_hand_computation_and_scipy():
+def test_welch_test_matches_hand_computation():
     a, b = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]
-    result = report.welch_test(a, b)
+    result = report.difference_test(a, b, paired=False)
     # s_a^2 / n_a = 1 / 3, s_b^2 / n_b = (5 / 3) / 4 = 5 / 12; t = (2 - 5.5) / sqrt(1/3 + 5/12) = -3.5 / sqrt(0.75)
+    assert result["test"] == "Welch t"
     assert result["t"] == pytest.approx(-3.5 / math.sqrt(0.75))
     assert result["df"] == pytest.approx(0.75 ** 2 / ((1 / 3) ** 2 / 2 + (5 / 12) ** 2 / 3))
-    assert result["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    assert report.welch_test([1.0], b)["p"] is None  # one value: no spread, no test
+    assert result["p"] == pytest.approx(2 * stats.t.sf(3.5 / math.sqrt(0.75), result["df"]))
+    assert report.difference_test([1.0], b, paired=False)["p"] is None  # one value: no spread, no test
+
+
+def test_paired_test_matches_hand_computation():
+    a, b = [1.0, 2.0, 4.0], [0.5, 1.0, 2.5]  # differences 0.5, 1.0, 1.5: mean 1, sd 0.5
+    result = report.difference_test(a, b, paired=True)
+    assert result["test"] == "paired t" and result["df"] == 2
+    assert result["t"] == pytest.approx(1.0 / (0.5 / math.sqrt(3)))
+    assert result["p"] == pytest.approx(2 * stats.t.sf(1.0 / (0.5 / math.sqrt(3)), 2))
+
+
+def planted(difference, n, spread=0.002, seed_effect=0.0, seed=0):
+    """Two arms of n seeds: accuracy 0.98 plus each seed's shared effect plus its own noise; b is a + difference."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0, seed_effect, n)  # the seed's initial weights and batches: the same in both arms
+    return 0.98 + shared + rng.normal(0, spread, n), 0.98 + difference + shared + rng.normal(0, spread, n)
+
+
+def test_a_planted_large_difference_is_detected_and_a_planted_zero_is_not():
+    a, b = planted(0.01, 5)  # one point, five times the seed-to-seed spread
+    assert report.difference_test(a, b, paired=False)["p"] < 0.001
+    detections = [report.difference_test(*planted(0.0, 5, seed=seed), paired=False)["p"] < 0.05
+                  for seed in range(200)]
+    assert 0.01 < np.mean(detections) < 0.10  # a true zero is "detected" about 5% of the time, as promised
+
+
+def test_the_paired_test_finds_what_the_unpaired_test_misses():
+    # Each seed moves both arms together (0.5 points) far more than the arms differ (0.1 points).
+    a, b = planted(0.001, 5, spread=0.0001, seed_effect=0.005, seed=3)
+    assert report.difference_test(a, b, paired=True)["p"] < 0.01
+    assert report.difference_test(a, b, paired=False)["p"] > 0.3
+
+
+def test_holm_matches_a_hand_worked_example():
+    # p sorted: 0.01, 0.02, 0.03, 0.04 (m = 4): 4 * 0.01 = 0.04, 3 * 0.02 = 0.06, 2 * 0.03 = 0.06, 1 * 0.04 = 0.04,
+    # then each at least the one before: 0.04, 0.06, 0.06, 0.06. Given in another order, with a None.
+    assert report.holm([0.03, None, 0.01, 0.04, 0.02]) == pytest.approx([0.06, None, 0.04, 0.06, 0.06])
+    assert report.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # 2 * 0.5 capped at 1; 0.9 then raised to it
+
+
+def test_detectable_difference_has_the_promised_power():
+    a, b = planted(0.0, 5, seed=1)
+    delta = report.detectable_difference(a, b, paired=False, alpha=0.05)
+    # Simulate: a true difference of delta with the same spread is detected about 80% of the time.
+    spread = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+    rng = np.random.default_rng(0)
+    hits = [report.difference_test(rng.normal(0, spread, 5), rng.normal(delta, spread, 5), paired=False)["p"] < 0.05
+            for _ in range(2000)]
+    assert 0.72 < np.mean(hits) < 0.88
+    assert report.detectable_difference(a, b, paired=False, alpha=0.01) > delta  # stricter level: larger
+
+
+def test_rows_are_paired_only_when_they_started_from_the_same_weights():
+    row = {"seeds": [0, 1, 2], "test_accuracy": {"values": [0.1, 0.2, 0.3]}, "initial_weights": ["a", "b", "c"],
+           "config": {"batch_size": 64}}
+    same = {**row, "test_accuracy": {"values": [0.2, 0.3, 0.4]}}
+    other = {**same, "initial_weights": ["a", "x", "c"]}
+    assert report.seed_values(row, same)[2] is True
+    assert report.seed_values(row, other)[2] is False
+    assert report.seed_values(row, {**same, "initial_weights": [None] * 3})[2] is False  # unknown: not paired
 
 
 # --- A whole sweep at a tiny budget ---
@@ -66,6 +127,20 @@ def test_quick_sweep_writes_every_file(tiny_sweep):
     summary = json.loads((tiny_sweep / "summary.json").read_text())
     assert summary["quick"] and set(summary["experiments"]) == set(experiments.EXPERIMENTS)
     assert summary["failed_runs"] == 0
+
+
+def test_time_to_target_runs_record_their_checks_and_start_from_the_same_weights(tiny_sweep):
+    records = [json.loads(line) for line in (tiny_sweep / "runs.jsonl").read_text().splitlines()]
+    timed = [record for record in records if record["config"].get("part") == "time_to_target"]
+    for seed in (0, 1):
+        starts = {record["metrics"]["initial_weights"] for record in timed if record["seed"] == seed}
+        assert len(starts) == 1  # the three frameworks start each seed from the same weights
+    for record in timed:
+        checks = record["metrics"]["test_checks"]
+        steps_per_check = max(1, math.ceil(TINY.framework_train_size / record["config"]["batch_size"])
+                              // TINY.checks_per_epoch)
+        assert [step for step, _, _ in checks] == [steps_per_check * (k + 1) for k in range(len(checks))]
+        assert all(later >= earlier for (_, earlier, _), (_, later, _) in zip(checks, checks[1:]))
 
 
 def test_runs_jsonl_records_everything_a_run_needs(tiny_sweep):
@@ -98,10 +173,14 @@ def test_results_md_numbers_are_summary_numbers_which_are_runs_numbers(tiny_swee
             assert row["test_accuracy"]["std"] == pytest.approx(np.std(values, ddof=1))
             if name == "transfer":
                 continue  # a grid of methods by sizes, checked below
-            first_cell = row["label"].split(",")[0] if name == "frameworks" else row["label"]  # "numpy, BatchNorm ..."
-            line = next(line for line in text.splitlines() if line.startswith(f"| {first_cell} |")
+            if row["config"].get("part") == "time_to_target":  # its table gives seconds and steps to the target
+                line = next(line for line in text.splitlines() if line.startswith(f"| {row['label'].split(',')[0]} |")
+                            and report.median_iqr(row.get("seconds_to_target")) in line)
+                assert f"of {len(row['seeds'])}" in line
+                continue
+            line = next(line for line in text.splitlines() if line.startswith(f"| {row['label']} |")
                         and report.percent(row["test_accuracy"]) in line)
-            assert report.spread(row["test_accuracy"]) in line or name == "frameworks" and "BatchNorm" in row["label"]
+            assert report.spread(row["test_accuracy"]) in line
     for row in summary["experiments"]["transfer"]["rows"]:
         method_line = next(line for line in text.splitlines()
                            if line.startswith(f"| {experiments.TRANSFER_METHODS[row['config']['method']]} |"))
@@ -167,7 +246,10 @@ def test_corrupt_line_is_reported_with_its_number_and_its_run_trained_again(tmp_
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--only", "depth", "widths"], r"--only: unknown experiment\(s\) widths; expected names from frameworks"),
+    (["--only", "depth", "widths"], r"--only: unknown experiment\(s\) widths for the default budget; expected names "
+                                    r"from frameworks"),
+    (["--budget", "long", "--only", "transfer"], r"unknown experiment\(s\) transfer for the long budget; expected "
+                                                 r"names from depth, efficiency, ablation"),
     (["--seeds", "0"], r"--seeds must be a positive number of seeds, got 0"),
 ])
 def test_bad_arguments_name_what_was_expected(argv, message, capsys):
