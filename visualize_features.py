@@ -1398,7 +1398,11 @@ def write_all_figures(model, data, out_dir, num_gradcam_images=1000, only=None, 
         log("skipping features_11 and features_12: they read the layers of a NumPy CNN")
         figures = [(name, draw) for name, draw in figures if not name.startswith(("features_11", "features_12"))]
     if only:
-        figures = [(name, draw) for name, draw in figures if any(part in name for part in only)]
+        chosen = [(name, draw) for name, draw in figures if any(part in name for part in only)]
+        if not chosen:
+            raise ValueError(f"no figure's file name contains any of {list(only)}; the figures are "
+                             f"{[name for name, _ in figures]}")
+        figures = chosen
     if "features_07_saliency_gradcam.png" in dict(figures):
         x_some, y_some = x_test[:num_gradcam_images], y_test[:num_gradcam_images]
         gradients = class_score_gradients(model, x_some, y_some, layer)

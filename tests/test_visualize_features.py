@@ -528,4 +528,13 @@ def test_only_writes_the_chosen_figures(numpy_model, mnist, tmp_path):
                                                           "features_13_convolution_backward.png"]
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(path) for path in paths]
     assert not any("Grad-CAM" in line for line in printed)  # its measurement comes with figure 7 only
+    with pytest.raises(ValueError, match=r"no figure's file name contains any of \['features_99'\]"):
+        vis.write_all_figures(numpy_model, mnist, tmp_path, only=["features_99"])
+
+
+def test_figures_that_read_numpy_layers_are_skipped_for_other_frameworks(torch_model, mnist, tmp_path):
+    printed = []
+    paths = vis.write_all_figures(torch_model, mnist, tmp_path, only=["10", "11", "12"], log=printed.append)
+    assert [os.path.basename(path) for path in paths] == ["features_10_architecture.png"]
+    assert any(line.startswith("skipping features_11 and features_12") for line in printed)
 
