@@ -20,7 +20,7 @@ Conventions: activations are NCHW, `x` of shape (N, C, H, W); filters are
 `w` of shape (F, C, HH, WW); outputs have spatial size (H_out, W_out); `dout` is
 the upstream gradient and `dx`, `dw`, `db` are the gradients of the loss with
 respect to `x`, `w`, `b`. float32 by default; float64 in gives float64 out, so
-gradients can be checked to machine precision.
+gradients can be checked against finite differences.
 """
 import json
 import os
@@ -110,6 +110,30 @@ def conv_output_size(size, kernel, stride, padding):
     if kernel > size + 2 * padding:
         raise ValueError(f"kernel size {kernel} is larger than the padded input size {size} + 2 * {padding}")
     return 1 + (size + 2 * padding - kernel) // stride
+
+
+def receptive_field(layers):
+    """The input pixels one unit of each layer depends on, for the layers before the first FlattenLayer.
+
+    A window of size k, stride s and padding p, over units that each see `size` input pixels and lie
+    `jump` input pixels apart, gives:  size += (k - 1) * jump;  start -= p * jump;  jump *= s.
+    Unit (i, j) of that layer then sees input rows start + i * jump to start + i * jump + size - 1
+    (rows outside 0 .. H - 1 are padding), and likewise columns.
+    Inputs: layers, e.g. CNN.layers; layers with a kernel_size (conv, pooling) widen the field,
+      the others (ReLU, BatchNorm, ...) act on each pixel alone and keep it.
+    Returns: one (size, jump, start) per layer, each a (height, width) pair.
+    """
+    size, jump, start = np.ones(2, dtype=int), np.ones(2, dtype=int), np.zeros(2, dtype=int)
+    fields = []
+    for layer in layers:
+        if isinstance(layer, FlattenLayer):  # after this, every unit sees the whole image
+            break
+        if hasattr(layer, "kernel_size"):
+            size = size + (np.array(layer.kernel_size) - 1) * jump
+            start = start - np.array(getattr(layer, "padding", (0, 0))) * jump
+            jump = jump * np.array(layer.stride)
+        fields.append(tuple(tuple(int(v) for v in pair) for pair in (size, jump, start)))
+    return fields
 
 
 def atomic_save(path, write, suffix=".tmp"):

@@ -14,6 +14,7 @@ Run it:
     python visualize_features.py --framework pytorch|keras     # the same figures for the other frameworks
     python visualize_features.py --save simple_cnn.npz                   # also keep the trained model
     python visualize_features.py --model-path simple_cnn.npz             # figures of a saved model, no training
+    python visualize_features.py --only 06 13                            # only the figures whose names contain these
 In a REPL:
     >>> import numpy as np, visualize_features as vis
     >>> from cnn_from_scratch import make_simple_cnn
@@ -26,14 +27,18 @@ relu3, dense2 for the SimpleCNN in every framework; a framework's own names and 
 """
 import argparse
 import os
+import textwrap
 import time
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cnn_from_scratch import conv2d_forward, pool2d_forward
+from cnn_from_scratch import (CNN, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, pool2d_forward,
+                              receptive_field)
 from frameworks import (  # the questions every figure asks of a model, answered for any framework
     ACTIVATION_KINDS, FRAMEWORKS, check_batch, class_score_gradients, default_gradcam_layer, first_conv_filters,
     framework_module, get_activations, layer_names, load_any, model_layers, predict_logits, resolve_layer,
@@ -83,6 +88,42 @@ def dead_unit_fraction(activation):
         raise ValueError(f"expected an activation of shape (N, K) or (N, K, H, W), got {activation.shape}")
     ever_active = (activation > 0).any(axis=(0, 2, 3) if activation.ndim == 4 else 0)  # (K,)
     return float(1 - ever_active.mean())
+
+
+def never_active_units(model, x, layer, batch_size=1000):
+    """Which units of an activation layer are never active (output <= 0) on any image of x, batch by
+    batch, so that 55,000 images fit in memory. x of shape (N, C, H, W) -> bool array of shape (K,)."""
+    active = None
+    for start in range(0, len(x), batch_size):
+        values = next(iter(get_activations(model, x[start:start + batch_size], [layer]).values()))
+        batch_active = (values > 0).any(axis=(0, 2, 3) if values.ndim == 4 else 0)  # (K,)
+        active = batch_active if active is None else active | batch_active
+    return ~active
+
+
+def conv_versus_dense_parameters(weight_shape, input_shape, output_shape):
+    """Parameters of a conv layer, and of a dense layer that would map the same input to the same output.
+
+    Inputs: weight_shape = (F, C, HH, WW); input_shape = (C, H, W); output_shape = (F, H_out, W_out)
+    Returns: (conv, dense) with conv = F * (C * HH * WW) + F, one filter per output channel shared by
+    every position, and dense = (C * H * W) * (F * H_out * W_out) + F * H_out * W_out, a weight per
+    (input value, output value) pair.
+    """
+    F, C, HH, WW = weight_shape
+    inputs, outputs = int(np.prod(input_shape)), int(np.prod(output_shape))
+    return F * C * HH * WW + F, inputs * outputs + outputs
+
+
+def channel_contributions(maps, filters, bias):
+    """One output map of a convolution (stride 1, zero padding that keeps the size) as a sum over channels.
+
+    Inputs: maps of shape (C, H, W), the layer's input; filters of shape (C, HH, WW), one filter w[f];
+    bias: b[f]
+    Returns: partials of shape (C, H, W), where partials[c] is maps[c] correlated with its own slice
+    filters[c] (by OpenCV, independently of conv2d_forward), and the map bias + sum over c, of shape (H, W).
+    """
+    partials = np.stack([apply_kernel_opencv(channel, kernel) for channel, kernel in zip(maps, filters)])
+    return partials, bias + partials.sum(axis=0)
 
 
 def apply_kernel_opencv(image, kernel):
@@ -436,16 +477,29 @@ def fan_in(weights):
     return int(np.prod(weights.shape[1:])) if weights.ndim == 4 else int(weights.shape[0])
 
 
+def fan_out(weights):
+    """Outputs per input unit, as init_weights counts them: F * HH * WW for conv weights, out_features for dense."""
+    return int(weights.shape[0] * np.prod(weights.shape[2:])) if weights.ndim == 4 else int(weights.shape[1])
+
+
+def init_std(weights, scheme):
+    """The standard deviation init_weights draws for these weights' shape: He (normal), sqrt(2 / fan_in);
+    Xavier (uniform in [-limit, limit], std limit / sqrt(3)), sqrt(2 / (fan_in + fan_out)); None if unknown."""
+    return {"he": np.sqrt(2 / fan_in(weights)), "xavier": np.sqrt(2 / (fan_in(weights) + fan_out(weights)))}.get(scheme)
+
+
 def plot_statistics(model, x, save_path=None):
     """Figure 6: weight histograms per layer, activation histograms per activation layer, and the
     fraction of dead units (never active on the batch x of shape (N, C, H, W)) per activation layer.
 
-    The weight row shows how big each layer's weights are after training, beside its fan-in:
-    initialization scales weights by 1 / sqrt(fan-in) (He: std = sqrt(2 / fan-in)) so that every
-    layer's output keeps about the size of its input, and training moves them only so far.
+    The weight row shows how big each layer's weights are after training, beside its fan-in and the
+    std its initialization drew (init_std; known for the NumPy layers, which keep their `init`):
+    He, sqrt(2 / fan-in), before a ReLU, Xavier, sqrt(2 / (fan-in + fan-out)), for the last layer, so
+    that every layer's output keeps about the size of its input; training moves them only so far.
     Returns: the Figure; figure.dead_fractions is {activation layer name: fraction in [0, 1]}.
     """
     weights = weight_arrays(model)
+    schemes = {name: getattr(layer, "init", None) for name, _, layer in model_layers(model)}  # "he", "xavier", None
     names = [name for name, kind, _ in model_layers(model) if kind in ACTIVATION_KINDS]
     activations = get_activations(model, x, names)
     dead = {name: dead_unit_fraction(values) for name, values in activations.items()}
@@ -453,13 +507,16 @@ def plot_statistics(model, x, save_path=None):
     weight_row, activation_row, dead_row = figure.subfigures(3, 1, height_ratios=[1.15, 1, 0.55])
     for ax, (name, values) in zip(np.atleast_1d(weight_row.subplots(1, len(weights))), weights.items()):
         ax.hist(values.ravel(), bins=60, color="tab:blue")
-        ax.set_title(f"{name} {values.shape}: fan-in {fan_in(values)}\nstd {values.std():.3f}, "
-                     f"sqrt(2 / fan-in) = {np.sqrt(2 / fan_in(values)):.3f}", fontsize=9)
+        initial = init_std(values, schemes[name])
+        drawn = {"he": f"He init, std sqrt(2 / {fan_in(values)})",
+                 "xavier": f"Xavier init, sqrt(2 / ({fan_in(values)} + {fan_out(values)}))"}
+        ax.set_title(f"{name} {values.shape}: fan-in {fan_in(values)}\nstd after training {values.std():.3f}\n" +
+                     (f"{drawn[schemes[name]]} = {initial:.3f}" if initial else "initialization unknown"), fontsize=9)
         ax.set_xlabel("weight")
         ax.set_ylabel("count")
     weight_row.suptitle("Weights after training, every weight of each conv and dense layer: the more inputs a unit "
-                        "sums (fan-in), the smaller its weights,\nas initialization made them "
-                        "(std about sqrt(2 / fan-in)) so that each layer's output keeps the size of its input",
+                        "sums (fan-in), the smaller its weights,\nas initialization made them (He before a ReLU, "
+                        "Xavier for the last layer) so that each layer's output keeps the size of its input",
                         fontsize=10)
     for ax, (name, values) in zip(np.atleast_1d(activation_row.subplots(1, len(names))), activations.items()):
         positive = values[values > 0]
@@ -571,6 +628,340 @@ def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_pat
     return _finish(figure, save_path)
 
 
+def plot_mnist_samples(images, labels, per_class=3, save_path=None):
+    """Figure 9: what the data looks like: the first per_class images of each digit, with their labels.
+
+    Inputs: images of shape (N, 1, H, W) with values in [0, 1]; labels of shape (N,)
+    Returns: the Figure; figure.sample_indices of shape (per_class, K): column k holds images of digit k.
+    """
+    classes = range(int(labels.max()) + 1)
+    found = [np.flatnonzero(labels == label)[:per_class] for label in classes]
+    if min(len(indices) for indices in found) < per_class:
+        raise ValueError(f"every class needs {per_class} images, got {[len(indices) for indices in found]}")
+    indices = np.array(found).T  # (per_class, K)
+    figure = new_figure(1.25 * len(found) + 1.2, 1.45 * per_class + 0.9)
+    axes = figure.subplots(per_class, len(found), squeeze=False)
+    for (row, column), index in np.ndenumerate(indices):
+        ax = axes[row, column]
+        shown = ax.imshow(_image_of(images[index]), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"y[{index}] = {labels[index]}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.colorbar(shown, ax=axes, shrink=0.8, label="pixel value")
+    height, width = images.shape[2:]
+    figure.suptitle(f"MNIST: {height}x{width} greyscale images, pixel values from 0 (black) to 1, each with its label "
+                    f"y[i]: the first {per_class} training images of each digit")
+    figure.sample_indices = indices
+    return _finish(figure, save_path)
+
+
+def describe_layer(kind, layer, weights, in_shape, out_shape):
+    """A short description of what a layer does, from its kind and shapes: '3x3 conv, 16 filters'."""
+    if kind == "conv":
+        return f"{weights.shape[2]}x{weights.shape[3]} conv, {weights.shape[0]} filters"
+    if kind == "pool":
+        mode = "max" if "max" in type(layer).__name__.lower() or getattr(layer, "mode", None) == "max" else "avg"
+        return f"{in_shape[1] // out_shape[1]}x{in_shape[2] // out_shape[2]} {mode} pool"
+    if kind == "dense":
+        return f"dense {weights.shape[0]} → {weights.shape[1]}"
+    return {"relu": "ReLU", "flatten": "flatten"}.get(kind, kind)
+
+
+def plot_architecture(model, input_shape=(1, 28, 28), save_path=None):
+    """Figure 10: the network as a row of layers, each with its output shape and parameter count.
+
+    Shapes come from a forward pass of one zero image (get_activations), so they are the model's own;
+    a conv layer has F * C * HH * WW weights and F biases, a dense layer in * out weights and out biases.
+    Inputs: a model of any framework; input_shape = (C, H, W) of one image
+    Returns: the Figure; figure.architecture lists {"name", "kind", "shape", "parameters"} per layer,
+    the input first; shapes leave out the batch axis N.
+    """
+    outputs = get_activations(model, np.zeros((1, *input_shape), dtype=np.float32))
+    weights = weight_arrays(model)
+    rows, previous = [dict(name="input", kind="input", shape=tuple(input_shape), parameters=0, text="image")], input_shape
+    for name, kind, layer in model_layers(model):
+        shape = outputs[name].shape[1:]
+        biases = 0 if name not in weights else weights[name].shape[0 if kind == "conv" else 1]
+        parameters = 0 if name not in weights else weights[name].size + biases
+        rows.append(dict(name=name, kind=kind, shape=shape, parameters=parameters,
+                         text=describe_layer(kind, layer, weights.get(name), previous, shape)))
+        previous = shape
+    colors = {"input": "0.75", "conv": "tab:blue", "pool": "tab:orange", "dense": "tab:purple", "flatten": "0.6"}
+    spacing = 1.5
+    figure = new_figure(1.3 * len(rows) + 0.8, 3.4)
+    ax = figure.subplots()
+    ax.set_axis_off()
+    largest = max(row["shape"][1] for row in rows if len(row["shape"]) == 3)
+    extents = []
+    for position, row in enumerate(rows):
+        center, color = position * spacing, colors.get(row["kind"], "tab:green")  # activations in green
+        if len(row["shape"]) == 3:  # a stack of (at most 6 drawn) H x W sheets, one per channel
+            channels, height, _ = row["shape"]
+            side, sheets = 0.8 * height / largest, min(channels, 6)
+            step = 0.06
+            left = center - (side + step * (sheets - 1)) / 2
+            for sheet in range(sheets):
+                ax.add_patch(Rectangle((left + step * sheet, -side / 2 - step * sheet), side, side, facecolor=color,
+                                       edgecolor="black", linewidth=0.6, alpha=0.55))
+            extents.append((left, left + side + step * (sheets - 1)))
+        else:  # a vector: one bar, its height growing with the log of its length
+            bar = 0.12 * np.log2(row["shape"][0])
+            ax.add_patch(Rectangle((center - 0.07, -bar / 2), 0.14, bar, facecolor=color, edgecolor="black",
+                                   linewidth=0.6, alpha=0.55))
+            extents.append((center - 0.07, center + 0.07))
+        ax.text(center, 0.75, f"{row['name']}\n{row['text']}", ha="center", va="bottom", fontsize=9,
+                fontweight="bold" if row["kind"] in ("conv", "dense") else "normal")
+        parameter_text = f"\n{row['parameters']:,} parameters" if row["parameters"] else ""
+        ax.text(center, -0.8, str(tuple(int(size) for size in row["shape"])) + parameter_text, ha="center", va="top",
+                fontsize=9)
+    for (_, right), (left, _) in zip(extents, extents[1:]):
+        ax.annotate("", xy=(left - 0.04, 0), xytext=(right + 0.04, 0), arrowprops=dict(arrowstyle="->", lw=1.2))
+    ax.set_xlim(-spacing / 2, (len(rows) - 0.4) * spacing)
+    ax.set_ylim(-1.35, 1.3)
+    ax.set_aspect("equal")
+    total = sum(row["parameters"] for row in rows)
+    counted = " + ".join(f"{row['parameters']:,}" for row in rows if row["parameters"])
+    figure.suptitle(f"The network, one image at a time: each layer's output shape (channels, height, width) or "
+                    f"(features,), the batch axis N left out\nparameters: {counted} = {total:,}; the last layer's "
+                    f"{rows[-1]['shape'][0]} outputs are the logits, one score per class")
+    figure.architecture = [{key: row[key] for key in ("name", "kind", "shape", "parameters")} for row in rows]
+    return _finish(figure, save_path)
+
+
+def plot_channel_sum(model, image, layer="conv2", output_channel=None, save_path=None):
+    """Figure 11: one output map of a conv layer, built as the sum over its input channels, and the
+    parameters this sharing saves.
+
+    Output map f is b[f] + sum over c of (input map c correlated with its own slice w[f, c]): one
+    filter is a (C, HH, WW) block spanning every input channel and gives one map.
+    Inputs: a NumPy CNN (the bias is read from the layer); image of shape (C, H, W) or (1, C, H, W);
+    layer: a conv layer with stride 1 and the padding that keeps the size; output_channel: f
+    (default: the map with the strongest response)
+    Returns: the Figure; figure.channel_demo = {"channel", "inputs" (C, H, W), "kernels" (C, HH, WW),
+    "bias", "partials" (C, H, W), "total" (H, W), "layer_output" (H, W) (the layer's own map f),
+    "parameters" (conv, dense) from conv_versus_dense_parameters}.
+    """
+    if not isinstance(model, CNN):
+        raise TypeError(f"plot_channel_sum reads the bias of a cnn_from_scratch.CNN layer, got {type(model).__name__}")
+    batch = _as_batch(image)
+    named = model_layers(model)
+    position = resolve_layer(model, layer)
+    name, kind, conv = named[position]
+    if kind != "conv" or conv.stride != (1, 1) or conv.padding != (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2):
+        raise ValueError(f"layer {name!r} must be a conv layer with stride 1 and padding kernel_size // 2, got {conv!r}")
+    activations = get_activations(model, batch, [position - 1, position] if position else [position])
+    inputs = activations[named[position - 1][0]][0] if position else batch[0]  # (C, H, W)
+    output = activations[name][0]  # (F, H, W)
+    f = int(np.argmax(output.max(axis=(1, 2)))) if output_channel is None else int(output_channel)
+    w, b = conv.params["W"], conv.params["b"]
+    partials, total = channel_contributions(inputs, w[f], b[f])
+    conv_count, dense_count = conv_versus_dense_parameters(w.shape, inputs.shape, output.shape)
+    C, previous_name = len(inputs), named[position - 1][0] if position else "input"
+    columns = min(8, C)
+    blocks = -(-C // columns)  # ceil(C / columns): blocks of three rows, input map c, its slice w[f, c], their correlation
+    figure = new_figure(1.1 * columns + 4.6, 3.3 * blocks + 2.0)
+    left, right = figure.subfigures(1, 2, width_ratios=[1.1 * columns + 0.8, 3.8])
+    parts = left.subfigures(blocks + 1, 1, height_ratios=[3.3] * blocks + [0.75])
+    limits = (inputs.max() or 1.0, np.abs(w[f]).max() or 1.0, np.abs(partials).max() or 1.0)
+    colormaps = ("gray", "RdBu_r", "RdBu_r")
+    for block, part in enumerate(parts[:blocks]):
+        grid = part.subplots(3, columns, squeeze=False)
+        for column in range(columns):
+            c = block * columns + column
+            for ax, values, cmap, limit in zip(grid[:, column], (inputs, w[f], partials), colormaps, limits):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c < C:
+                    ax.imshow(values[c], cmap=cmap, vmin=0 if cmap == "gray" else -limit, vmax=limit)
+                else:
+                    ax.set_axis_off()
+            grid[0, column].set_title(f"c = {c}" if c < C else "", fontsize=9)
+        for ax, text in zip(grid[:, 0], (f"{previous_name}\nmap c", f"its slice\nw[{f}, c]", f"map c\ncorrelated\nwith w[{f}, c]")):
+            ax.set_ylabel(text, fontsize=9)
+    bars = parts[-1].subplots(1, 3)
+    for ax, label, cmap, limit in zip(bars, ("input value", "weight", "contribution"), colormaps, limits):
+        scale = ScalarMappable(Normalize(0 if cmap == "gray" else -limit, limit), cmap=cmap)
+        parts[-1].colorbar(scale, cax=ax, orientation="horizontal", label=label)
+    left.suptitle(f"Filter {f} of {name} is a ({C}, {w.shape[2]}, {w.shape[3]}) block: each of the {C} input maps "
+                  f"is correlated with its own {w.shape[2]}x{w.shape[3]} slice, and the {C} results are added",
+                  fontsize=10)
+    total_ax, output_ax = right.subplots(2, 1)
+    limit = max(np.abs(total).max(), np.abs(output[f]).max()) or 1.0
+    total_ax.imshow(total, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    total_ax.set_title(f"sum of the {C} contributions\n+ bias b[{f}] = {b[f]:.3f}", fontsize=9)
+    shown = output_ax.imshow(output[f], cmap="RdBu_r", vmin=-limit, vmax=limit)
+    output_ax.set_title(f"{name} output map {f} (conv2d_forward)\nlargest difference "
+                        f"{np.abs(total - output[f]).max():.1e}", fontsize=9)
+    for ax in (total_ax, output_ax):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    right.colorbar(shown, ax=[total_ax, output_ax], shrink=0.7, label="output value")
+    F, _, HH, WW = w.shape
+    figure.suptitle(f"Channels and parameter sharing: {name} has {F} filters x ({C} x {HH} x {WW}) weights + {F} biases "
+                    f"= {conv_count:,} parameters, used at every position.\nA dense layer between the same shapes, "
+                    f"{C} x {inputs.shape[1]} x {inputs.shape[2]} inputs to {F} x {output.shape[1]} x {output.shape[2]} "
+                    f"outputs, would need {dense_count:,} ({dense_count / 1e6:.1f} million).", fontsize=11)
+    figure.channel_demo = dict(channel=f, inputs=inputs, kernels=w[f], bias=float(b[f]), partials=partials, total=total,
+                               layer_output=output[f], parameters=(conv_count, dense_count))
+    return _finish(figure, save_path)
+
+
+def plot_receptive_field(model, image, save_path=None):
+    """Figure 12: the receptive field of the central unit of every conv and pooling layer, on a digit.
+
+    receptive_field(model.layers) gives each layer's field; the figure draws the fields of the units
+    at the centre of each layer's maps (they are nested), and beside them the maps with the unit marked.
+    Inputs: a NumPy CNN (its layers carry kernel sizes, strides and padding); image (C, H, W) or (1, C, H, W)
+    Returns: the Figure; figure.fields is {layer name: {"unit": (i, j), "top", "left", "size": (height, width)}},
+    the field's first input row and column (negative: padding) and its size.
+    """
+    if not isinstance(model, CNN):
+        raise TypeError(f"plot_receptive_field reads the layers of a cnn_from_scratch.CNN, got {type(model).__name__}")
+    batch = _as_batch(image)
+    fields = receptive_field(model.layers)
+    shown = [(name, fields[position]) for position, (name, kind, _) in enumerate(model_layers(model)[:len(fields)])
+             if kind in ("conv", "pool")]
+    activations = get_activations(model, batch, [name for name, _ in shown])
+    colors = ["tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown", "tab:pink"]
+    figure = new_figure(12.5, 6.0)
+    left, right = figure.subfigures(1, 2, width_ratios=[1.1, 1])
+    ax = left.subplots()
+    picture = _image_of(batch)
+    ax.imshow(picture, cmap="gray", vmin=0, vmax=max(picture.max(), 1e-12))
+    ax.set_xticks(np.arange(-0.5, picture.shape[1], 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, picture.shape[0], 1), minor=True)
+    ax.grid(which="minor", color="0.35", linewidth=0.3)
+    ax.tick_params(which="minor", length=0)
+    map_axes = right.subplots(-(-len(shown) // 2), 2, squeeze=False).ravel()
+    figure.fields = {}
+    for index, ((name, (size, jump, start)), color) in enumerate(zip(shown, colors)):
+        maps = activations[name][0]  # (K, h, w)
+        unit = (maps.shape[1] // 2, maps.shape[2] // 2)
+        top, left_column = start[0] + unit[0] * jump[0], start[1] + unit[1] * jump[1]
+        # Frames on pixel edges; the larger ones are drawn first and thicker, so that a shared edge shows both colours.
+        ax.add_patch(Rectangle((left_column - 0.5, top - 0.5), size[1], size[0], fill=False, edgecolor=color,
+                               linewidth=2 + 1.2 * index, zorder=10 - index,
+                               label=f"{name} unit {unit}: {size[0]}x{size[1]} pixels"))
+        channel = int(np.argmax(maps[:, unit[0], unit[1]]))  # the channel that responds most at this unit
+        _show_map(map_axes[index], maps[channel], np.abs(maps[channel]).max() or 1.0, maps[channel].min() < 0)
+        map_axes[index].add_patch(Rectangle((unit[1] - 0.5, unit[0] - 0.5), 1, 1, fill=False, edgecolor=color,
+                                            linewidth=2.5))
+        map_axes[index].set_title(f"{name}: {maps.shape[1]}x{maps.shape[2]} maps, channel {channel},\n"
+                                  f"unit {unit} sees {size[0]}x{size[1]} input pixels", fontsize=9)
+        map_axes[index].set_xticks([])
+        map_axes[index].set_yticks([])
+        figure.fields[name] = dict(unit=unit, top=top, left=left_column, size=size)
+    for extra in map_axes[len(shown):]:
+        extra.set_axis_off()
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, -0.06), ncol=2, fontsize=9, frameon=False)
+    ax.set_title(f"input {picture.shape[0]}x{picture.shape[1]}: the pixels each unit depends on")
+    sizes = " → ".join(f"{name} {size[0]}" for name, (size, _, _) in shown)
+    figure.suptitle(f"Receptive field: {sizes} pixels. A window of size k adds (k - 1) x jump pixels; a stride "
+                    f"multiplies the jump,\nthe distance in input pixels between neighbouring units. Right: each "
+                    f"layer's map (the channel strongest at the framed unit)", fontsize=11)
+    return _finish(figure, save_path)
+
+
+def plot_convolution_backward(x=None, w=None, dout=None, save_path=None):
+    """Figure 13: the backward pass of the convolution step by step, on numbers small enough to check by hand.
+
+    Each output out[i, j] used the window x[i:i + HH, j:j + WW] and the kernel w, so the gradient dout[i, j]
+    flows back to both: dw += dout[i, j] * window (row 2) and dx[window] += dout[i, j] * w (row 3). Read
+    from dx's side, that is the full correlation of dout (padded with HH - 1 zeros) with the kernel
+    flipped in both directions (row 4). Stride 1, no padding.
+    Inputs: x of shape (H, W), w of shape (HH, WW), dout of shape (H - HH + 1, W - WW + 1), at most 9
+    cells; default: a 4x4 input of small integers, an asymmetric 3x3 kernel and a 2x2 dout
+    Returns: the Figure; figure.backward_demo = {"dx", "dw", "db" from conv2d_backward_naive, "windows" and
+    "stamps" of shape (H_out, W_out, ...) (dout[i, j] * window and dout[i, j] * w placed on its window),
+    "full" (the full correlation, computed here by its own loop)}.
+    """
+    x = np.array([[1, 2, 0, 1], [0, 1, 3, 1], [2, 0, 1, 0], [1, 1, 0, 2]], dtype=np.float64) if x is None else x
+    w = np.array([[1, 0, -1], [2, 1, 0], [0, -1, 1]], dtype=np.float64) if w is None else w
+    dout = np.array([[1, -1], [2, 1]], dtype=np.float64) if dout is None else dout
+    x, w, dout = (np.asarray(array, dtype=np.float64) for array in (x, w, dout))
+    (H, W), (HH, WW) = x.shape, w.shape
+    if dout.shape != (H - HH + 1, W - WW + 1):
+        raise ValueError(f"dout must have shape {(H - HH + 1, W - WW + 1)} for x {x.shape} and w {w.shape}, "
+                         f"got {dout.shape}")
+    if dout.size > 9:
+        raise ValueError(f"the figure draws one panel per output cell: at most 9, got {dout.size} for x {x.shape} "
+                         f"and w {w.shape}")
+    out, cache = conv2d_forward_naive(x[None, None], w[None, None], np.zeros(1))
+    dx, dw, db = conv2d_backward_naive(dout[None, None], cache)
+    windows = np.zeros((*dout.shape, HH, WW))
+    stamps = np.zeros((*dout.shape, H, W))
+    for i, j in np.ndindex(dout.shape):
+        windows[i, j] = dout[i, j] * x[i:i + HH, j:j + WW]
+        stamps[i, j, i:i + HH, j:j + WW] = dout[i, j] * w
+    padded = np.pad(dout, ((HH - 1, HH - 1), (WW - 1, WW - 1)))  # (H + HH - 1, W + WW - 1): the "full" padding
+    flipped = w[::-1, ::-1]
+    full = np.array([[np.sum(padded[r:r + HH, c:c + WW] * flipped) for c in range(W)] for r in range(H)])
+    terms = dout.size
+
+    def show(ax, values, title, frame=None, color="black", gray=False):
+        limit = np.abs(values).max() or 1.0
+        ax.imshow(values, cmap="gray" if gray else "RdBu_r", vmin=0 if gray else -limit, vmax=limit)
+        for (r, c), value in np.ndenumerate(values + 0.0):  # + 0.0 turns -0 into 0
+            dark = value < 0.5 * limit if gray else abs(value) > 0.6 * limit
+            ax.text(c, r, f"{value:g}", ha="center", va="center", fontsize=10, color="white" if dark else "black")
+        if frame is not None:
+            (r, c), (height, width) = frame
+            ax.add_patch(Rectangle((c - 0.45, r - 0.45), width - 0.1, height - 0.1, fill=False, edgecolor=color,
+                                   linewidth=2.5))
+        ax.set_title(title, fontsize=9.5, color=color)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    figure = new_figure(2.3 * (terms + 1) + 0.6, 12.2)
+    rows = figure.subfigures(4, 1, height_ratios=[1, 1, 1, 1.15])
+    colors = ["tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+              "tab:gray"]
+    top = rows[0].subplots(1, 5, width_ratios=[W, WW, dout.shape[1], dout.shape[1], 2])
+    show(top[0], x, f"input x ({H}x{W})", gray=True)
+    show(top[1], w, f"kernel w ({HH}x{WW})")
+    show(top[2], out[0, 0], "out = conv2d_forward(x, w)")
+    show(top[3], dout, "dout = d loss / d out\n(from the next layer)")
+    top[4].set_axis_off()
+    rows[0].suptitle(f"Forward: out[i, j] = sum(x[i:i+{HH}, j:j+{WW}] * w). Backward: each dout[i, j] flows back "
+                     f"along the {HH * WW} products that made out[i, j]; db = sum of dout = {db[0]:g}", fontsize=11)
+    middle = rows[1].subplots(1, terms + 1)
+    for k, (i, j) in enumerate(np.ndindex(dout.shape)):
+        show(middle[k], windows[i, j], f"{'+ ' if k else ''}dout[{i}, {j}] = {dout[i, j]:g}\ntimes x[{i}:{i + HH}, "
+             f"{j}:{j + WW}]", color=colors[k])
+    show(middle[-1], dw[0, 0], "= dw")
+    rows[1].suptitle("dw[u, v] = sum over i, j of dout[i, j] * x[i + u, j + v]: each window, weighted by its dout, "
+                     "added up", fontsize=11)
+    third = rows[2].subplots(1, terms + 1)
+    for k, (i, j) in enumerate(np.ndindex(dout.shape)):
+        show(third[k], stamps[i, j], f"{'+ ' if k else ''}dout[{i}, {j}] * w\nonto the window at ({i}, {j})",
+             frame=((i, j), (HH, WW)), color=colors[k])
+    show(third[-1], dx[0, 0], "= dx")
+    rows[2].suptitle("dx[i + u, j + v] += dout[i, j] * w[u, v]: each dout sends a copy of the kernel, scaled, back "
+                     "onto its window; overlaps add up", fontsize=11)
+    # The cell to write out: among those that collect from the most dout values, the largest |dx|.
+    reached = np.array([[np.count_nonzero(padded[r:r + HH, c:c + WW]) for c in range(W)] for r in range(H)])
+    r, c = np.unravel_index(np.argmax(reached * (np.abs(full).max() + 1) + np.abs(full)), full.shape)
+    bottom = rows[3].subplots(1, 5, width_ratios=[W + WW - 1, 0.4, WW, W, 1.6 * W])
+    show(bottom[0], padded, f"dout with {HH - 1} zeros around it", frame=((r, c), (HH, WW)), color="tab:red")
+    bottom[1].set_axis_off()
+    show(bottom[2], flipped, "w flipped: rows\nand columns reversed")
+    show(bottom[3], full, "= dx again", frame=((r, c), (1, 1)), color="tab:red")
+    def number(value):  # negative numbers in parentheses: 2*(-1), not 2*-1
+        return f"({value:g})" if value < 0 else f"{value:g}"
+
+    written = " + ".join(f"{number(a)}*{number(b)}" for a, b in zip(padded[r:r + HH, c:c + WW].ravel() + 0.0,
+                                                                      flipped.ravel()))
+    bottom[4].set_axis_off()
+    bottom[4].text(0.0, 0.5, f"dx[{r}, {c}] =\n" + textwrap.fill(written, 30) + f"\n= {full[r, c]:g}",
+                   family="monospace", fontsize=10, va="center", color="tab:red", transform=bottom[4].transAxes)
+    rows[3].suptitle("The same dx as a forward pass: the full correlation of dout with the flipped kernel "
+                     "(the forward pass did not flip it; its backward pass does)", fontsize=11)
+    figure.backward_demo = dict(dx=dx[0, 0], dw=dw[0, 0], db=float(db[0]), windows=windows, stamps=stamps, full=full,
+                                written=(int(r), int(c)))
+    return _finish(figure, save_path)
+
+
 # --- Training or loading a model for the script ---
 
 def train_or_load(framework, data, epochs, seed, model_path=None):
@@ -595,9 +986,13 @@ def first_of_each_class(labels):
     return np.array([np.flatnonzero(labels == label)[0] for label in classes])
 
 
-def write_all_figures(model, data, out_dir, num_gradcam_images=1000, log=print):
-    """Every figure for one trained model, and Grad-CAM's mass on the digit over the first
-    num_gradcam_images test images (printed); returns the list of PNG paths written."""
+def write_all_figures(model, data, out_dir, num_gradcam_images=1000, only=None, log=print):
+    """Every figure for one trained model (or those whose file name contains one of the strings in
+    `only`), and the numbers BENCHMARKS.md quotes (printed): Grad-CAM's mass on the digit over the first
+    num_gradcam_images test images, with figure 7; the last ReLU's units that never fire on the training
+    images, with figure 6. Figures 11 and 12 need a NumPy CNN (they read its biases and layer geometry)
+    and are skipped for the other frameworks. Returns the list of PNG paths written.
+    """
     x_test, y_test = data.x_test, data.y_test
     image = x_test[:1]  # (1, 1, 28, 28): the first test image, a 7
     examples = first_of_each_class(y_test)  # the first test image of each digit 0..9
@@ -616,13 +1011,33 @@ def write_all_figures(model, data, out_dir, num_gradcam_images=1000, log=print):
          lambda path: plot_saliency_gradcam(model, x_test[examples], y_test[examples], save_path=path)),
         ("features_08_confusion_matrix.png",
          lambda path: plot_confusion_and_mistakes(y_test, predict_logits(model, x_test), x_test, save_path=path)),
+        ("features_09_mnist_samples.png", lambda path: plot_mnist_samples(data.x_train, data.y_train, save_path=path)),
+        ("features_10_architecture.png",
+         lambda path: plot_architecture(model, input_shape=x_test.shape[1:], save_path=path)),
+        ("features_11_channels.png", lambda path: plot_channel_sum(model, image, save_path=path)),
+        ("features_12_receptive_field.png", lambda path: plot_receptive_field(model, image, save_path=path)),
+        ("features_13_convolution_backward.png", lambda path: plot_convolution_backward(save_path=path)),
     ]
-    x_some, y_some = x_test[:num_gradcam_images], y_test[:num_gradcam_images]
-    gradients = class_score_gradients(model, x_some, y_some, layer)
-    mass, area = mass_on_digit(grad_cam(gradients["activation"], gradients["activation_grad"], x_some.shape[2:]),
-                               x_some)
-    log(f"Grad-CAM ({layer}) on {len(mass)} test images: {mass.mean():.1%} of its mass on the digit, which covers "
-        f"{area.mean():.1%} of the image; more mass than area on {np.mean(mass > area):.1%} of the images")
+    if not isinstance(model, CNN):
+        log("skipping features_11 and features_12: they read the layers of a NumPy CNN")
+        figures = [(name, draw) for name, draw in figures if not name.startswith(("features_11", "features_12"))]
+    if only:
+        chosen = [(name, draw) for name, draw in figures if any(part in name for part in only)]
+        if not chosen:
+            raise ValueError(f"no figure's file name contains any of {list(only)}; the figures are "
+                             f"{[name for name, _ in figures]}")
+        figures = chosen
+    if "features_07_saliency_gradcam.png" in dict(figures):
+        x_some, y_some = x_test[:num_gradcam_images], y_test[:num_gradcam_images]
+        gradients = class_score_gradients(model, x_some, y_some, layer)
+        mass, area = mass_on_digit(grad_cam(gradients["activation"], gradients["activation_grad"], x_some.shape[2:]),
+                                   x_some)
+        log(f"Grad-CAM ({layer}) on {len(mass)} test images: {mass.mean():.1%} of its mass on the digit, which "
+            f"covers {area.mean():.1%} of the image; more mass than area on {np.mean(mass > area):.1%} of the images")
+    if "features_06_statistics.png" in dict(figures):
+        last = [name for name, kind, _ in model_layers(model) if kind in ACTIVATION_KINDS][-1]
+        dead = never_active_units(model, data.x_train, last)
+        log(f"{last}: {dead.sum()} of {dead.size} units never active on the {len(data.x_train)} training images")
     paths = []
     for file_name, draw in figures:
         start = time.perf_counter()
@@ -646,6 +1061,8 @@ def main():
     parser.add_argument("--save", default=None, metavar="PATH", help="save the trained model here (same formats)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", default=None, metavar="PART",
+                        help="write only the figures whose file name contains one of these, e.g. --only 06 09 13")
     args = parser.parse_args()
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
@@ -664,7 +1081,7 @@ def main():
     if args.save:
         save_any(model, args.save)
         print(f"saved {args.save}")
-    paths = write_all_figures(model, data, args.out, num_gradcam_images=200 if args.quick else 1000)
+    paths = write_all_figures(model, data, args.out, num_gradcam_images=200 if args.quick else 1000, only=args.only)
     print(f"{len(paths)} figures in {args.out}/, total time {time.perf_counter() - start:.1f} s")
 
 

@@ -89,6 +89,64 @@ def test_whole_model_gradient_numerically(digits):
         assert scratch.rel_error(analytic, scratch.numerical_gradient(loss, layer.params[key])) < NUMERICAL_TOLERANCE
 
 
+@pytest.mark.parametrize("padding", [0, 1, (2, 0)])
+def test_conv_dx_is_the_full_correlation_of_dout_with_the_flipped_kernel(padding):
+    # dx_pad[c, i + u, j + v] += dout[f, i, j] * w[f, c, u, v] is, read from dx's side, a correlation of
+    # dout, padded by K - 1 on every side ("full"), with w flipped in u and v and with F and C swapped.
+    # Padding P in the forward pass crops P of those K - 1 rows again: pad by K - 1 - P.
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    out, cache = scratch.conv2d_forward(x, w, np.zeros(4), padding=padding)
+    dout = rng.standard_normal(out.shape)
+    dx, _, _ = scratch.conv2d_backward(dout, cache)
+    flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (F, C, HH, WW) -> (C, F, HH, WW), flipped in u and v
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    full, _ = scratch.conv2d_forward_naive(dout, flipped, np.zeros(3), padding=(2 - ph, 2 - pw))
+    np.testing.assert_allclose(full, dx, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(scratch.conv2d_forward_naive(dout, w.transpose(1, 0, 2, 3), np.zeros(3),
+                                                        padding=(2 - ph, 2 - pw))[0], dx)  # unflipped: wrong
+
+
+# --- Receptive field ---
+
+def test_receptive_field_of_the_simple_cnn_by_hand():
+    fields = scratch.receptive_field(scratch.make_simple_cnn(rng=np.random.default_rng(0)).layers)
+    # conv1: 3; relu1 keeps it; pool1: 3 + (2 - 1) * 1 = 4; conv2: 4 + (3 - 1) * 2 = 8; pool2: 8 + (2 - 1) * 2 = 10
+    assert [size for size, _, _ in fields] == [(3, 3), (3, 3), (4, 4), (8, 8), (8, 8), (10, 10)]  # stops at flatten
+    assert [jump for _, jump, _ in fields] == [(1, 1), (1, 1), (2, 2), (2, 2), (2, 2), (4, 4)]
+    assert [start for _, _, start in fields] == [(-1, -1)] * 3 + [(-3, -3)] * 3  # each padding of 1 reaches out
+
+
+def test_receptive_field_equals_the_support_of_the_gradient():
+    # Brute force: send a gradient of 1 back from a single unit and see which input pixels it reaches.
+    # Positive inputs and weights keep every ReLU active, and average pooling sends the gradient to the
+    # whole window, so the support is the whole field (inside the image), nothing more and nothing less.
+    rng = np.random.default_rng(6)
+    layers = [scratch.ConvolutionLayer(1, 2, 3, padding=1, rng=rng, dtype=np.float64), scratch.ReLULayer(),
+              scratch.PoolingLayer(2, mode="avg"),
+              scratch.ConvolutionLayer(2, 2, (5, 3), stride=(2, 1), padding=(2, 0), rng=rng, dtype=np.float64),
+              scratch.PoolingLayer((3, 2), stride=1, mode="avg")]
+    for layer in layers:
+        for key in layer.params:
+            layer.params[key] = np.abs(layer.params[key]) + 0.1
+    x = rng.uniform(0.5, 1.0, (1, 1, 23, 19))
+    fields = scratch.receptive_field(layers)
+    for depth in range(len(layers)):
+        out = x
+        for layer in layers[:depth + 1]:
+            out = layer.forward(out)
+        (size_h, size_w), (jump_h, jump_w), (start_h, start_w) = fields[depth]
+        for i, j in [(0, 0), (out.shape[2] // 2, out.shape[3] // 2), (out.shape[2] - 1, out.shape[3] - 1)]:
+            dout = np.zeros_like(out)
+            dout[0, 0, i, j] = 1.0
+            for layer in reversed(layers[:depth + 1]):
+                dout = layer.backward(dout)
+            expected = np.zeros(x.shape[2:], dtype=bool)
+            top, left = start_h + i * jump_h, start_w + j * jump_w
+            expected[max(top, 0):top + size_h, max(left, 0):left + size_w] = True  # clipped to the image
+            np.testing.assert_array_equal(dout[0, 0] != 0, expected, err_msg=f"layer {depth}, unit ({i}, {j})")
+
+
 # --- Dtypes ---
 
 def test_float32_stays_float32_and_float64_stays_float64(digits):

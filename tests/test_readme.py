@@ -12,8 +12,12 @@ What is checked:
   `--help` lists. The short ones in CHEAP_COMMANDS also run; the long ones (training for minutes,
   `make run`) are only checked this way. `make <target>` must name a Makefile target.
 - Every relative link and image resolves to a file, every `#anchor` to a heading, and every link of
-  the form [`name`](file.py) to a `def name` or `class name` in that file.
+  the form [`name`](file.py#L123) to a `def name` or `class name` in that file, at that line, so
+  that the link opens the file at the function. When code above a function moves it, this test fails;
+  `python tests/test_readme.py --fix-anchors` rewrites every such anchor in README.md and
+  BENCHMARKS.md to the current line (a top-level definition first, else the first method of that name).
 """
+import argparse
 import os
 import re
 import shlex
@@ -259,6 +263,67 @@ def links(path):
     return re.findall(r"!?\[([^\]]*)\]\(([^)\s]+)\)", text)
 
 
+FUNCTION_LINK = re.compile(r"\[`([A-Za-z_][\w.]*)`\]\(([\w./-]+\.py)(?:#L(\d+))?\)")  # [`name`](file.py#L123)
+FENCE = re.compile(r"^```.*?^```", flags=re.MULTILINE | re.DOTALL)
+
+
+def definition_line(path, symbol):
+    """1-based line of `def symbol` or `class symbol` in the file: a top-level one first, else the first
+    indented one (a method); None when there is none."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for pattern in (rf"(def|class)\s+{re.escape(symbol)}\b", rf"\s+(def|class)\s+{re.escape(symbol)}\b"):
+        for number, line in enumerate(lines, start=1):
+            if re.match(pattern, line):
+                return number
+    return None
+
+
+def fix_anchors(text, folder):
+    """The text with every function link's #L anchor set to its definition's line, outside code blocks.
+    Returns (new text, ["old link -> new link", ...]); links to a missing definition are left as they are."""
+    changes = []
+
+    def replace(match):
+        name, file_name, _ = match.groups()
+        if name.endswith(".py") or not (folder / file_name).is_file():
+            return match.group(0)
+        line = definition_line(folder / file_name, name.split(".")[-1])
+        new = match.group(0) if line is None else f"[`{name}`]({file_name}#L{line})"
+        if new != match.group(0):
+            changes.append(f"{match.group(0)} -> {new}")
+        return new
+
+    pieces, position = [], 0
+    for fence in FENCE.finditer(text):
+        pieces += [FUNCTION_LINK.sub(replace, text[position:fence.start()]), fence.group(0)]
+        position = fence.end()
+    pieces.append(FUNCTION_LINK.sub(replace, text[position:]))
+    return "".join(pieces), changes
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda path: path.name)
+def test_function_links_open_the_file_at_the_function(path):
+    _, changes = fix_anchors(path.read_text(encoding="utf-8"), path.parent)
+    assert not changes, (f"{path.name}: {len(changes)} function link(s) do not land on their definition; run "
+                         f"`python tests/test_readme.py --fix-anchors` to rewrite them:\n" + "\n".join(changes[:20]))
+
+
+def test_fix_anchors_adds_and_corrects_line_anchors():
+    line = definition_line(ROOT / "cnn_from_scratch.py", "conv2d_forward")
+    assert (ROOT / "cnn_from_scratch.py").read_text().splitlines()[line - 1].startswith("def conv2d_forward(")
+    text = ("[`conv2d_forward`](cnn_from_scratch.py) and [`CNN`](cnn_from_scratch.py#L1), "
+            "[`cnn_pytorch.py`](cnn_pytorch.py), [`not_there`](cnn_from_scratch.py)\n"
+            "```text\n[`conv2d_forward`](cnn_from_scratch.py)\n```\n")
+    fixed, changes = fix_anchors(text, ROOT)
+    cnn_line = definition_line(ROOT / "cnn_from_scratch.py", "CNN")
+    assert fixed == (f"[`conv2d_forward`](cnn_from_scratch.py#L{line}) and [`CNN`](cnn_from_scratch.py#L{cnn_line}), "
+                     "[`cnn_pytorch.py`](cnn_pytorch.py), [`not_there`](cnn_from_scratch.py)\n"
+                     "```text\n[`conv2d_forward`](cnn_from_scratch.py)\n```\n")  # code blocks stay as they are
+    assert len(changes) == 2
+    source = (ROOT / "cnn_from_scratch.py").read_text().splitlines()  # CNN.fit comes first, the top-level fit wins
+    assert source[definition_line(ROOT / "cnn_from_scratch.py", "fit") - 1].startswith("def fit(model")
+
+
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda path: path.name)
 def test_links_and_images_resolve(path):
     text = path.read_text(encoding="utf-8")
@@ -288,3 +353,24 @@ def test_links_and_images_resolve(path):
 def test_readme_links_the_licences():
     targets = {target for _, target in links(README)}
     assert {"LICENSE", "data/README.md", "BENCHMARKS.md", "RESULTS.md"} <= targets
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Run with pytest; this entry point only rewrites link anchors.")
+    parser.add_argument("--fix-anchors", action="store_true",
+                        help="set every [`name`](file.py#L123) link in README.md and BENCHMARKS.md to the line of "
+                             "its definition")
+    args = parser.parse_args()
+    if not args.fix_anchors:
+        parser.error("nothing to do: pass --fix-anchors, or run the tests with python -m pytest tests/test_readme.py")
+    sys.path.insert(0, str(ROOT))
+    from cnn_from_scratch import atomic_save
+    for path in DOCUMENTS:
+        fixed, changes = fix_anchors(path.read_text(encoding="utf-8"), path.parent)
+        if changes:
+            atomic_save(path, lambda temporary: Path(temporary).write_text(fixed, encoding="utf-8"))
+        print(f"{path.name}: {len(changes)} anchor(s) rewritten")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,8 @@ import pytest
 
 import frameworks
 import visualize_features as vis
-from cnn_from_scratch import Adam, conv2d_forward, conv2d_forward_naive, make_simple_cnn
+from cnn_from_scratch import (Adam, ConvolutionLayer, FullyConnectedLayer, conv2d_backward, conv2d_forward,
+                              conv2d_forward_naive, init_weights, make_simple_cnn)
 from data import load_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -245,8 +246,21 @@ def test_statistics_figure_finds_channels_killed_by_hand(mnist):
     assert set(figure.dead_fractions) == {"relu1", "relu2", "relu3"}
     weight_titles = [ax.get_title() for ax in figure.subfigs[0].axes]
     assert weight_titles[0].startswith("conv1 (16, 1, 3, 3): fan-in 9\n")
+    assert weight_titles[0].endswith("He init, std sqrt(2 / 9) = 0.471")
+    assert weight_titles[3].endswith("Xavier init, sqrt(2 / (128 + 10)) = 0.120")  # the last layer is Xavier's
+    np.testing.assert_array_equal(vis.never_active_units(model, mnist.x_test[:100], "relu1", batch_size=30),
+                                  np.isin(np.arange(16), [2, 5, 11, 13]))
     assert [vis.fan_in(np.zeros(shape)) for shape in ((16, 1, 3, 3), (32, 16, 3, 3), (1568, 128))] == [9, 144, 1568]
     assert "fan-in" in figure.subfigs[0]._suptitle.get_text()  # the weight row says what it shows
+
+
+def test_init_std_is_the_std_that_init_weights_draws():
+    rng = np.random.default_rng(0)
+    for shape, fans, scheme in (((1568, 128), (1568, 128), "he"), ((128, 10), (128, 10), "xavier"),
+                                ((32, 16, 3, 3), (144, 288), "he"), ((32, 16, 3, 3), (144, 288), "xavier")):
+        drawn = init_weights(shape, *fans, scheme, rng, np.float64)
+        assert vis.init_std(drawn, scheme) == pytest.approx(drawn.std(), rel=0.03), (shape, scheme)
+    assert vis.init_std(np.zeros((4, 3)), None) is None
 
 
 # --- Figure 7: saliency and Grad-CAM ---
@@ -316,6 +330,141 @@ def test_numpy_backward_gradients_equal_torch_autograd_in_float64(numpy_model, m
         numpy_model.astype(np.float32)
 
 
+# --- Figures 9 to 13: the data, the network, channels, the receptive field, the backward pass ---
+
+def test_mnist_samples_show_each_image_with_its_label(mnist):
+    images, labels = mnist.x_train[:300], mnist.y_train[:300]
+    figure = vis.plot_mnist_samples(images, labels, per_class=2)
+    assert figure.sample_indices.shape == (2, 10)
+    panels = [ax for ax in figure.axes if ax.images]
+    assert len(panels) == 20
+    for ax, index in zip(panels, figure.sample_indices.ravel()):  # row by row, as subplots are laid out
+        np.testing.assert_array_equal(ax.images[0].get_array(), images[index, 0])
+        assert ax.get_title() == f"y[{index}] = {labels[index]}"
+    np.testing.assert_array_equal(labels[figure.sample_indices], np.tile(np.arange(10), (2, 1)))
+    with pytest.raises(ValueError, match="every class needs 2 images"):
+        vis.plot_mnist_samples(images[:3], np.array([0, 1, 1]), per_class=2)
+
+
+def test_architecture_shows_every_shape_and_parameter_count(numpy_model, torch_model, keras_model):
+    expected_shapes = [(1, 28, 28), (16, 28, 28), (16, 28, 28), (16, 14, 14), (32, 14, 14), (32, 14, 14), (32, 7, 7),
+                       (1568,), (128,), (128,), (10,)]
+    forward_shapes = [(1, 28, 28)]
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    for layer in numpy_model.layers:  # the shapes, by the model's own forward pass
+        x = layer.forward(x)
+        forward_shapes.append(x.shape[1:])
+    assert forward_shapes == expected_shapes
+    for model in (numpy_model, torch_model, keras_model):
+        figure = vis.plot_architecture(model)
+        assert [row["shape"] for row in figure.architecture] == expected_shapes
+        assert [row["name"] for row in figure.architecture] == ["input"] + CONV_STAGES + ["flatten1", "dense1", "relu3",
+                                                                                          "dense2"]
+        counts = [row["parameters"] for row in figure.architecture]
+        assert counts == [0] + [sum(p.size for p in layer.params.values()) for layer in numpy_model.layers]
+        assert sum(counts) == numpy_model.num_parameters() == 206_922
+        drawn = [text.get_text() for text in figure.axes[0].texts]
+        assert "(16, 14, 14)" in drawn and "(10,)\n1,290 parameters" in drawn and "conv2\n3x3 conv, 32 filters" in drawn
+        assert "= 206,922" in figure._suptitle.get_text()
+
+
+def test_conv_versus_dense_counts_equal_the_layers_own_parameters():
+    conv, dense = vis.conv_versus_dense_parameters((4, 3, 3, 3), (3, 5, 6), (4, 5, 6))
+    assert conv == sum(p.size for p in ConvolutionLayer(3, 4, 3).params.values())
+    assert dense == sum(p.size for p in FullyConnectedLayer(3 * 5 * 6, 4 * 5 * 6).params.values())
+    assert vis.conv_versus_dense_parameters((32, 16, 3, 3), (16, 14, 14), (32, 14, 14)) == (4_640, 19_675_264)
+
+
+def test_channel_figure_sums_to_the_layers_output_map(numpy_model, mnist):
+    image = mnist.x_test[:1]
+    figure = vis.plot_channel_sum(numpy_model, image)
+    demo = figure.channel_demo
+    f = demo["channel"]
+    pool1 = image
+    for layer in numpy_model.layers[:3]:  # conv1, relu1, pool1: the input of conv2, by the layers themselves
+        pool1 = layer.forward(pool1)
+    conv2 = numpy_model.layers[3]
+    expected, _ = conv2d_forward_naive(pool1, conv2.params["W"], conv2.params["b"], padding=1)  # (1, 32, 14, 14)
+    np.testing.assert_allclose(demo["inputs"], pool1[0], rtol=1e-6)
+    assert demo["kernels"].shape == (16, 3, 3) and demo["bias"] == pytest.approx(float(conv2.params["b"][f]))
+    for c in range(16):  # each channel's part: its own map correlated with its own 3x3 slice of filter f
+        part, _ = conv2d_forward_naive(pool1[:, c:c + 1], conv2.params["W"][f:f + 1, c:c + 1], np.zeros(1), padding=1)
+        np.testing.assert_allclose(demo["partials"][c], part[0, 0], atol=1e-5)
+    scale = np.abs(expected[0, f]).max()
+    np.testing.assert_allclose(demo["total"], expected[0, f], atol=1e-5 * scale)  # the sum IS the layer's map
+    np.testing.assert_allclose(demo["layer_output"], expected[0, f], atol=1e-5 * scale)
+    assert demo["parameters"][0] == sum(p.size for p in conv2.params.values()) == 4_640
+    title = figure._suptitle.get_text()
+    assert "= 4,640 parameters" in title and "19,675,264 (19.7 million)" in title
+    with pytest.raises(ValueError, match="conv layer with stride 1"):
+        vis.plot_channel_sum(numpy_model, image, layer="pool1")
+    with pytest.raises(TypeError, match="cnn_from_scratch.CNN"):
+        vis.plot_channel_sum(object(), image)
+
+
+def test_receptive_field_figure_frames_what_the_gradient_reaches(numpy_model, mnist):
+    image = mnist.x_test[:1]
+    figure = vis.plot_receptive_field(numpy_model, image)
+    assert {name: field["size"] for name, field in figure.fields.items()} == {
+        "conv1": (3, 3), "pool1": (4, 4), "conv2": (8, 8), "pool2": (10, 10)}
+    frames = [patch for patch in figure.axes[0].patches]
+    for patch, field in zip(frames, figure.fields.values()):  # drawn on pixel edges: the field, row by row
+        assert (patch.get_x(), patch.get_y()) == (field["left"] - 0.5, field["top"] - 0.5)
+        assert (patch.get_height(), patch.get_width()) == field["size"]
+    # Brute force on the trained model: the gradient of the framed unit (all its channels) reaches only
+    # input pixels inside its frame; max pooling and ReLU may keep it from some of them, never add any.
+    noisy = (image + np.random.default_rng(0).uniform(0, 0.05, image.shape)).astype(np.float32)
+    names = vis.layer_names(numpy_model)
+    first = numpy_model.layers[0]
+    first.needs_input_grad = True
+    try:
+        for name, field in figure.fields.items():
+            layers = numpy_model.layers[:names.index(name) + 1]
+            out = noisy
+            for layer in layers:
+                out = layer.forward(out)
+            dout = np.zeros_like(out)
+            dout[0, :, field["unit"][0], field["unit"][1]] = 1.0
+            for layer in reversed(layers):
+                dout = layer.backward(dout)
+            inside = np.zeros((28, 28), dtype=bool)
+            inside[max(field["top"], 0):field["top"] + field["size"][0],
+                   max(field["left"], 0):field["left"] + field["size"][1]] = True
+            reached = dout[0, 0] != 0
+            assert reached.any() and not (reached & ~inside).any(), name
+    finally:
+        first.needs_input_grad = False
+
+
+def test_backward_figure_numbers_are_the_backward_pass():
+    figure = vis.plot_convolution_backward()
+    demo = figure.backward_demo
+    x = np.array([[1, 2, 0, 1], [0, 1, 3, 1], [2, 0, 1, 0], [1, 1, 0, 2]], dtype=np.float64)
+    w = np.array([[1, 0, -1], [2, 1, 0], [0, -1, 1]], dtype=np.float64)
+    dout = np.array([[1, -1], [2, 1]], dtype=np.float64)
+    _, cache = conv2d_forward(x[None, None], w[None, None], np.zeros(1))
+    dx, dw, db = conv2d_backward(dout[None, None], cache)  # the vectorized pass, not the loops the figure uses
+    np.testing.assert_array_equal(demo["dx"], dx[0, 0])
+    np.testing.assert_array_equal(demo["dw"], dw[0, 0])
+    assert demo["db"] == db[0] == 3
+    np.testing.assert_array_equal(demo["stamps"].sum(axis=(0, 1)), dx[0, 0])  # the four copies of w add up to dx
+    np.testing.assert_array_equal(demo["windows"].sum(axis=(0, 1)), dw[0, 0])  # the four weighted windows to dw
+    np.testing.assert_array_equal(demo["full"], dx[0, 0])  # the full correlation with the flipped kernel
+    assert np.array_equal(dx, np.round(dx)) and np.abs(dx).max() <= 9  # small integers: checkable by hand
+    r, c = demo["written"]
+    drawn = [text.get_text() for ax in figure.axes for text in ax.texts]
+    assert any(text.startswith(f"dx[{r}, {c}] =") and text.endswith(f"= {dx[0, 0, r, c]:g}") for text in drawn)
+    rng = np.random.default_rng(3)  # any shapes: the identities hold for a non-square input and kernel
+    x, w, dout = rng.standard_normal((4, 5)), rng.standard_normal((2, 3)), rng.standard_normal((3, 3))
+    demo = vis.plot_convolution_backward(x, w, dout).backward_demo
+    np.testing.assert_allclose(demo["full"], demo["dx"], atol=1e-12)
+    np.testing.assert_allclose(demo["stamps"].sum(axis=(0, 1)), demo["dx"], atol=1e-12)
+    with pytest.raises(ValueError, match=r"dout must have shape \(3, 3\)"):
+        vis.plot_convolution_backward(x, w, dout[:2])
+    with pytest.raises(ValueError, match="at most 9, got 16"):
+        vis.plot_convolution_backward(rng.standard_normal((5, 6)), w, rng.standard_normal((4, 4)))
+
+
 # --- The three frameworks agree ---
 
 def test_three_frameworks_give_the_same_arrays_and_figures(numpy_model, torch_model, keras_model, mnist):
@@ -362,10 +511,31 @@ def test_quick_script_writes_every_figure(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     expected = ["features_01_filters.png", "features_02_feature_maps.png", "features_03_activation_progression.png",
                 "features_04_convolution_steps.png", "features_05_filter_responses.png",
-                "features_06_statistics.png", "features_07_saliency_gradcam.png", "features_08_confusion_matrix.png"]
+                "features_06_statistics.png", "features_07_saliency_gradcam.png", "features_08_confusion_matrix.png",
+                "features_09_mnist_samples.png", "features_10_architecture.png", "features_11_channels.png",
+                "features_12_receptive_field.png", "features_13_convolution_backward.png"]
     assert sorted(os.listdir(tmp_path)) == expected
     for name in expected:
         image = cv2.imread(str(tmp_path / name))
         assert image is not None and min(image.shape[:2]) > 300, name  # a real, decodable PNG of sensible size
         assert image.std() > 10, name  # not blank
     assert "test accuracy" in result.stdout
+
+
+def test_only_writes_the_chosen_figures(numpy_model, mnist, tmp_path):
+    printed = []
+    paths = vis.write_all_figures(numpy_model, mnist, tmp_path, only=["09", "backward"], log=printed.append)
+    assert [os.path.basename(path) for path in paths] == ["features_09_mnist_samples.png",
+                                                          "features_13_convolution_backward.png"]
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(path) for path in paths]
+    assert not any("Grad-CAM" in line for line in printed)  # its measurement comes with figure 7 only
+    with pytest.raises(ValueError, match=r"no figure's file name contains any of \['features_99'\]"):
+        vis.write_all_figures(numpy_model, mnist, tmp_path, only=["features_99"])
+
+
+def test_figures_that_read_numpy_layers_are_skipped_for_other_frameworks(torch_model, mnist, tmp_path):
+    printed = []
+    paths = vis.write_all_figures(torch_model, mnist, tmp_path, only=["10", "11", "12"], log=printed.append)
+    assert [os.path.basename(path) for path in paths] == ["features_10_architecture.png"]
+    assert any(line.startswith("skipping features_11 and features_12") for line in printed)
+
