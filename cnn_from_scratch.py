@@ -812,6 +812,81 @@ def random_shift(x, max_shift, rng):
     return out
 
 
+def random_affine(x, rng, degrees=25.0, shear=0.4, zoom=0.1, translate=2.0):
+    """Tilt, slant, zoom and shift each image by its own random amount about the image's centre,
+    reading between pixels bilinearly and filling with zeros: digits drawn by people lean and
+    slant more than MNIST's.
+
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; the largest changes: degrees of
+    rotation (counter-clockwise as seen), shear (x -= shear * (y - y_centre): 0.4 leans right),
+    zoom (a fraction of the size) and translate (pixels); each drawn uniformly from [-largest, largest]
+    Returns: array of shape (N, C, H, W), the same dtype
+    """
+    N, C, H, W = x.shape
+    angle = np.radians(rng.uniform(-degrees, degrees, N))  # (N,)
+    slant, scale = rng.uniform(-shear, shear, N), 1 + rng.uniform(-zoom, zoom, N)
+    shift = rng.uniform(-translate, translate, (N, 2))  # (N, 2): (x, y) in pixels
+    # The forward map of a point p = (x, y) (y points down): p' = centre + A (p - centre) + shift, with
+    # A = scale * rotation @ slant. Each output pixel reads the input at p = centre + A^-1 (p' - centre - shift).
+    cos, sin = np.cos(angle), np.sin(angle)
+    A = scale[:, None, None] * np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1)  # (N, 2, 2)
+    A = A @ np.stack([np.stack([np.ones(N), -slant], 1), np.stack([np.zeros(N), np.ones(N)], 1)], 1)
+    centre = np.array([(W - 1) / 2, (H - 1) / 2])
+    rows, columns = np.mgrid[0:H, 0:W]  # (H, W) each
+    grid = np.stack([columns, rows], -1).reshape(1, H * W, 2) - centre - shift[:, None]  # (N, H * W, 2)
+    source = grid @ np.linalg.inv(A).transpose(0, 2, 1) + centre  # (N, H * W, 2): (x, y) to read
+    # Bilinear reading from the image padded by one zero pixel: any read outside lands on the padding.
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).transpose(0, 2, 3, 1)  # (N, H + 2, W + 2, C)
+    low = np.floor(source)
+    fraction = (source - low).astype(x.dtype)[..., None]  # (N, H * W, 2, 1)
+    image = np.arange(N)[:, None]  # (N, 1)
+    out = 0
+    for dy in (0, 1):
+        for dx in (0, 1):
+            column = np.clip(low[..., 0] + dx, -1, W).astype(int) + 1  # (N, H * W), -1 and W: padding
+            row = np.clip(low[..., 1] + dy, -1, H).astype(int) + 1
+            weight = (fraction[:, :, 0] if dx else 1 - fraction[:, :, 0]) * (fraction[:, :, 1] if dy else 1 - fraction[:, :, 1])
+            out = out + weight * padded[image, row, column]  # (N, H * W, C)
+    return np.ascontiguousarray(out.reshape(N, H, W, C).transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
+
+
+def random_stroke_width(x, rng, thinner=0.5, thicker=1.25):
+    """Make each image's strokes thinner or thicker by its own random amount, as other pens draw.
+
+    A grey dilation (each pixel the maximum of itself and its 4 neighbours) widens every stroke by
+    one pixel each side, an erosion (the minimum) narrows it; an amount r drawn uniformly from
+    [-thinner, thicker] pixels each side applies floor(|r|) of them and blends in the last fraction.
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; thinner, thicker: pixels each side, >= 0
+    Returns: array of shape (N, C, H, W), the same dtype
+    """
+    amount = rng.uniform(-thinner, thicker, (len(x), 1, 1, 1)).astype(x.dtype)  # (N, 1, 1, 1)
+    out, wider, narrower = x.copy(), x, x
+    for step in range(int(np.ceil(max(thinner, thicker)))):
+        grown, shrunk = _neighbourhood(wider, np.maximum), _neighbourhood(narrower, np.minimum)
+        out += np.clip(amount - step, 0, 1) * (grown - wider) + np.clip(-amount - step, 0, 1) * (shrunk - narrower)
+        wider, narrower = grown, shrunk
+    return out
+
+
+def _neighbourhood(x, combine):
+    """combine (np.maximum or np.minimum) of each pixel and its 4 neighbours; outside the image is 0."""
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))  # (N, C, H + 2, W + 2)
+    H, W = x.shape[2:]
+    out = x
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):  # up, down, left, right
+        out = combine(out, padded[:, :, dy:dy + H, dx:dx + W])
+    return out
+
+
+def drawing_augmentation(x, rng):
+    """The augmentation of the explorer's shipped model (models/README.md): random_affine's tilts of
+    up to 25 degrees, slants up to 0.4, zooms of 10% and shifts of 2 pixels, then random_stroke_width.
+
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator. Returns: array of shape (N, C, H, W)
+    """
+    return random_stroke_width(random_affine(x, rng), rng)
+
+
 # --- The model ---
 
 class CNN:
@@ -920,7 +995,8 @@ class CNN:
         - validation_data: (x_val, y_val), evaluated after every epoch
         - seed: seeds the shuffling, so the same seed gives the same history bit for bit
         - schedule: "cosine" decays the learning rate to 0 over all steps; "constant" keeps it
-        - augment: if > 0, shift each training image by up to this many pixels (random_shift)
+        - augment: if > 0, shift each training image by up to this many pixels (random_shift); or a
+          function f(x_batch, rng) -> augmented x_batch, such as drawing_augmentation
         - verbose: print one line per epoch, and draw a progress bar when the output is a terminal
         Returns: dict with one entry per epoch in lists "train_loss", "train_accuracy" (running means
         over each epoch's batches, as Keras reports them), "val_loss", "val_accuracy", "learning_rate"
@@ -957,7 +1033,10 @@ class CNN:
                     optimizer.learning_rate = float(base_learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
                 if batch_start == 0:
                     history["learning_rate"].append(float(optimizer.learning_rate))
-                x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
+                if callable(augment):
+                    x_batch = augment(x[indices], rng)
+                else:
+                    x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
                 logits = self.forward(x_batch)
                 loss, dlogits = softmax_cross_entropy(logits, y[indices])
                 if not np.isfinite(loss):
@@ -1237,6 +1316,9 @@ def main():
     parser = training_parser("Train the NumPy SimpleCNN on MNIST and report test accuracy.", epochs=6,
                              batch_size=64, learning_rate=2e-3, quick_help="5,000 training images, 1 epoch")
     parser.add_argument("--augment", type=int, default=2, help="random shifts of up to this many pixels (0: off)")
+    parser.add_argument("--augment-drawings", action="store_true",
+                        help="instead, tilt, slant, zoom, shift and thin or thicken the strokes of each image, as "
+                             "drawings on the explorer's pad vary (drawing_augmentation; the shipped model's recipe)")
     parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
     args = parser.parse_args()
 
@@ -1250,7 +1332,8 @@ def main():
     optimizer = Adam(model.parameters(), learning_rate=args.learning_rate)
     start_time = time.perf_counter()
     model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-              validation_data=(data.x_val, data.y_val), seed=args.seed, augment=args.augment)
+              validation_data=(data.x_val, data.y_val), seed=args.seed,
+              augment=drawing_augmentation if args.augment_drawings else args.augment)
     training_seconds = time.perf_counter() - start_time
     test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test)
     print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {epochs} epoch(s), "
