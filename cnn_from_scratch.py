@@ -9,6 +9,7 @@ Run it:
     python cnn_from_scratch.py            # trains SimpleCNN on MNIST, prints test accuracy
     python cnn_from_scratch.py --quick    # a few seconds on a slice of MNIST
     python cnn_from_scratch.py --epochs 6 --batch-size 64 --seed 0 --save simple_cnn.npz
+    python cnn_from_scratch.py --epochs 8 --seed 0 --augment-drawings --save models/simple_cnn.npz  # models/README.md
 
 In a REPL:
     >>> import numpy as np
@@ -812,20 +813,22 @@ def random_shift(x, max_shift, rng):
     return out
 
 
-def random_affine(x, rng, degrees=25.0, shear=0.4, zoom=0.1, translate=2.0):
-    """Tilt, slant, zoom and shift each image by its own random amount about the image's centre,
-    reading between pixels bilinearly and filling with zeros: digits drawn by people lean and
-    slant more than MNIST's.
+def random_affine(x, rng, degrees=10.0, translate=0.1, zoom=0.1, shear=0.0):
+    """Rotate, shift, zoom and slant each image by its own random amount about the image's centre,
+    reading between pixels bilinearly and filling with zeros; the NumPy twin of cnn_pytorch's
+    random_affine (same arguments and defaults), plus a slant: people's digits lean more than MNIST's.
 
-    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; the largest changes: degrees of
-    rotation (counter-clockwise as seen), shear (x -= shear * (y - y_centre): 0.4 leans right),
-    zoom (a fraction of the size) and translate (pixels); each drawn uniformly from [-largest, largest]
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; the largest changes, each drawn
+    uniformly from [-largest, largest]: degrees of rotation (counter-clockwise as seen), translate
+    (a fraction of the width and height), zoom (a fraction of the size) and shear (x -= shear *
+    (y - y_centre): 0.4 leans right)
     Returns: array of shape (N, C, H, W), the same dtype
     """
     N, C, H, W = x.shape
     angle = np.radians(rng.uniform(-degrees, degrees, N))  # (N,)
     slant, scale = rng.uniform(-shear, shear, N), 1 + rng.uniform(-zoom, zoom, N)
-    shift = rng.uniform(-translate, translate, (N, 2))  # (N, 2): (x, y) in pixels
+    largest_shift = translate * np.array([W, H])  # pixels
+    shift = rng.uniform(-largest_shift, largest_shift, (N, 2))  # (N, 2): (x, y) in pixels
     # The forward map of a point p = (x, y) (y points down): p' = centre + A (p - centre) + shift, with
     # A = scale * rotation @ slant. Each output pixel reads the input at p = centre + A^-1 (p' - centre - shift).
     cos, sin = np.cos(angle), np.sin(angle)
@@ -880,15 +883,17 @@ def _neighbourhood(x, combine):
 
 def drawing_augmentation(x, rng, fraction=0.5):
     """The augmentation of the explorer's shipped model (models/README.md): a random `fraction` of the
-    images get random_affine's tilts of up to 25 degrees, slants up to 0.4, zooms of 10% and shifts
-    of 2 pixels, then random_stroke_width; the others are shifted by up to 2 pixels (random_shift).
+    images get random_affine's tilts of up to 25 degrees, shifts of 2 pixels, zooms of 10% and slants
+    up to 0.4, then random_stroke_width; the others are shifted by up to 2 pixels (random_shift).
 
     Inputs: x of shape (N, C, H, W); rng: np.random.Generator; fraction in [0, 1]
     Returns: array of shape (N, C, H, W)
     """
     chosen = rng.random(len(x)) < fraction  # (N,)
     out = random_shift(x, 2, rng)
-    out[chosen] = random_stroke_width(random_affine(x[chosen], rng), rng)
+    H, W = x.shape[2:]
+    tilted = random_affine(x[chosen], rng, degrees=25.0, translate=2 / W, zoom=0.1, shear=0.4)  # 2 / 28: 2 pixels
+    out[chosen] = random_stroke_width(tilted, rng)
     return out
 
 

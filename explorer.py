@@ -192,7 +192,7 @@ def draw_digit(image, height, top=0.5, left=0.5, angle=0.0, shear=0.0, stroke_ra
     return np.round(drawing, 3)
 
 
-def robustness_parameters(num_images, seed=0, size=DRAWING_SIZE):
+def robustness_parameters(num_images, seed=0):
     """How each digit of a robustness set is drawn: one group of ROBUSTNESS_GROUPS per digit, in turn
     over a seeded shuffle, and that group's random parameters.
 
@@ -421,7 +421,8 @@ class Explorer:
         kernels = weights[channel]  # (F, C, HH, WW) -> (C, HH, WW)
         if kernels.shape[0] != inputs.shape[0]:
             raise ValueError(f"{layer}'s filters have {kernels.shape[0]} channels but the layer below, "
-                             f"{below or 'the input'}, has {inputs.shape[0]} maps (a grouped convolution)")
+                             f"{below or 'the input'}, has {inputs.shape[0]} maps: its input comes from elsewhere "
+                             f"(a skip connection), or its filters are grouped")
         paddings = (padding, padding) if isinstance(padding, str) else padding
         before = tuple(padding_before(*arguments) for arguments in
                        zip(paddings, stride, kernels.shape[1:], inputs.shape[1:], output.shape))
@@ -431,7 +432,7 @@ class Explorer:
         if not np.allclose(result, output, rtol=0, atol=1e-4 * max(1.0, float(np.abs(output).max()))):
             raise ValueError(f"{layer}'s map {channel} is not the sum of its input maps correlated with its filter "
                              f"(largest difference {np.abs(result - output).max():.3g}): its input is not the "
-                             f"output of {below or 'the image'} (a skip connection?), or its filter is dilated")
+                             f"output of {below or 'the image'} (a skip connection), or its filter is dilated")
         return {"below": below, "inputs": inputs, "kernels": kernels, "correlations": correlations,
                 "sum": total, "bias": float(bias[channel]), "result": result,
                 "stride": [int(step) for step in stride], "padding": list(before)}

@@ -1,7 +1,7 @@
 // The page of explorer.py: a drawing pad, and what the network makes of the drawing.
 // Plain JavaScript with no libraries; it talks only to the server that served it (see the
 // JSON API in explorer.py). Read top to bottom: arrays and colours, the drawing pad, requests,
-// then one function per panel.
+// one function per panel, then the view of how one feature map is made.
 "use strict";
 
 const THROTTLE_MS = 120;       // at most one request per 120 ms while the pen moves
@@ -601,18 +601,21 @@ function showMapDetail(answer, result) {
   const grid = result.layers.find((layer) => layer.name === answer.layer);
   const inputLimit = largestMagnitude(inputs.data);
   const kernelLimit = largestMagnitude(kernels.data);
-  const correlationLimit = Math.max(largestMagnitude(correlations.data), largestMagnitude(sum.data));
+  const correlationLimit = largestMagnitude(correlations.data);
+  const outputLimit = Math.max(grid.limit, largestMagnitude(sum.data));  // the grid's scale, unless the sum goes past it
   const inputScale = Math.max(1, Math.round(56 / Math.max(height, width)));
   const outScale = Math.max(1, Math.round(56 / Math.max(outHeight, outWidth)));
   const kernelScale = Math.max(4, Math.round(36 / Math.max(kernelHeight, kernelWidth)));
 
   document.getElementById("detail-title").textContent = `How map ${answer.channel} of ${answer.layer} is made`;
+  const pair = (values) => values[0] === values[1] ? String(values[0]) : values.join("×");
   document.getElementById("detail-note").textContent =
     `Each input channel (${answer.below === null ? "the digit itself" : `the ${channels} maps of ${below}`}) is ` +
     `correlated with its own ${kernelHeight}×${kernelWidth} slice of filter ${answer.channel} (stride ` +
-    `${answer.stride.join("×")}, ${answer.padding.join("×")} zeros of padding): every output value is the sum of ` +
-    `the window's values times the slice's weights. Scales: inputs ±${inputLimit.toPrecision(3)}, filter ` +
-    `±${kernelLimit.toPrecision(3)}, correlations and sum ±${correlationLimit.toPrecision(3)}, result as in the grid.`;
+    `${pair(answer.stride)}, padding ${pair(answer.padding)}): each value of a correlation is the sum of a window's ` +
+    `values times the slice's weights. Scales: inputs ±${inputLimit.toPrecision(3)}, filter ` +
+    `±${kernelLimit.toPrecision(3)}, correlations ±${correlationLimit.toPrecision(3)}, sum and result ` +
+    `±${outputLimit.toPrecision(3)} (the grid's scale when the sum stays within it).`;
 
   const cards = document.getElementById("detail-channels");
   cards.replaceChildren();
@@ -629,12 +632,12 @@ function showMapDetail(answer, result) {
   }
 
   const total = element("figure");
-  total.append(mapCanvas(sum, 0, outHeight, outWidth, outScale, correlationLimit),
+  total.append(mapCanvas(sum, 0, outHeight, outWidth, outScale, outputLimit),
     element("figcaption", "", `sum of the ${channels} correlation${channels > 1 ? "s" : ""}`));
   const bias = element("span", "bias", `bias\n${answer.bias.toPrecision(4)}`);
   bias.style.whiteSpace = "pre";
   const made = element("figure");
-  made.append(mapCanvas(output, 0, outHeight, outWidth, outScale, grid.limit),
+  made.append(mapCanvas(output, 0, outHeight, outWidth, outScale, outputLimit),
     element("figcaption", "", `${answer.layer} map ${answer.channel}`));
   document.getElementById("detail-sum").replaceChildren(total, element("span", "op", "+"), bias,
     element("span", "op", "="), made);

@@ -336,7 +336,7 @@ def test_random_affine_rotates_slants_zooms_and_shifts_within_its_ranges():
     factors = np.sqrt(zoomed[:, 1, 1] / covariances[:, 1, 1])
     np.testing.assert_allclose(np.sqrt(zoomed[:, 0, 0] / covariances[:, 0, 0]), factors, atol=0.02)
     assert 0.89 <= factors.min() and factors.max() <= 1.12 and factors.std() > 0.03  # (1.12: the blur again)
-    moved, shifted = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0, zoom=0, translate=2))
+    moved, shifted = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0, zoom=0, translate=2 / 28))
     assert np.abs(moved - centres).max() <= 2.01 and (moved - centres).std() > 0.7
     np.testing.assert_allclose(shifted, covariances, atol=0.26)  # the blur of a fractional shift
 

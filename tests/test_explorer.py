@@ -517,6 +517,29 @@ def test_pytorch_and_keras_models_give_the_numpy_answers(tmp_path, session, mnis
             np.testing.assert_allclose(mine["result"], theirs["result"], atol=1e-4)
 
 
+def test_a_conv_fed_by_a_skip_connection_is_refused_with_a_reason(mnist):
+    """In a residual network some convs do not read the layer listed before them: their maps cannot be
+    rebuilt from it, and the API says why (422) instead of showing a wrong sum."""
+    import cnn_pytorch
+    session = explorer.Explorer(cnn_pytorch.build_model("residual").eval(), "pytorch", 0)
+    reasons = {}
+    for layer in session.conv_parts:
+        try:
+            session.explain_map(mnist.x_test[0, 0], layer, 0)
+        except ValueError as error:
+            reasons[layer] = str(error)
+    assert reasons and all("skip connection" in reason for reason in reasons.values())
+    assert len(reasons) < len(session.conv_parts)  # the convs inside a block do read the layer before them
+    server = explorer.start_server(session)
+    try:
+        status, answer = call(server, "POST", "/api/feature-map", {"image": GOOD_IMAGE, "layer": min(reasons),
+                                                                    "channel": 0})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 422 and "skip connection" in answer["error"]
+
+
 def test_model_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model file"):
         explorer.load_model_file(tmp_path / "missing.npz")

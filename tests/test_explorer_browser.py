@@ -2,10 +2,12 @@
 
 The test starts explorer.py's server with the shipped model, opens the page, draws digits with
 real mouse moves (and a finger, on a phone-sized page), and checks what a learner would see: the
-ten probability bars, every layer's feature-map grid, the Grad-CAM image, and the drawn digit as
-the prediction. Every request the
-page makes goes through a route that lets only this server's address through and records (and
-blocks) anything else; the test fails if there was any.
+ten probability bars, every layer's feature-map grid, the Grad-CAM image, the drawn digit as
+the prediction, and how a clicked conv map is made (its sum checked against the grid's map); and
+the awkward cases: drawing before the model has loaded, names from the server shown as text, the
+colour legend's labels under the bar. Every request the page makes goes through a route that lets
+only this server's address through and records (and blocks) anything else; the test fails if
+there was any.
 
 Needs Debian's Chromium (`apt-get install chromium`, /usr/bin/chromium or $CHROMIUM) and
 `pip install playwright==1.65.2` (in requirements.txt); `playwright install` is not needed.
@@ -282,10 +284,9 @@ def test_drawing_before_the_model_has_answered(browser_page, server):
     once the model arrives."""
     page, outside, console_errors = browser_page
     held = []
-    early = open_page(page.context.browser, server.url, outside, console_errors, wait=False,
-                      viewport={"width": 1300, "height": 900})
-    early.route("**/api/model", held.append)  # the answer is held back until released below
-    early.reload(wait_until="domcontentloaded")
+    early = open_page(page.context.browser, server.url, outside, console_errors, viewport={"width": 1300, "height": 900})
+    early.route("**/api/model", lambda route: held.append(route))  # the answer is held back until released below
+    early.reload(wait_until="domcontentloaded")  # the page again, from the start, its model not yet answered
     early.wait_for_function("() => document.readyState === 'complete'")
     assert early.get_attribute("body", "data-ready") is None and len(held) == 1
     draw(early, [[(0.5, 0.15), (0.5, 0.85)]])
