@@ -848,7 +848,9 @@ def random_affine(x, rng, degrees=10.0, translate=0.1, zoom=0.1, shear=0.0):
         for dx in (0, 1):
             column = np.clip(low[..., 0] + dx, -1, W).astype(int) + 1  # (N, H * W), -1 and W: padding
             row = np.clip(low[..., 1] + dy, -1, H).astype(int) + 1
-            weight = (fraction[:, :, 0] if dx else 1 - fraction[:, :, 0]) * (fraction[:, :, 1] if dy else 1 - fraction[:, :, 1])
+            weight_x = fraction[:, :, 0] if dx else 1 - fraction[:, :, 0]  # (N, H * W, 1)
+            weight_y = fraction[:, :, 1] if dy else 1 - fraction[:, :, 1]
+            weight = weight_x * weight_y
             out = out + weight * padded[image, row, column]  # (N, H * W, C)
     return np.ascontiguousarray(out.reshape(N, H, W, C).transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
 

@@ -170,7 +170,8 @@ def draw_digit(image, height, top=0.5, left=0.5, angle=0.0, shear=0.0, stroke_ra
     import cv2
     ink = ink_of(image)  # (h0, w0)
     width = max(1, round(ink.shape[1] * height / ink.shape[0]))
-    digit = cv2.resize(ink, (width, height), interpolation=cv2.INTER_LINEAR if height > ink.shape[0] else cv2.INTER_AREA)
+    interpolation = cv2.INTER_LINEAR if height > ink.shape[0] else cv2.INTER_AREA  # as scale_into_box
+    digit = cv2.resize(ink, (width, height), interpolation=interpolation)  # (height, width)
     # A square canvas with room for any tilt and slant, the digit in its middle.
     side = int(np.ceil(np.hypot(height, width) * (1 + abs(shear)))) + 2 * abs(stroke_radius) + 4
     canvas = np.zeros((side, side), dtype=np.float32)

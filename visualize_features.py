@@ -58,9 +58,10 @@ ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
 # Each adapter wraps one model and answers the same questions in the same layout: its layers in
 # forward order, a layer's weights (conv (F, C, HH, WW), dense (in_features, out_features)), a conv
 # layer's bias, stride and padding, the outputs of chosen layers and the logits for images of
-# shape (N, C, H, W), and the gradients of class scores. adapter_for(model) picks one, once; the functions below never ask which framework
-# it is. A fourth framework means one more adapter here and a module with the shared interface
-# (set_seed, build_model, fit, evaluate, count_parameters, save, load) for train_or_load.
+# shape (N, C, H, W), and the gradients of class scores. adapter_for(model) picks one, once; the
+# functions below never ask which framework it is. A fourth framework means one more adapter here
+# and a module with the shared interface (set_seed, build_model, fit, evaluate, count_parameters,
+# save, load) for train_or_load.
 
 def one_hot_scores(num_classes, classes):
     """d(sum of each image's class score) / d(logits): one one-hot row per image, of shape (N, num_classes)."""

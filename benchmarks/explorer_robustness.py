@@ -49,8 +49,8 @@ def main():
         clean = float((vis.predict_logits(model, images).argmax(axis=1) == labels).mean())
         accuracy = explorer.robustness_accuracy(vis.predict_logits(model, robust["x"]).argmax(axis=1), robust)
         drop = clean - accuracy["overall"]
-        print(f"{os.path.basename(path):<24}" + "".join(f"{100 * value:>9.2f}%" for value in [clean, *accuracy.values()])
-              + f"{100 * drop:>10.2f}")
+        percentages = "".join(f"{100 * value:>9.2f}%" for value in [clean, *accuracy.values()])
+        print(f"{os.path.basename(path):<24}{percentages}{100 * drop:>10.2f}")
     print("accuracy in %; drop = clean - overall, in percentage points (goal for the shipped model: at most 2)")
 
 

@@ -403,7 +403,8 @@ function buildMapGrids(model) {
     block.dataset.layer = name;
     const title = element("p", "map-title");
     title.append(element("strong", "", name), " ",
-      element("span", "map-shape", `${channels}×${height}×${width}${shown < channels ? `, first ${shown} shown` : ""}`),
+      element("span", "map-shape",
+        `${channels}×${height}×${width}${shown < channels ? `, first ${shown} shown` : ""}`),
       " ", element("span", "map-range"));
     const canvas = document.createElement("canvas");
     const rows = Math.ceil(shown / COLUMNS);
@@ -563,14 +564,17 @@ async function requestMapDetail() {
   delete section.dataset.ready;
   const input = decodeArray(result.input);
   const [height, width] = input.shape;
-  const image = Array.from({ length: height }, (_, row) => Array.from(input.data.subarray(row * width, (row + 1) * width)));
+  const image = Array.from({ length: height },
+    (_, row) => Array.from(input.data.subarray(row * width, (row + 1) * width)));  // rows of float32 values
   try {
     const answer = await getJSON("/api/feature-map", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ image, layer, channel }),
     });
     if (request === state.detailRequests) showMapDetail(answer, result);
   } catch (error) {
-    if (request === state.detailRequests) document.getElementById("detail-note").textContent = `Could not explain the map: ${error.message}`;
+    if (request === state.detailRequests) {
+      document.getElementById("detail-note").textContent = `Could not explain the map: ${error.message}`;
+    }
   }
 }
 
@@ -602,7 +606,7 @@ function showMapDetail(answer, result) {
   const inputLimit = largestMagnitude(inputs.data);
   const kernelLimit = largestMagnitude(kernels.data);
   const correlationLimit = largestMagnitude(correlations.data);
-  const outputLimit = Math.max(grid.limit, largestMagnitude(sum.data));  // the grid's scale, unless the sum goes past it
+  const outputLimit = Math.max(grid.limit, largestMagnitude(sum.data));  // the grid's scale, unless the sum exceeds it
   const inputScale = Math.max(1, Math.round(56 / Math.max(height, width)));
   const outScale = Math.max(1, Math.round(56 / Math.max(outHeight, outWidth)));
   const kernelScale = Math.max(4, Math.round(36 / Math.max(kernelHeight, kernelWidth)));

@@ -240,7 +240,8 @@ def test_clicking_a_conv2_map_shows_how_it_is_made(browser_page, server, tmp_pat
     assert float(page.text_content("#detail-sum .bias").split()[-1]) == pytest.approx(answer["bias"], rel=1e-3)
     for index in (1, 16):
         for column in (1, 2, 3):
-            assert canvas_is_painted(page, f"#detail-channels .detail-card:nth-child({index}) canvas:nth-of-type({column})")
+            card = f"#detail-channels .detail-card:nth-child({index})"
+            assert canvas_is_painted(page, f"{card} canvas:nth-of-type({column})")
     # What the API sent: the correlations summed, plus the bias, are the result and the model's own map ...
     assert answer["below"] == "pool1" and answer["stride"] == [1, 1] and answer["padding"] == [1, 1]
     inputs, kernels, correlations, total, result = (explorer.decode_array(answer[key]) for key in
@@ -284,7 +285,8 @@ def test_drawing_before_the_model_has_answered(browser_page, server):
     once the model arrives."""
     page, outside, console_errors = browser_page
     held = []
-    early = open_page(page.context.browser, server.url, outside, console_errors, viewport={"width": 1300, "height": 900})
+    early = open_page(page.context.browser, server.url, outside, console_errors,
+                      viewport={"width": 1300, "height": 900})
     early.route("**/api/model", lambda route: held.append(route))  # the answer is held back until released below
     early.reload(wait_until="domcontentloaded")  # the page again, from the start, its model not yet answered
     early.wait_for_function("() => document.readyState === 'complete'")
