@@ -3,10 +3,11 @@
 The page (explorer/index.html, explorer.js, explorer.css) has a drawing canvas; this server
 turns each drawing into the 28x28 input the network expects with MNIST's own preprocessing,
 runs the model, and answers with the ten class probabilities, every conv/activation/pool layer's
-feature maps, the first layer's filters and Grad-CAM for every class. The story, top to bottom:
-the MNIST preprocessing, loading a model of any framework, the analysis of one image (through the
-adapter of visualize_features.py, so NumPy, PyTorch and Keras models all work), the JSON API
-with its checks, the HTTP server, then `main()`.
+feature maps, the first layer's filters and Grad-CAM for every class; a click on a conv layer's
+map asks how that one map is made from the layer below. The story, top to bottom: the MNIST
+preprocessing, a robustness set of digits drawn the way people draw, loading a model of any
+framework, the analysis of one image (through the adapter of visualize_features.py, so NumPy,
+PyTorch and Keras models all work), the JSON API with its checks, the HTTP server, then `main()`.
 
 Run it:
     python explorer.py                                 # the shipped NumPy SimpleCNN, http://127.0.0.1:8000/
@@ -21,12 +22,17 @@ In a REPL:
     >>> image, steps = explorer.preprocess_drawing(drawing)   # drawing of shape (112, 112) in [0, 1]
     >>> session.analyze(image)["predicted"]
 
-The JSON API (all answers are JSON; errors are {"error": message} with a 4xx status):
+The JSON API (all answers are JSON; errors are {"error": message} with a 4xx status; HEAD is
+answered as GET, without the body):
     GET  /api/model                 the model: layers and output shapes, first-layer filters
     GET  /api/test-image[?index=i]  a real MNIST test image (random without index) and its label
     POST /api/predict               {"drawing": 112 rows of 112 numbers in [0, 1]} (preprocessed here)
                                     or {"image": 28 rows of 28 numbers in [0, 1]} (used as it is),
                                     optional "classes": [class indices] for Grad-CAM (default: all)
+    POST /api/feature-map           {"image": 28 rows of 28, "layer": a conv layer, "channel": k}: how
+                                    map k is made: the maps below, filter k's slices, their correlations,
+                                    sum, bias and result (asked only for the clicked map, so that
+                                    /api/predict stays as fast as it was)
 Arrays of more than one dimension travel as {"shape": [...], "dtype": "float32", "data": base64 of
 the little-endian float32 bytes}: the SimpleCNN's six layers of maps take 226 KB and 0.8 ms to
 encode, against 646 KB and 15 ms as nested lists of floats (measured on the project's 2 cores).
@@ -135,6 +141,114 @@ def preprocess_drawing(drawing):
     return image, steps
 
 
+# --- A robustness set: MNIST's digits drawn the way people draw on a pad ---
+# A drawing on the pad is not an MNIST digit: it sits anywhere, at any size, tilted, slanted, drawn
+# with a thinner or thicker pen. draw_digit redraws one MNIST digit that way into a 112x112
+# drawing, and robustness_set sends every redrawn digit through preprocess_drawing, exactly as the
+# page's drawings go. Report on the test images; make choices (augmentation, epochs) on a set
+# built from the validation split.
+
+ROBUSTNESS_GROUPS = ("placed", "rotated", "slanted", "thinner", "thicker", "combined")
+
+
+def ink_of(image):
+    """The smallest patch of a 2-D image that holds all its ink (values > 0)."""
+    top, left, height, width = ink_bounding_box(image)
+    return image[top:top + height, left:left + width]
+
+
+def draw_digit(image, height, top=0.5, left=0.5, angle=0.0, shear=0.0, stroke_radius=0, size=DRAWING_SIZE):
+    """One MNIST digit drawn on the pad: enlarged, tilted, slanted, pen made thinner or thicker, placed.
+
+    Inputs:
+    - image of shape (28, 28) in [0, 1]; height: the digit's height in drawing pixels (before tilting)
+    - top, left in [0, 1]: where the digit's box sits in the free room (0: at the top or left edge)
+    - angle: degrees, counter-clockwise; shear: the slant, x -= shear * (y - y_centre) (0.3 leans right)
+    - stroke_radius: pixels of the drawing taken off (< 0, grey erosion) or added to (> 0, grey dilation)
+      each side of every stroke, with a disc of that radius
+    Returns: drawing of shape (size, size), float32 in [0, 1] rounded to 3 decimals as the page sends it.
+    """
+    import cv2
+    ink = ink_of(image)  # (h0, w0)
+    width = max(1, round(ink.shape[1] * height / ink.shape[0]))
+    interpolation = cv2.INTER_LINEAR if height > ink.shape[0] else cv2.INTER_AREA  # as scale_into_box
+    digit = cv2.resize(ink, (width, height), interpolation=interpolation)  # (height, width)
+    # A square canvas with room for any tilt and slant, the digit in its middle.
+    side = int(np.ceil(np.hypot(height, width) * (1 + abs(shear)))) + 2 * abs(stroke_radius) + 4
+    canvas = np.zeros((side, side), dtype=np.float32)
+    row, column = (side - height) // 2, (side - width) // 2
+    canvas[row:row + height, column:column + width] = digit
+    centre = ((side - 1) / 2, (side - 1) / 2)
+    rotation = np.vstack([cv2.getRotationMatrix2D(centre, angle, 1.0), [0, 0, 1]])  # (3, 3), about the centre
+    slant = np.array([[1, -shear, shear * centre[1]], [0, 1, 0], [0, 0, 1]])  # x' = x - shear * (y - y_centre)
+    canvas = cv2.warpAffine(canvas, (rotation @ slant)[:2], (side, side), flags=cv2.INTER_LINEAR)
+    if stroke_radius:
+        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(stroke_radius) + 1,) * 2)
+        canvas = (cv2.dilate if stroke_radius > 0 else cv2.erode)(canvas, pen)
+    drawn = np.clip(ink_of(np.round(canvas, 3)), 0, 1)  # round first: a fringe of 0.0001 is no ink on the page
+    if max(drawn.shape) > size:  # tilted past the drawing's edges: shrink it to fit
+        drawn = np.clip(scale_into_box(drawn, size), 0, 1)
+    drawing = np.zeros((size, size), dtype=np.float32)
+    row, column = round(top * (size - drawn.shape[0])), round(left * (size - drawn.shape[1]))
+    drawing[row:row + drawn.shape[0], column:column + drawn.shape[1]] = drawn
+    return np.round(drawing, 3)
+
+
+def robustness_parameters(num_images, seed=0):
+    """How each digit of a robustness set is drawn: one group of ROBUSTNESS_GROUPS per digit, in turn
+    over a seeded shuffle, and that group's random parameters.
+
+    Every digit is placed anywhere at a height of 28 to 100 of the 112 pixels; then "placed" does
+    nothing more, "rotated" tilts by 10 to 25 degrees either way, "slanted" shears by 0.15 to 0.4
+    either way, "thinner" erodes every stroke by about half an MNIST pixel each side, "thicker"
+    dilates it by a half to one and a quarter, and "combined" draws a tilt, a slant and a pen of all
+    those ranges at once (each possibly near zero).
+    Returns: dict of arrays of shape (num_images,): "group" (str), "height", "top", "left", "angle",
+    "shear", "stroke_radius" (drawing pixels, < 0 thinner); the arguments of draw_digit.
+    """
+    rng = np.random.default_rng(seed)
+    n = num_images
+    group = np.array(ROBUSTNESS_GROUPS)[rng.permutation(n) % len(ROBUSTNESS_GROUPS)]
+    height = rng.integers(28, 101, size=n)
+    pixels = height / 20  # drawing pixels per MNIST pixel: the digit's height becomes 20 in preprocessing
+    sign = lambda: rng.choice([-1.0, 1.0], size=n)  # noqa: E731
+    angle = np.select([group == "rotated", group == "combined"], [sign() * rng.uniform(10, 25, n),
+                                                                  rng.uniform(-25, 25, n)], 0.0)
+    shear = np.select([group == "slanted", group == "combined"], [sign() * rng.uniform(0.15, 0.4, n),
+                                                                  rng.uniform(-0.4, 0.4, n)], 0.0)
+    stroke = np.select([group == "thinner", group == "thicker", group == "combined"],
+                       [np.full(n, -0.5), rng.uniform(0.5, 1.25, n), rng.uniform(-0.5, 1.25, n)], 0.0)  # MNIST pixels
+    return {"group": group, "height": height, "top": rng.uniform(0, 1, n), "left": rng.uniform(0, 1, n),
+            "angle": angle, "shear": shear, "stroke_radius": np.round(stroke * pixels).astype(int)}
+
+
+def robustness_set(images, labels, seed=0):
+    """Digits drawn the way people draw on the pad (draw_digit), each through preprocess_drawing.
+
+    Inputs: images of shape (N, 28, 28) or (N, 1, 28, 28) in [0, 1] (MNIST's test images to report,
+    its validation images to choose by); labels of shape (N,); seed: the same seed gives the same set
+    Returns: dict with "x" of shape (N, 1, 28, 28) float32 (what the network sees), "y" (the labels),
+    and every array of robustness_parameters: "group" says which transformation each digit got.
+    """
+    images = np.asarray(images).reshape(len(images), IMAGE_SIZE, IMAGE_SIZE)  # (N, 1, 28, 28) -> (N, 28, 28)
+    if len(labels) != len(images):
+        raise ValueError(f"expected one label per image, got {len(labels)} labels for {len(images)} images")
+    parameters = robustness_parameters(len(images), seed)
+    x = np.empty((len(images), 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    for index, image in enumerate(images):
+        drawing = draw_digit(image, **{key: parameters[key][index] for key in parameters if key != "group"})
+        x[index, 0] = preprocess_drawing(drawing)[0]
+    return {"x": x, "y": np.asarray(labels), **parameters}
+
+
+def robustness_accuracy(predicted, robust):
+    """{"overall": accuracy, group: accuracy, ...} of predicted classes of shape (N,) on a robustness_set
+    (groups with no image left out)."""
+    correct = np.asarray(predicted) == robust["y"]
+    return {"overall": float(correct.mean()), **{group: float(correct[robust["group"] == group].mean())
+                                                 for group in ROBUSTNESS_GROUPS if (robust["group"] == group).any()}}
+
+
 # --- Loading a model of any framework ---
 
 def load_model_file(path):
@@ -158,6 +272,39 @@ def encode_array(array):
 def decode_array(encoded):
     """The inverse of encode_array: a float32 array of the encoded shape."""
     return np.frombuffer(base64.b64decode(encoded["data"]), dtype="<f4").reshape(encoded["shape"])
+
+
+def padding_before(padding, stride, kernel, in_size, out_size):
+    """Zeros added before the first row (or column) of a convolution's input, from its padding: a
+    number, "valid" (none) or "same" (TensorFlow's rule: the total needed, the odd one after)."""
+    if padding == "valid":
+        return 0
+    if padding == "same":
+        return max((out_size - 1) * stride + kernel - in_size, 0) // 2
+    return int(padding)
+
+
+def correlate_channels(inputs, kernels, stride, before, out_shape):
+    """Each input channel correlated with its own slice of one filter, kept apart (not yet summed).
+
+    Inputs: inputs of shape (C, H, W), kernels of shape (C, HH, WW), stride (sh, sw), before: the
+    zeros (top, left) added before the input, out_shape (H_out, W_out) of the layer's output
+    Returns: correlations of shape (C, H_out, W_out), float64:
+      correlations[c, i, j] = sum over u, v of padded[c, i * sh + u, j * sw + v] * kernels[c, u, v]
+    Note: a cross-correlation, as every framework's "convolution" layer computes (the kernel is not flipped).
+    """
+    C, H, W = inputs.shape
+    _, HH, WW = kernels.shape
+    (sh, sw), (top, left), (H_out, W_out) = stride, before, out_shape
+    rows, columns = (H_out - 1) * sh + HH, (W_out - 1) * sw + WW  # the padded input the windows cover
+    padded = np.zeros((C, max(rows, top + H), max(columns, left + W)))
+    padded[:, top:top + H, left:left + W] = inputs
+    correlations = np.zeros((C, H_out, W_out))
+    for u in range(HH):
+        for v in range(WW):  # every window's pixel (u, v), for all windows at once
+            window = padded[:, u:u + (H_out - 1) * sh + 1:sh, v:v + (W_out - 1) * sw + 1:sw]  # (C, H_out, W_out)
+            correlations += kernels[:, u, v, None, None] * window
+    return correlations
 
 
 def softmax(logits):
@@ -191,6 +338,9 @@ class Explorer:
                            if layer["kind"] in MAP_KINDS and len(layer["shape"]) == 3]
         self.gradcam_layer = vis.default_gradcam_layer(model)
         self.filters = vis.first_conv_filters(model)  # (F, C, HH, WW)
+        adapter = frameworks.adapter_for(model)  # each conv layer's weights (F, C, HH, WW), and (bias, stride, padding)
+        self.conv_parts = {name: (adapter.weight(layer), adapter.conv_geometry(layer))
+                           for name, kind, layer in named if kind == "conv"}
 
     def model_info(self):
         """What the page draws once: the model's name, layers, and first-layer filters."""
@@ -231,6 +381,45 @@ class Explorer:
                 "probabilities": probabilities.tolist(), "logits": logits.astype(np.float64).tolist(),
                 "layers": layers,
                 "gradcam": {"layer": self.gradcam_layer, "classes": classes, "maps": encode_array(cam)}}
+
+    def explain_map(self, image, layer, channel):
+        """How one map of a conv layer is made from the layer below, for the page's click on a map.
+
+        Inputs: image of shape (28, 28) in [0, 1]; layer: the name of a conv layer; channel: one of its maps
+        Returns: dict with "below" (the name of the layer below, or None: the input is the digit),
+        "inputs" of shape (C, H, W) (the maps below), "kernels" of shape (C, HH, WW) (filter
+        `channel`, one slice per input channel), "correlations" of shape (C, H_out, W_out) (each input
+        correlated with its slice), their "sum" and the "bias", and "result" = sum + bias, of shape
+        (H_out, W_out); "stride" and "padding" (the zeros before the first row and column).
+        Raises ValueError when the result is not the layer's own map: its input is not the output of
+        the layer listed before it (a skip connection), or its filters are grouped or dilated.
+        """
+        position = next(index for index, item in enumerate(self.layers) if item["name"] == layer)
+        below = self.layers[position - 1]["name"] if position > 0 else None
+        x = image.astype(np.float32)[None, None]  # (28, 28) -> (1, 1, 28, 28)
+        with self.lock:
+            activations = vis.get_activations(self.model, x, [layer] + ([below] if below else []))
+        inputs = (activations[below] if below else x)[0]  # (C, H, W)
+        output = activations[layer][0, channel]  # (H_out, W_out), the map the grid shows
+        weights, (bias, stride, padding) = self.conv_parts[layer]
+        kernels = weights[channel]  # (F, C, HH, WW) -> (C, HH, WW)
+        if kernels.shape[0] != inputs.shape[0]:
+            raise ValueError(f"{layer}'s filters have {kernels.shape[0]} channels but the layer below, "
+                             f"{below or 'the input'}, has {inputs.shape[0]} maps: its input comes from elsewhere "
+                             f"(a skip connection), or its filters are grouped")
+        paddings = (padding, padding) if isinstance(padding, str) else padding
+        before = tuple(padding_before(*arguments) for arguments in
+                       zip(paddings, stride, kernels.shape[1:], inputs.shape[1:], output.shape))
+        correlations = correlate_channels(inputs, kernels, stride, before, output.shape)  # (C, H_out, W_out)
+        total = correlations.sum(axis=0)  # (H_out, W_out)
+        result = total + float(bias[channel])
+        if not np.allclose(result, output, rtol=0, atol=1e-4 * max(1.0, float(np.abs(output).max()))):
+            raise ValueError(f"{layer}'s map {channel} is not the sum of its input maps correlated with its filter "
+                             f"(largest difference {np.abs(result - output).max():.3g}): its input is not the "
+                             f"output of {below or 'the image'} (a skip connection), or its filter is dilated")
+        return {"below": below, "inputs": inputs, "kernels": kernels, "correlations": correlations,
+                "sum": total, "bias": float(bias[channel]), "result": result,
+                "stride": [int(step) for step in stride], "padding": list(before)}
 
     def test_set(self):
         """MNIST's test images (10000, 28, 28) and labels (10000,), loaded once on first use (about a second)."""
@@ -354,6 +543,34 @@ def answer_predict(explorer, body):
     return response
 
 
+def parse_feature_map_request(body, explorer):
+    """Check a /api/feature-map body; returns (image of shape (28, 28), conv layer name, channel)."""
+    request = parse_json(body)
+    fields = {"image", "layer", "channel"}
+    if set(request) != fields:
+        raise ApiError(400, f"expected the fields {sorted(fields)}, got {sorted(request)}")
+    layer, channel = request["layer"], request["channel"]
+    if layer not in explorer.conv_parts:
+        raise ApiError(400, f'"layer" must name a conv layer, one of {sorted(explorer.conv_parts)}, got {layer!r}')
+    channels = next(item["shape"][0] for item in explorer.layers if item["name"] == layer)
+    if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < channels:
+        raise ApiError(400, f'"channel" must be an integer from 0 to {channels - 1} ({layer} has {channels} maps), '
+                            f"got {channel!r}")
+    return parse_grid(request["image"], "image", IMAGE_SIZE), layer, channel
+
+
+def answer_feature_map(explorer, body):
+    """The answer to POST /api/feature-map: how one conv map is made (Explorer.explain_map), arrays encoded."""
+    image, layer, channel = parse_feature_map_request(body, explorer)
+    try:
+        parts = explorer.explain_map(image, layer, channel)
+    except ValueError as error:  # a layer this view cannot rebuild from the layer below
+        raise ApiError(422, str(error)) from None
+    arrays = ("inputs", "kernels", "correlations", "sum", "result")
+    return {"layer": layer, "channel": channel, **{key: encode_array(value) if key in arrays else value
+                                                   for key, value in parts.items()}}
+
+
 def answer_test_image(explorer, query):
     """The answer to GET /api/test-image[?index=i]."""
     values = parse_qs(query, keep_blank_values=True)
@@ -372,8 +589,12 @@ def answer_test_image(explorer, query):
 
 # --- The HTTP server ---
 
+POST_ANSWERS = {"/api/predict": answer_predict, "/api/feature-map": answer_feature_map}
+
+
 class ExplorerHandler(BaseHTTPRequestHandler):
-    """Serves the three files of explorer/ and the JSON API; anything else is a JSON 404 or 405."""
+    """Serves the three files of explorer/ and the JSON API; anything else is a JSON 404 or 405.
+    HEAD is answered as GET, with the same status and headers and no body."""
 
     protocol_version = "HTTP/1.1"  # keep-alive: a drawing session reuses one connection
     server_version = "CNNExplorer/1.0"
@@ -387,26 +608,30 @@ class ExplorerHandler(BaseHTTPRequestHandler):
             self._send_json(200, self.server.model_info)
         elif url.path == "/api/test-image":
             self._answer(lambda: answer_test_image(self.server.explorer, url.query))
-        elif url.path == "/api/predict":
-            self._send_json(405, {"error": "use POST for /api/predict"}, allow="POST")
+        elif url.path in POST_ANSWERS:
+            self._send_json(405, {"error": f"use POST for {url.path}"}, allow="POST")
         else:
-            self._send_json(404, {"error": f"unknown path {url.path!r}; the API is /api/model, /api/test-image "
-                                           f"and /api/predict"})
+            self._send_json(404, {"error": f"unknown path {url.path!r}; the API is /api/model, /api/test-image, "
+                                           f"/api/predict and /api/feature-map"})
+
+    def do_HEAD(self):
+        """What GET would answer, headers only (_send writes no body for HEAD)."""
+        self.do_GET()
 
     def do_POST(self):
         path = urlsplit(self.path).path
-        if path != "/api/predict":
+        if path not in POST_ANSWERS:
             self._discard_body()
             known = path in STATIC_FILES or path in ("/api/model", "/api/test-image")
-            self._send_json(405 if known else 404, {"error": f"POST is only for /api/predict, not {path!r}"},
-                            allow="GET" if known else None)
+            self._send_json(405 if known else 404, {"error": f"POST is only for {' and '.join(POST_ANSWERS)}, "
+                                                             f"not {path!r}"}, allow="GET, HEAD" if known else None)
             return
-        self._answer(lambda: answer_predict(self.server.explorer, self._read_body()))
+        self._answer(lambda: POST_ANSWERS[path](self.server.explorer, self._read_body()))
 
     def _method_not_allowed(self):
         self._discard_body()
-        self._send_json(405, {"error": f"method {self.command} is not supported; use GET, or POST for /api/predict"},
-                        allow="GET, POST")
+        self._send_json(405, {"error": f"method {self.command} is not supported; use GET or HEAD, or POST for "
+                                       f"{' and '.join(POST_ANSWERS)}"}, allow="GET, HEAD, POST")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
@@ -461,7 +686,8 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(content)
+        if self.command != "HEAD":  # a HEAD answer has GET's headers, Content-Length included, and no body
+            self.wfile.write(content)
 
     def log_message(self, format, *args):
         if self.server.verbose:

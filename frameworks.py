@@ -53,7 +53,8 @@ ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
 
 # --- Adapters: one view of three frameworks ---
 # Each adapter wraps one model and answers the same questions in the same layout: its layers in
-# forward order, a layer's weights (conv (F, C, HH, WW), dense (in_features, out_features)), the
+# forward order, a layer's weights (conv (F, C, HH, WW), dense (in_features, out_features)), a conv
+# layer's bias, stride and padding (the explorer's "how one map is made"), the
 # outputs of chosen layers and the logits for images of shape (N, C, H, W), and the gradients of
 # class scores. adapter_for(model) picks one, once; the figures and the explorer never ask which
 # framework it is.
@@ -84,6 +85,10 @@ class NumpyAdapter:
 
     def weight(self, layer):
         return layer.params["W"]  # already conv (F, C, HH, WW), dense (in_features, out_features)
+
+    def conv_geometry(self, layer):
+        """(bias of shape (F,), (stride_h, stride_w), padding): padding (pad_h, pad_w), "same" or "valid"."""
+        return layer.params["b"], layer.stride, layer.padding
 
     def _forward(self, x, stop=None):
         """Outputs of layers[:stop] for x of shape (N, C, H, W), in evaluation mode."""
@@ -150,6 +155,10 @@ class TorchAdapter:
     def weight(self, layer):
         weight = layer.weight.detach().cpu().numpy()
         return weight.T if weight.ndim == 2 else weight  # nn.Linear stores (out, in); conv is (F, C, HH, WW)
+
+    def conv_geometry(self, layer):
+        bias = np.zeros(layer.out_channels, np.float32) if layer.bias is None else layer.bias.detach().cpu().numpy()
+        return bias, tuple(layer.stride), layer.padding  # padding: (pad_h, pad_w), or "same" / "valid"
 
     def _run(self, x, positions):
         """(outputs of the layers at positions, logits) as tensors; the caller chooses no_grad or not."""
@@ -225,6 +234,10 @@ class KerasAdapter:
     def weight(self, layer):
         kernel = np.asarray(layer.kernel)
         return kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel  # conv (HH, WW, C, F) -> (F, C, HH, WW)
+
+    def conv_geometry(self, layer):
+        bias = np.asarray(layer.bias) if layer.use_bias else np.zeros(layer.filters, np.float32)
+        return bias, tuple(layer.strides), layer.padding  # padding: "same" or "valid"
 
     def _run(self, inputs, positions):
         """(outputs of the layers at positions, logits) for inputs of shape (N, H, W, C), as tensors."""

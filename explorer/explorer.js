@@ -1,7 +1,7 @@
 // The page of explorer.py: a drawing pad, and what the network makes of the drawing.
 // Plain JavaScript with no libraries; it talks only to the server that served it (see the
 // JSON API in explorer.py). Read top to bottom: arrays and colours, the drawing pad, requests,
-// then one function per panel.
+// one function per panel, then the view of how one feature map is made.
 "use strict";
 
 const THROTTLE_MS = 120;       // at most one request per 120 ms while the pen moves
@@ -21,6 +21,8 @@ const state = {
   lastSent: 0,
   timer: null,
   generation: 0,        // counts Clear presses, so that an answer to a cleared drawing is dropped
+  detail: null,         // {layer, channel} of the conv map whose making is shown, or null
+  detailRequests: 0,    // counts feature-map requests, so that only the latest answer is shown
 };
 
 // --- Arrays and colours ---
@@ -200,7 +202,8 @@ function showBusy() {
 }
 
 async function sendUpdate() {
-  if (!state.dirty || state.inFlight || state.mode === "empty") return showBusy();
+  // Until GET /api/model has answered, a drawing stays dirty; start() sends it once the model is known.
+  if (!state.dirty || state.inFlight || state.mode === "empty" || state.model === null) return showBusy();
   state.dirty = false;
   let body;
   if (state.mode === "test") {
@@ -292,6 +295,7 @@ function showResult(result) {
   showPreprocessing(result);
   showMaps(result.layers);
   showGradcam();
+  if (state.detail) requestMapDetail();  // the shown map's making, for the new input
   document.body.dataset.predictions = String(Number(document.body.dataset.predictions || 0) + 1);
 }
 
@@ -306,8 +310,9 @@ function showBars(result) {
       bar.className = "bar";
       bar.dataset.class = String(k);
       bar.setAttribute("role", "listitem");
-      bar.innerHTML = `<span class="digit">${k}</span><span class="track"><span class="fill"></span></span>` +
-        `<span class="value"></span>`;
+      const track = element("span", "track");
+      track.append(element("span", "fill"));
+      bar.append(element("span", "digit", String(k)), track, element("span", "value"));
       bar.addEventListener("click", () => {
         state.selectedClass = state.result && k === state.result.predicted ? null : k;
         showBars(state.result);
@@ -342,16 +347,13 @@ function showPreprocessing(result) {
   }
   paintCells(inputContext, 0, 0, size, size, scale, (row, column) => grey(input.data[row * size + column]));
   const steps = result.preprocessing;
-  const note = document.getElementById("preprocess-note");
-  if (steps === null) {  // a test image: MNIST already did all of this
-    note.textContent = "MNIST test images come already preprocessed: " +
-      "this is the image exactly as it is in the test set.";
+  // A test image comes already preprocessed by MNIST: index.html holds one note for each case.
+  document.getElementById("preprocess-note").hidden = steps === null;
+  document.getElementById("test-image-note").hidden = steps !== null;
+  if (steps === null) {
     document.getElementById("scaled-caption").textContent = "scaled into 20×20";
     return;
   }
-  note.textContent = "MNIST's preprocessing (LeCun et al.): the digit is scaled to fit a 20×20 box, " +
-    "keeping its aspect ratio, then moved so that its centre of mass (red dot) sits at the centre " +
-    "of the 28×28 image (grey cross).";
   // Step 1: the drawing as sent (112 x 112) with the ink's bounding box.
   const drawingSize = steps.drawing_size;
   paintCells(boxContext, 0, 0, drawingSize, drawingSize, 1,
@@ -399,22 +401,42 @@ function buildMapGrids(model) {
     const block = document.createElement("div");
     block.className = "map-block";
     block.dataset.layer = name;
-    const title = document.createElement("p");
-    title.className = "map-title";
-    title.innerHTML = `<strong>${name}</strong> <span class="map-shape">${channels}×${height}×${width}` +
-      `${shown < channels ? `, first ${shown} shown` : ""}</span> <span class="map-range"></span>`;
+    const title = element("p", "map-title");
+    title.append(element("strong", "", name), " ",
+      element("span", "map-shape",
+        `${channels}×${height}×${width}${shown < channels ? `, first ${shown} shown` : ""}`),
+      " ", element("span", "map-range"));
     const canvas = document.createElement("canvas");
     const rows = Math.ceil(shown / COLUMNS);
     canvas.width = COLUMNS * (TILE + 2);  // 1 pixel of grid line around each map
     canvas.height = rows * (TILE + 2);
+    if (layer.kind === "conv") {  // a click on one of its maps shows how that map is made
+      block.classList.add("clickable");
+      canvas.title = "Click a map to see how it is made from the layer below";
+      canvas.addEventListener("click", (event) => {
+        const box = canvas.getBoundingClientRect();
+        const column = Math.floor((event.clientX - box.left) * canvas.width / box.width / (TILE + 2));
+        const row = Math.floor((event.clientY - box.top) * canvas.height / box.height / (TILE + 2));
+        const channel = row * COLUMNS + column;
+        if (column < COLUMNS && channel < shown) openMapDetail(name, channel);
+      });
+    }
     block.append(title, canvas);
     maps.appendChild(block);
   }
 }
 
+// A new element with a class and text (never HTML: names come from the server).
+function element(tag, className = "", text = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
 function showMaps(layers) {
   for (const layer of layers) {
-    const block = document.querySelector(`.map-block[data-layer="${layer.name}"]`);
+    const block = document.querySelector(`.map-block[data-layer="${CSS.escape(layer.name)}"]`);
     if (!block) continue;
     const canvas = block.querySelector("canvas");
     const context = canvas.getContext("2d");
@@ -435,7 +457,15 @@ function showMaps(layers) {
     }
     block.querySelector(".map-range").textContent = `±${layer.limit.toPrecision(3)}`;
     block.classList.add("drawn");
+    if (state.detail && state.detail.layer === layer.name) frameTile(context, state.detail.channel);
   }
+}
+
+// An orange frame around map k of a grid, the one whose making is shown below.
+function frameTile(context, k) {
+  context.strokeStyle = "#ff9f1c";
+  context.lineWidth = 2;
+  context.strokeRect((k % COLUMNS) * (TILE + 2), Math.floor(k / COLUMNS) * (TILE + 2), TILE + 2, TILE + 2);
 }
 
 function gradcamClass() {
@@ -504,6 +534,135 @@ function paintLegend() {
   context.drawImage(canvas, 0, 0, canvas.width, 1, 0, 0, canvas.width, canvas.height);
 }
 
+// --- How one feature map is made ---
+// A click on map k of a conv layer asks POST /api/feature-map for that map only: the maps of the
+// layer below, filter k's slice for each of them, their correlations, the sum and the bias.
+
+function openMapDetail(layer, channel) {
+  if (!state.result) return;
+  state.detail = { layer, channel };
+  showMaps(state.result.layers);  // move the frame to the clicked map
+  const section = document.getElementById("map-detail");
+  section.hidden = false;
+  requestMapDetail();
+  section.scrollIntoView({ block: "nearest" });
+}
+
+function closeMapDetail() {
+  state.detail = null;
+  state.detailRequests++;  // an answer on its way is dropped
+  const section = document.getElementById("map-detail");
+  section.hidden = true;
+  delete section.dataset.ready;
+}
+
+async function requestMapDetail() {
+  const { layer, channel } = state.detail;
+  const result = state.result;  // the input and the grid this answer will be compared with
+  const request = ++state.detailRequests;
+  const section = document.getElementById("map-detail");
+  delete section.dataset.ready;
+  const input = decodeArray(result.input);
+  const [height, width] = input.shape;
+  const image = Array.from({ length: height },
+    (_, row) => Array.from(input.data.subarray(row * width, (row + 1) * width)));  // rows of float32 values
+  try {
+    const answer = await getJSON("/api/feature-map", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ image, layer, channel }),
+    });
+    if (request === state.detailRequests) showMapDetail(answer, result);
+  } catch (error) {
+    if (request === state.detailRequests) {
+      document.getElementById("detail-note").textContent = `Could not explain the map: ${error.message}`;
+    }
+  }
+}
+
+function largestMagnitude(values) {
+  return values.reduce((largest, value) => Math.max(largest, Math.abs(value)), 0);
+}
+
+// Paint the (height, width) slice at `offset` of a decoded array onto a new canvas, `scale` pixels per value.
+function mapCanvas(array, offset, height, width, scale, limit) {
+  const canvas = document.createElement("canvas");
+  canvas.width = width * scale;
+  canvas.height = height * scale;
+  paintCells(canvas.getContext("2d"), 0, 0, height, width, scale,
+    (row, column) => diverging(array.data[offset + row * width + column], limit));
+  return canvas;
+}
+
+function showMapDetail(answer, result) {
+  const inputs = decodeArray(answer.inputs);            // (C, H, W): the maps below
+  const kernels = decodeArray(answer.kernels);          // (C, HH, WW): filter k, one slice per input
+  const correlations = decodeArray(answer.correlations);  // (C, H_out, W_out)
+  const sum = decodeArray(answer.sum);
+  const output = decodeArray(answer.result);            // (H_out, W_out) = sum + bias
+  const [channels, height, width] = inputs.shape;
+  const [, kernelHeight, kernelWidth] = kernels.shape;
+  const [, outHeight, outWidth] = correlations.shape;
+  const below = answer.below === null ? "the digit" : answer.below;
+  const grid = result.layers.find((layer) => layer.name === answer.layer);
+  const inputLimit = largestMagnitude(inputs.data);
+  const kernelLimit = largestMagnitude(kernels.data);
+  const correlationLimit = largestMagnitude(correlations.data);
+  const outputLimit = Math.max(grid.limit, largestMagnitude(sum.data));  // the grid's scale, unless the sum exceeds it
+  const inputScale = Math.max(1, Math.round(56 / Math.max(height, width)));
+  const outScale = Math.max(1, Math.round(56 / Math.max(outHeight, outWidth)));
+  const kernelScale = Math.max(4, Math.round(36 / Math.max(kernelHeight, kernelWidth)));
+
+  document.getElementById("detail-title").textContent = `How map ${answer.channel} of ${answer.layer} is made`;
+  const pair = (values) => values[0] === values[1] ? String(values[0]) : values.join("×");
+  document.getElementById("detail-note").textContent =
+    `Each input channel (${answer.below === null ? "the digit itself" : `the ${channels} maps of ${below}`}) is ` +
+    `correlated with its own ${kernelHeight}×${kernelWidth} slice of filter ${answer.channel} (stride ` +
+    `${pair(answer.stride)}, padding ${pair(answer.padding)}): each value of a correlation is the sum of a window's ` +
+    `values times the slice's weights. Scales: inputs ±${inputLimit.toPrecision(3)}, filter ` +
+    `±${kernelLimit.toPrecision(3)}, correlations ±${correlationLimit.toPrecision(3)}, sum and result ` +
+    `±${outputLimit.toPrecision(3)} (the grid's scale when the sum stays within it).`;
+
+  const cards = document.getElementById("detail-channels");
+  cards.replaceChildren();
+  for (let c = 0; c < channels; c++) {
+    const card = element("figure", "detail-card");
+    const equation = element("div", "equation");
+    equation.append(
+      mapCanvas(inputs, c * height * width, height, width, inputScale, inputLimit), element("span", "op", "⋆"),
+      mapCanvas(kernels, c * kernelHeight * kernelWidth, kernelHeight, kernelWidth, kernelScale, kernelLimit),
+      element("span", "op", "="),
+      mapCanvas(correlations, c * outHeight * outWidth, outHeight, outWidth, outScale, correlationLimit));
+    card.append(equation, element("figcaption", "", answer.below === null ? "the digit" : `${below} map ${c}`));
+    cards.appendChild(card);
+  }
+
+  const total = element("figure");
+  total.append(mapCanvas(sum, 0, outHeight, outWidth, outScale, outputLimit),
+    element("figcaption", "", `sum of the ${channels} correlation${channels > 1 ? "s" : ""}`));
+  const bias = element("span", "bias", `bias\n${answer.bias.toPrecision(4)}`);
+  bias.style.whiteSpace = "pre";
+  const made = element("figure");
+  made.append(mapCanvas(output, 0, outHeight, outWidth, outScale, outputLimit),
+    element("figcaption", "", `${answer.layer} map ${answer.channel}`));
+  document.getElementById("detail-sum").replaceChildren(total, element("span", "op", "+"), bias,
+    element("span", "op", "="), made);
+
+  // The check: the correlations as sent, summed here, plus the bias, against the map the grid shows.
+  const maps = decodeArray(grid.maps);
+  const base = answer.channel * outHeight * outWidth;
+  let difference = 0;
+  for (let i = 0; i < outHeight * outWidth; i++) {
+    let value = answer.bias;
+    for (let c = 0; c < channels; c++) value += correlations.data[c * outHeight * outWidth + i];
+    difference = Math.max(difference, Math.abs(value - maps.data[base + i]));
+  }
+  document.getElementById("detail-check").textContent =
+    `The correlations summed in this page, plus the bias, differ from map ${answer.channel} of the grid above ` +
+    `by at most ${difference.toExponential(1)} (float32 rounding).`;
+  const section = document.getElementById("map-detail");
+  Object.assign(section.dataset, { layer: answer.layer, channel: String(answer.channel), channels: String(channels),
+    maxDifference: String(difference), limit: String(grid.limit), ready: "true" });
+}
+
 // --- Start ---
 
 async function start() {
@@ -516,13 +675,19 @@ async function start() {
     state.test = null;
     state.generation++;
     showSource("Draw a digit from 0 to 9 with the mouse, a finger or a pen.");
+    closeMapDetail();
     showEmpty();
+  });
+  document.getElementById("detail-close").addEventListener("click", () => {
+    closeMapDetail();
+    if (state.result) showMaps(state.result.layers);  // without the frame
   });
   document.getElementById("random").addEventListener("click", loadTestImage);
   try {
     state.model = await getJSON("/api/model");
     showModel(state.model);
     document.body.dataset.ready = "true";
+    if (state.dirty) scheduleUpdate(true);  // drawn while the model was loading
   } catch (error) {
     document.getElementById("model-info").textContent = `Could not load the model: ${error.message}`;
   }

@@ -344,3 +344,98 @@ def test_random_shift_moves_each_image_by_at_most_max_shift():
         seen.add(matches[0])
     assert len(seen) > 10  # the shifts really are random
     assert np.array_equal(scratch.random_shift(x, 0, rng), x)
+
+
+# --- Augmentation for drawings: tilt, slant, zoom, shift, pen width ---
+
+def blob(count=40):
+    """count copies of a smooth, elongated Gaussian blob in the middle of 28x28: (count, 1, 28, 28)."""
+    rows, columns = np.mgrid[0:28, 0:28] - 13.5
+    image = np.exp(-columns ** 2 / (2 * 2.5 ** 2) - rows ** 2 / (2 * 4.0 ** 2))  # inside 28x28 when zoomed by 1.1
+    return np.repeat(image[None, None], count, axis=0)
+
+
+def blob_moments(images):
+    """Centres (N, 2) in (x, y) order and covariances (N, 2, 2) of the intensity of images (N, 1, H, W)."""
+    rows, columns = np.mgrid[0:images.shape[2], 0:images.shape[3]]
+    weights = images[:, 0] / images[:, 0].sum(axis=(1, 2), keepdims=True)  # (N, H, W)
+    centres = np.stack([(weights * columns).sum(axis=(1, 2)), (weights * rows).sum(axis=(1, 2))], 1)
+    dx, dy = columns - centres[:, 0, None, None], rows - centres[:, 1, None, None]
+    covariances = np.array([[(weights * dx * dx).sum(axis=(1, 2)), (weights * dx * dy).sum(axis=(1, 2))],
+                            [(weights * dx * dy).sum(axis=(1, 2)), (weights * dy * dy).sum(axis=(1, 2))]])
+    return centres, covariances.transpose(2, 0, 1)
+
+
+def test_random_affine_with_no_range_is_the_identity():
+    x = np.random.default_rng(0).random((5, 2, 9, 7)).astype(np.float32)
+    out = scratch.random_affine(x, np.random.default_rng(1), degrees=0, shear=0, zoom=0, translate=0)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out, x, atol=1e-6)
+
+
+def test_random_affine_rotates_slants_zooms_and_shifts_within_its_ranges():
+    """Measured on the moments of an elongated blob, one kind of change at a time."""
+    x = blob()
+    centres, covariances = blob_moments(x)
+    rng = np.random.default_rng(0)
+    # A rotation about the centre keeps the centre and the two principal variances, and turns the axis.
+    turned_centres, turned = blob_moments(scratch.random_affine(x, rng, degrees=25, shear=0, zoom=0, translate=0))
+    np.testing.assert_allclose(turned_centres, centres, atol=0.05)
+    # (bilinear reading between pixels blurs a little: it adds up to a quarter pixel squared of variance)
+    np.testing.assert_allclose(np.linalg.eigvalsh(turned), np.linalg.eigvalsh(covariances), atol=0.25)
+    axes = np.degrees(0.5 * np.arctan2(-2 * turned[:, 0, 1], turned[:, 0, 0] - turned[:, 1, 1]))  # in (-90, 90]
+    angles = axes % 180 - 90  # from the vertical (the blob's axis before), in [-90, 90)
+    assert np.abs(angles).max() <= 25.5 and angles.std() > 8  # the vertical axis turned, each image its own way
+    # A slant x -= shear * (y - centre) keeps var(y) and changes cov(x, y) by -shear * var(y).
+    _, slanted = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0.4, zoom=0, translate=0))
+    shears = -(slanted[:, 0, 1] - covariances[:, 0, 1]) / covariances[:, 1, 1]
+    np.testing.assert_allclose(slanted[:, 1, 1], covariances[:, 1, 1], rtol=0.01)
+    assert np.abs(shears).max() <= 0.41 and shears.std() > 0.15
+    # A zoom scales both standard deviations by the same factor; a shift moves the centre.
+    _, zoomed = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0, zoom=0.1, translate=0))
+    factors = np.sqrt(zoomed[:, 1, 1] / covariances[:, 1, 1])
+    np.testing.assert_allclose(np.sqrt(zoomed[:, 0, 0] / covariances[:, 0, 0]), factors, atol=0.02)
+    assert 0.89 <= factors.min() and factors.max() <= 1.12 and factors.std() > 0.03  # (1.12: the blur again)
+    moved, shifted = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0, zoom=0, translate=2 / 28))
+    assert np.abs(moved - centres).max() <= 2.01 and (moved - centres).std() > 0.7
+    np.testing.assert_allclose(shifted, covariances, atol=0.26)  # the blur of a fractional shift
+
+
+def test_random_stroke_width_blends_towards_one_dilation_or_erosion():
+    x = np.random.default_rng(0).random((30, 1, 8, 8))  # float64, so that the blend fractions are exact
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    neighbours = [padded[:, :, 1 + dy:9 + dy, 1 + dx:9 + dx] for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
+    dilated, eroded = np.max(neighbours, axis=0), np.min(neighbours, axis=0)  # each pixel and its 4 neighbours
+    for thinner, thicker, target in ((0.0, 1.0, dilated), (1.0, 0.0, eroded)):
+        out = scratch.random_stroke_width(x, np.random.default_rng(1), thinner=thinner, thicker=thicker)
+        assert out.dtype == x.dtype
+        fractions = (out - x) / np.where(target == x, np.nan, target - x)  # one blend fraction per image, in [0, 1]
+        spread = np.nanmax(fractions, axis=(1, 2, 3)) - np.nanmin(fractions, axis=(1, 2, 3))
+        assert spread.max() < 1e-4 and np.nanmin(fractions) >= -1e-6 and np.nanmax(fractions) <= 1 + 1e-6
+    assert scratch.random_stroke_width(x.astype(np.float32), np.random.default_rng(1)).dtype == np.float32
+    unchanged = scratch.random_stroke_width(x, np.random.default_rng(1), thinner=0, thicker=0)
+    np.testing.assert_array_equal(unchanged, x)
+    thick = scratch.random_stroke_width(x, np.random.default_rng(1), thinner=0, thicker=2)
+    assert (thick.sum(axis=(1, 2, 3)) >= x.sum(axis=(1, 2, 3))).all()
+
+
+def test_drawing_augmentation_is_seeded_and_fit_takes_an_augmentation_function():
+    x = blob(8).astype(np.float32)
+    first, again = (scratch.drawing_augmentation(x, np.random.default_rng(4)) for _ in range(2))
+    assert first.shape == x.shape and first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    # CNN.fit calls the function on every batch, with its own rng; the identity trains as no augmentation.
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((96, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 96)
+    shapes = []
+
+    def identity(batch, batch_rng):
+        shapes.append(batch.shape)
+        return batch
+
+    histories = []
+    for augment in (identity, 0):
+        model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
+        histories.append(model.fit(images, labels, epochs=1, batch_size=64, augment=augment, verbose=False))
+    assert shapes == [(64, 1, 8, 8), (32, 1, 8, 8)]
+    assert histories[0]["train_loss"] == histories[1]["train_loss"]

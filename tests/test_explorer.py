@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+import cnn_from_scratch as scratch
 import explorer
 import visualize_features as vis
 from data import load_mnist
@@ -148,6 +149,72 @@ def test_real_test_images_match_the_model_called_directly(server, session, mnist
         cam = vis.grad_cam(gradients["activation"], gradients["activation_grad"], (28, 28))[0]
         np.testing.assert_allclose(explorer.decode_array(answer["gradcam"]["maps"])[answer["predicted"]], cam,
                                    rtol=1e-4, atol=1e-5)
+
+
+def feature_map_of(server, image, layer, channel):
+    status, answer = call(server, "POST", "/api/feature-map", {"image": image.tolist(), "layer": layer,
+                                                                "channel": channel})
+    assert status == 200, answer
+    return answer, {key: explorer.decode_array(answer[key]) for key in
+                    ("inputs", "kernels", "correlations", "sum", "result")}
+
+
+def test_feature_map_is_made_of_the_maps_below_correlated_with_the_filter(server, session, mnist):
+    """POST /api/feature-map for conv2's map 4: the 16 maps of pool1, each correlated with its 3x3 slice
+    of filter 4 (as cnn_from_scratch's loop convolution computes it), summed, plus the bias: conv2's map."""
+    image = mnist.x_test[7, 0]
+    answer, arrays = feature_map_of(server, image, "conv2", 4)
+    grid = {layer["name"]: explorer.decode_array(layer["maps"]) for layer in session.analyze(image, [0])["layers"]}
+    assert answer["below"] == "pool1" and answer["stride"] == [1, 1] and answer["padding"] == [1, 1]
+    np.testing.assert_array_equal(arrays["inputs"], grid["pool1"])
+    np.testing.assert_array_equal(arrays["kernels"], vis.weight_arrays(session.model)["conv2"][4])
+    assert answer["bias"] == pytest.approx(float(session.model.layers[3].params["b"][4]))
+    for c in range(16):
+        expected, _ = scratch.conv2d_forward_naive(arrays["inputs"][c][None, None].astype(np.float64),
+                                                   arrays["kernels"][c][None, None].astype(np.float64),
+                                                   np.zeros(1), stride=1, padding=1)  # (1, 1, 14, 14)
+        np.testing.assert_allclose(arrays["correlations"][c], expected[0, 0], atol=1e-6)
+    np.testing.assert_allclose(arrays["correlations"].sum(axis=0), arrays["sum"], atol=1e-5)
+    np.testing.assert_allclose(arrays["sum"] + answer["bias"], arrays["result"], atol=1e-5)
+    np.testing.assert_allclose(arrays["result"], grid["conv2"][4], atol=1e-5 * np.abs(grid["conv2"]).max())
+    # The first conv layer is made from the digit itself.
+    answer, arrays = feature_map_of(server, image, "conv1", 15)
+    assert answer["below"] is None and arrays["inputs"].shape == (1, 28, 28)
+    np.testing.assert_array_equal(arrays["inputs"][0], image)
+    np.testing.assert_allclose(arrays["result"], grid["conv1"][15], atol=1e-6)
+
+
+def test_correlate_channels_with_stride_and_same_padding():
+    """Strided "same" padding, with TensorFlow's odd zero after the input: the loop convolution of the
+    input padded by hand gives the same sum."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 8, 7)), rng.standard_normal((3, 3, 3))
+    before = (explorer.padding_before("same", 2, 3, 8, 4), explorer.padding_before("same", 2, 3, 7, 4))
+    assert before == (0, 1)  # rows: 3 * 2 + 3 - 8 = 1 zero, after; columns: 2 zeros, one each side
+    padded = np.pad(x, ((0, 0), (0, 1), (1, 1)))[None]  # (1, 3, 9, 9)
+    expected, _ = scratch.conv2d_forward_naive(padded, w[None], np.zeros(1), stride=2, padding=0)  # (1, 1, 4, 4)
+    correlations = explorer.correlate_channels(x, w, (2, 2), before, (4, 4))
+    assert correlations.shape == (3, 4, 4)
+    np.testing.assert_allclose(correlations.sum(axis=0), expected[0, 0], atol=1e-12)
+    assert explorer.padding_before("valid", 2, 3, 8, 3) == 0 and explorer.padding_before((2, 1)[0], 1, 5, 8, 8) == 2
+
+
+def test_head_is_answered_as_get_without_a_body(server):
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    for path, status in (("/", 200), ("/explorer.js", 200), ("/api/model", 200), ("/api/nothing", 404),
+                         ("/api/predict", 405)):
+        connection.request("GET", path)
+        get = connection.getresponse()
+        get_body = get.read()
+        connection.request("HEAD", path)  # the same connection: a HEAD answer must leave it in step
+        head = connection.getresponse()
+        assert head.read() == b"" and head.status == get.status == status
+        for header in ("Content-Type", "Content-Length", "Content-Security-Policy", "Allow"):
+            assert head.getheader(header) == get.getheader(header), (path, header)
+        assert int(head.getheader("Content-Length")) == len(get_body)
+    good_status, good = call(server, "POST", "/api/predict", {"image": GOOD_IMAGE}, connection=connection)
+    assert good_status == 200 and len(good["probabilities"]) == 10
+    connection.close()
 
 
 def test_random_test_images(server):
@@ -315,6 +382,12 @@ BAD_REQUESTS = [  # (method, path, body, status, a part of the message)
     ("POST", "/api/model", {}, 405, "only for /api/predict"),
     ("POST", "/index.html", {}, 404, "only for /api/predict"),
     ("PUT", "/api/predict", {"image": GOOD_IMAGE}, 405, "not supported"),
+    ("GET", "/api/feature-map", None, 405, "use POST"),
+    ("POST", "/api/feature-map", {"image": GOOD_IMAGE, "layer": "conv2"}, 400, "expected the fields"),
+    ("POST", "/api/feature-map", {"image": GOOD_IMAGE, "layer": "relu1", "channel": 0}, 400, "must name a conv layer"),
+    ("POST", "/api/feature-map", {"image": GOOD_IMAGE, "layer": "conv2", "channel": 32}, 400, "from 0 to 31"),
+    ("POST", "/api/feature-map", {"image": GOOD_IMAGE, "layer": "conv2", "channel": True}, 400, "from 0 to 31"),
+    ("POST", "/api/feature-map", {"image": grid(112), "layer": "conv2", "channel": 0}, 400, "28 rows of 28"),
     ("DELETE", "/", None, 405, "not supported"),
 ]
 
@@ -438,6 +511,33 @@ def test_pytorch_and_keras_models_give_the_numpy_answers(tmp_path, session, mnis
                                        atol=1e-4)
         np.testing.assert_allclose(explorer.decode_array(answer["gradcam"]["maps"]),
                                    explorer.decode_array(reference["gradcam"]["maps"]), atol=1e-3)
+        for layer in ("conv1", "conv2"):  # each framework's bias, stride and padding, through its adapter
+            mine, theirs = other.explain_map(image, layer, 3), session.explain_map(image, layer, 3)
+            assert mine["bias"] == pytest.approx(theirs["bias"], abs=1e-6) and mine["padding"] == theirs["padding"]
+            np.testing.assert_allclose(mine["result"], theirs["result"], atol=1e-4)
+
+
+def test_a_conv_fed_by_a_skip_connection_is_refused_with_a_reason(mnist):
+    """In a residual network some convs do not read the layer listed before them: their maps cannot be
+    rebuilt from it, and the API says why (422) instead of showing a wrong sum."""
+    import cnn_pytorch
+    session = explorer.Explorer(cnn_pytorch.build_model("residual").eval(), "pytorch", 0)
+    reasons = {}
+    for layer in session.conv_parts:
+        try:
+            session.explain_map(mnist.x_test[0, 0], layer, 0)
+        except ValueError as error:
+            reasons[layer] = str(error)
+    assert reasons and all("skip connection" in reason for reason in reasons.values())
+    assert len(reasons) < len(session.conv_parts)  # the convs inside a block do read the layer before them
+    server = explorer.start_server(session)
+    try:
+        status, answer = call(server, "POST", "/api/feature-map", {"image": GOOD_IMAGE, "layer": min(reasons),
+                                                                    "channel": 0})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 422 and "skip connection" in answer["error"]
 
 
 def test_model_file_errors(tmp_path):

@@ -2,22 +2,29 @@
 
 The test starts explorer.py's server with the shipped model, opens the page, draws digits with
 real mouse moves (and a finger, on a phone-sized page), and checks what a learner would see: the
-ten probability bars, every layer's feature-map grid, the Grad-CAM image, and the drawn digit as
-the prediction. Every request the
-page makes goes through a route that lets only this server's address through and records (and
-blocks) anything else; the test fails if there was any.
+ten probability bars, every layer's feature-map grid, the Grad-CAM image, the drawn digit as
+the prediction, and how a clicked conv map is made (its sum checked against the grid's map); and
+the awkward cases: drawing before the model has loaded, names from the server shown as text, the
+colour legend's labels under the bar. Every request the page makes goes through a route that lets
+only this server's address through and records (and blocks) anything else; the test fails if
+there was any.
 
 Needs Debian's Chromium (`apt-get install chromium`, /usr/bin/chromium or $CHROMIUM) and
 `pip install playwright==1.65.2` (in requirements.txt); `playwright install` is not needed.
-The screenshot goes to pytest's tmp folder, or to $EXPLORER_SCREENSHOT when set:
-    EXPLORER_SCREENSHOT=plots/explorer.png python -m pytest tests/test_explorer_browser.py
+The screenshots go to pytest's tmp folder, or to $EXPLORER_SCREENSHOT (the page with a drawn 7) and
+$EXPLORER_MAP_SCREENSHOT (how a conv2 map is made) when set:
+    EXPLORER_SCREENSHOT=plots/explorer.png EXPLORER_MAP_SCREENSHOT=plots/explorer_map.png \
+        python -m pytest tests/test_explorer_browser.py
 """
+import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 import explorer
+import visualize_features as vis
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,8 +68,9 @@ def browser_page(server):
         browser.close()
 
 
-def open_page(browser, base, outside, console_errors, **context_options):
-    """Open the explorer in a new browser context whose requests outside `base` are blocked and recorded."""
+def open_page(browser, base, outside, console_errors, wait=True, **context_options):
+    """Open the explorer in a new browser context whose requests outside `base` are blocked and recorded;
+    wait=False returns before the page has its model."""
 
     def only_local(route):
         if route.request.url.startswith(base):
@@ -76,13 +84,15 @@ def open_page(browser, base, outside, console_errors, **context_options):
     page = context.new_page()
     page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
     page.on("pageerror", lambda error: console_errors.append(str(error)))
-    page.goto(base)
-    page.wait_for_selector("body[data-ready='true']", state="attached", timeout=10_000)
+    page.goto(base, wait_until="domcontentloaded" if not wait else "load")
+    if wait:
+        page.wait_for_selector("body[data-ready='true']", state="attached", timeout=10_000)
     return page
 
 
 def draw(page, strokes):
     """Draw strokes on the pad with the mouse; each stroke is a list of (x, y) in [0, 1] of the pad."""
+    page.locator("#pad").scroll_into_view_if_needed()
     box = page.locator("#pad").bounding_box()
     for stroke in strokes:
         points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
@@ -164,7 +174,8 @@ def test_random_test_image_shows_its_label(browser_page):
     source = page.text_content("#source")
     assert "MNIST test image #" in source and "true label" in source
     assert page.text_content("#predicted") in "0123456789"
-    assert "already preprocessed" in page.text_content("#preprocess-note")
+    assert page.is_visible("#test-image-note") and not page.is_visible("#preprocess-note")
+    assert "already preprocessed" in page.text_content("#test-image-note")
     page.click("#clear")
     assert page.text_content("#predicted") == "–"
     assert outside == [] and console_errors == []
@@ -199,3 +210,111 @@ def test_requests_to_other_hosts_are_caught(browser_page):
     other.close()
     assert outside == ["http://example.invalid/"]
     outside.clear()
+
+
+# --- How one feature map is made ---
+
+def click_map(page, layer, channel):
+    """Click the centre of map `channel` in the grid of `layer`; returns the /api/feature-map answer."""
+    columns, tile = 8, 42 + 2  # COLUMNS and TILE + its grid line, as in explorer.js
+    position = {"x": (channel % columns) * tile + tile / 2, "y": (channel // columns) * tile + tile / 2}
+    with page.expect_response("**/api/feature-map") as response:
+        page.click(f".map-block[data-layer='{layer}'] canvas", position=position)
+    page.wait_for_selector(f"#map-detail[data-ready='true'][data-layer='{layer}'][data-channel='{channel}']",
+                           timeout=10_000)
+    return response.value
+
+
+def test_clicking_a_conv2_map_shows_how_it_is_made(browser_page, server, tmp_path):
+    page, outside, console_errors = browser_page
+    page.click("#clear")
+    draw(page, [[(0.3, 0.25), (0.7, 0.25), (0.7, 0.5), (0.3, 0.5), (0.3, 0.25)], [(0.7, 0.5), (0.7, 0.85)]])  # a 9
+    wait_for_prediction(page)
+    response = click_map(page, "conv2", 9)
+    answer = response.json()
+    # The page: one card per map of pool1 (input, filter slice, correlation), then sum + bias = result.
+    assert page.text_content("#detail-title") == "How map 9 of conv2 is made"
+    assert page.locator("#detail-channels .detail-card").count() == 16
+    assert page.locator("#detail-channels .detail-card canvas").count() == 3 * 16
+    assert page.locator("#detail-sum canvas").count() == 2
+    assert float(page.text_content("#detail-sum .bias").split()[-1]) == pytest.approx(answer["bias"], rel=1e-3)
+    for index in (1, 16):
+        for column in (1, 2, 3):
+            card = f"#detail-channels .detail-card:nth-child({index})"
+            assert canvas_is_painted(page, f"{card} canvas:nth-of-type({column})")
+    # What the API sent: the correlations summed, plus the bias, are the result and the model's own map ...
+    assert answer["below"] == "pool1" and answer["stride"] == [1, 1] and answer["padding"] == [1, 1]
+    inputs, kernels, correlations, total, result = (explorer.decode_array(answer[key]) for key in
+                                                    ("inputs", "kernels", "correlations", "sum", "result"))
+    assert inputs.shape == (16, 14, 14) and kernels.shape == (16, 3, 3) and correlations.shape == (16, 14, 14)
+    image = np.array(json.loads(response.request.post_data)["image"], dtype=np.float32)[None, None]
+    conv2 = vis.get_activations(server.explorer.model, image, ["conv2"])["conv2"][0, 9]  # (14, 14)
+    limit = float(page.get_attribute("#map-detail", "data-limit"))
+    tolerance = 1e-5 * max(1.0, limit)  # float32 rounding of 16 x 9 products and their sums
+    np.testing.assert_allclose(correlations.sum(axis=0, dtype=np.float64), total, atol=tolerance)
+    np.testing.assert_allclose(total + answer["bias"], result, atol=tolerance)
+    np.testing.assert_allclose(result, conv2, atol=tolerance)
+    # ... and the page's own sum equals the map it shows in the grid, to float32 precision.
+    assert float(page.get_attribute("#map-detail", "data-max-difference")) <= tolerance
+    screenshot = os.environ.get("EXPLORER_MAP_SCREENSHOT") or str(tmp_path / "explorer_map.png")
+    page.locator("#map-detail").screenshot(path=screenshot)
+    assert os.path.getsize(screenshot) > 10_000
+    # A conv1 map is made from the digit itself; a new drawing updates the open view; Close hides it.
+    answer = click_map(page, "conv1", 3).json()
+    assert answer["below"] is None and page.locator("#detail-channels .detail-card").count() == 1
+    assert page.text_content("#detail-channels figcaption") == "the digit"
+    assert float(page.get_attribute("#map-detail", "data-max-difference")) <= tolerance
+    with page.expect_response("**/api/feature-map"):
+        draw(page, [[(0.5, 0.85), (0.5, 0.95)]])
+    page.click("#detail-close")
+    assert not page.is_visible("#map-detail")
+    assert outside == [] and console_errors == []
+
+
+def test_legend_labels_line_up_with_the_bar(browser_page):
+    page, _, _ = browser_page
+    bar = page.locator("#legend").bounding_box()
+    low, zero, high = (page.locator(".legend-labels span").nth(index).bounding_box() for index in range(3))
+    assert abs(low["x"] - bar["x"]) <= 1 and abs(high["x"] + high["width"] - bar["x"] - bar["width"]) <= 1
+    assert abs(zero["x"] + zero["width"] / 2 - (bar["x"] + bar["width"] / 2)) <= 1
+    assert low["y"] >= bar["y"] + bar["height"] - 1  # under the bar
+
+
+def test_drawing_before_the_model_has_answered(browser_page, server):
+    """A learner who draws while GET /api/model is still on its way gets no error, and the prediction
+    once the model arrives."""
+    page, outside, console_errors = browser_page
+    held = []
+    early = open_page(page.context.browser, server.url, outside, console_errors,
+                      viewport={"width": 1300, "height": 900})
+    early.route("**/api/model", lambda route: held.append(route))  # the answer is held back until released below
+    early.reload(wait_until="domcontentloaded")  # the page again, from the start, its model not yet answered
+    early.wait_for_function("() => document.readyState === 'complete'")
+    assert early.get_attribute("body", "data-ready") is None and len(held) == 1
+    draw(early, [[(0.5, 0.15), (0.5, 0.85)]])
+    assert early.text_content("#predicted") == "–"
+    held[0].continue_()
+    wait_for_prediction(early)
+    assert early.text_content("#predicted") == "1"
+    early.context.close()
+    assert outside == [] and console_errors == []
+
+
+def test_names_from_the_server_are_text_not_html(browser_page, server):
+    """A layer name that looks like HTML is shown as text: the page builds no markup from server strings."""
+    page, outside, console_errors = browser_page
+    other = open_page(page.context.browser, server.url, outside, console_errors, wait=False)
+    name = '<img id="injected" src="/x">'
+
+    def rename_first_layer(route):
+        info = route.fetch().json()
+        info["layers"][0]["name"] = info["map_layers"][0] = name
+        route.fulfill(json=info)
+
+    other.route("**/api/model", rename_first_layer)
+    other.reload()
+    other.wait_for_selector("body[data-ready='true']", state="attached", timeout=10_000)
+    assert other.locator("#injected").count() == 0
+    assert other.locator(".map-title strong").first.text_content() == name
+    other.context.close()
+    assert outside == [] and console_errors == []
