@@ -19,15 +19,9 @@ import pytest
 import cnn_from_scratch as scratch
 import explorer
 import visualize_features as vis
-from data import load_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAP_LAYERS = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 @pytest.fixture(scope="module")
@@ -576,6 +570,8 @@ def test_server_starts_and_serves_the_page():
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "explorer.py", "--port", "0"], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(120, process.kill)  # a server that never prints its address ends the read below
+    watchdog.start()
     try:
         address = None
         for line in process.stdout:
@@ -594,5 +590,6 @@ def test_server_starts_and_serves_the_page():
         assert '<canvas id="pad"' in page
         print(f"page usable {time.perf_counter() - start:.2f} s after start")
     finally:
+        watchdog.cancel()
         process.terminate()
         process.wait(timeout=30)

@@ -16,15 +16,9 @@ import frameworks
 import visualize_features as vis
 from cnn_from_scratch import (Adam, ConvolutionLayer, FullyConnectedLayer, conv2d_backward, conv2d_forward,
                               conv2d_forward_naive, init_weights, make_simple_cnn)
-from data import load_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONV_STAGES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +140,8 @@ def test_feature_maps_and_progression_show_the_layer_outputs(numpy_model, mnist)
 def test_progression_says_how_many_channels_and_numbers_each_block_apart(numpy_model, mnist):
     figure = vis.plot_activation_progression(numpy_model, mnist.x_test[:1])
     assert figure.blocks == [CONV_STAGES[:3], CONV_STAGES[3:]]  # a new block at each conv layer
-    assert "first 8 channels" in figure._suptitle.get_text()
-    block_titles = [part._suptitle.get_text() for part in figure.subfigs[1:]]
+    assert "first 8 channels" in figure.get_suptitle()
+    block_titles = [part.get_suptitle() for part in figure.subfigs[1:]]
     assert block_titles[0].startswith("conv1 -> relu1 -> pool1: channels 0-7 of 16")
     assert block_titles[1].startswith("conv2 -> relu2 -> pool2: channels 0-7 of 32")
     for part, block in zip(figure.subfigs[1:], figure.blocks):  # column titles name the block's own conv
@@ -220,7 +214,7 @@ def test_filter_responses_use_a_sequential_colormap_for_non_negative_outputs():
     assert all(figure.colormaps[name] == "RdBu_r" for name in vis.CLASSIC_KERNELS if "blur" not in name)
     for (_, kernel_name), response in figure.responses.items():
         assert (response.min() >= 0) == ("blur" in kernel_name)
-    assert "synthetic test patterns (not MNIST)" in figure._suptitle.get_text()
+    assert "synthetic test patterns (not MNIST)" in figure.get_suptitle()
 
 
 # --- Figure 6: statistics and dead units ---
@@ -251,7 +245,7 @@ def test_statistics_figure_finds_channels_killed_by_hand(mnist):
     np.testing.assert_array_equal(vis.never_active_units(model, mnist.x_test[:100], "relu1", batch_size=30),
                                   np.isin(np.arange(16), [2, 5, 11, 13]))
     assert [vis.fan_in(np.zeros(shape)) for shape in ((16, 1, 3, 3), (32, 16, 3, 3), (1568, 128))] == [9, 144, 1568]
-    assert "fan-in" in figure.subfigs[0]._suptitle.get_text()  # the weight row says what it shows
+    assert "fan-in" in figure.subfigs[0].get_suptitle()  # the weight row says what it shows
 
 
 def test_init_std_is_the_std_that_init_weights_draws():
@@ -287,7 +281,7 @@ def test_saliency_figure_shows_each_digit_0_to_9_on_a_uniform_colormap(numpy_mod
     figure = vis.plot_saliency_gradcam(numpy_model, mnist.x_test[examples], mnist.y_test[examples])
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert [title.split("\n")[0] for title in titles] == [f"digit {digit}" for digit in range(10)]
-    assert "digits 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in figure._suptitle.get_text()
+    assert "digits 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in figure.get_suptitle()
     maps = [image for ax in figure.axes for image in ax.images if image.get_cmap().name != "gray"]
     assert len(maps) == 2 * 10 and {image.get_cmap().name for image in maps} == {"magma"}
     with pytest.raises(ValueError, match=r"no example of class \[3\]"):
@@ -365,7 +359,7 @@ def test_architecture_shows_every_shape_and_parameter_count(numpy_model, torch_m
         assert sum(counts) == numpy_model.num_parameters() == 206_922
         drawn = [text.get_text() for text in figure.axes[0].texts]
         assert "(16, 14, 14)" in drawn and "(10,)\n1,290 parameters" in drawn and "conv2\n3x3 conv, 32 filters" in drawn
-        assert "= 206,922" in figure._suptitle.get_text()
+        assert "= 206,922" in figure.get_suptitle()
 
 
 def test_conv_versus_dense_counts_equal_the_layers_own_parameters():
@@ -394,7 +388,7 @@ def test_channel_figure_sums_to_the_layers_output_map(numpy_model, mnist):
     np.testing.assert_allclose(demo["total"], expected[0, f], atol=1e-5 * scale)  # the sum IS the layer's map
     np.testing.assert_allclose(demo["layer_output"], expected[0, f], atol=1e-5 * scale)
     assert demo["parameters"][0] == sum(p.size for p in conv2.params.values()) == 4_640
-    title = figure._suptitle.get_text()
+    title = figure.get_suptitle()
     assert "= 4,640 parameters" in title and "19,675,264 (19.7 million)" in title
     with pytest.raises(ValueError, match="conv layer with stride 1"):
         vis.plot_channel_sum(numpy_model, image, layer="pool1")
@@ -505,6 +499,7 @@ def test_three_frameworks_give_the_same_arrays_and_figures(numpy_model, torch_mo
 
 # --- The script ---
 
+@pytest.mark.slow
 def test_quick_script_writes_every_figure(tmp_path):
     result = subprocess.run([sys.executable, "visualize_features.py", "--quick", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=180)
