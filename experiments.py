@@ -84,6 +84,7 @@ class Budget:
     test_size: int | None  # None: all 10,000 test images
     seeds: int  # the default of --seeds
     framework_seeds: int  # the SimpleCNN part of the frameworks experiment runs the first of those seeds only
+    time_to_99_seeds: int  # and its time-to-99% part these first ones
 
 
 ALL = ("frameworks", "depth", "activations", "efficiency", "ablation", "transfer")
@@ -92,17 +93,18 @@ BUDGETS = {
     "default": Budget("default", ALL, framework_train_size=None, framework_epochs=2, time_to_99_epochs=2,
                       checks_per_epoch=10, sweep_train_size=10_000, sweep_epochs=3, transfer_pretrain_size=10_000,
                       transfer_per_class=(10, 100, 1000), transfer_steps=150, validation_size=None, test_size=None,
-                      seeds=5, framework_seeds=3),
+                      seeds=5, framework_seeds=3, time_to_99_seeds=5),
     # The experiments whose verdicts depend on how long the networks train, trained until their
     # validation accuracy has stopped improving: all 55,000 images, 15 epochs (the learning curves in
     # RESULTS.md show where they flatten), 3 seeds.
     "long": Budget("long", ("depth", "efficiency", "ablation"), framework_train_size=None, framework_epochs=2,
                    time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=None, sweep_epochs=15,
                    transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
-                   validation_size=None, test_size=None, seeds=3, framework_seeds=3),
+                   validation_size=None, test_size=None, seeds=3, framework_seeds=3, time_to_99_seeds=3),
     "quick": Budget("quick", ALL, framework_train_size=600, framework_epochs=1, time_to_99_epochs=1, checks_per_epoch=4,
                     sweep_train_size=300, sweep_epochs=1, transfer_pretrain_size=300, transfer_per_class=(2, 5, 10),
-                    transfer_steps=5, validation_size=300, test_size=500, seeds=2, framework_seeds=2),
+                    transfer_steps=5, validation_size=300, test_size=500, seeds=2, framework_seeds=1,
+                    time_to_99_seeds=1),
 }
 
 # One recipe for every framework: fit's shared defaults (Adam, a cosine schedule with no warm-up, no
@@ -398,7 +400,7 @@ def plan_frameworks(budget, seeds):
             config = {"part": "simple_cnn", "framework": framework, "model": "simple",
                       "epochs": budget.framework_epochs, **SIMPLE_CNN, "budget": asdict(budget)}
             runs.append(Run("frameworks", framework, config, seed, in_fresh_process(train_framework)))
-    for seed in seeds:
+    for seed in seeds[:budget.time_to_99_seeds]:
         for framework in FRAMEWORKS:
             config = {"part": "time_to_target", "framework": framework, "model": "cnn",
                       "epochs": budget.time_to_99_epochs, "checks_per_epoch": budget.checks_per_epoch, **TIME_TO_99,

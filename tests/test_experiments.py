@@ -15,7 +15,8 @@ import report
 # A budget smaller than --quick, so that the whole sweep (every experiment, 2 seeds) runs in seconds.
 TINY = dataclasses.replace(experiments.BUDGETS["quick"], name="quick", framework_train_size=128, sweep_train_size=64,
                            transfer_pretrain_size=64, transfer_per_class=(1, 2, 3), transfer_steps=2,
-                           validation_size=64, test_size=128, checks_per_epoch=2)
+                           validation_size=64, test_size=128, checks_per_epoch=2, framework_seeds=2,
+                           time_to_99_seeds=2)
 EXPECTED_FIGURES = {f"experiments_{name}.png" for name in (
     "frameworks", "training_history", "depth", "activations", "efficiency", "ablation", "transfer", "summary")}
 # The run must end the way time_to_target measures it: every check with the clock stopped.
