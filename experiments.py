@@ -3,28 +3,39 @@
 What it teaches: how to compare models honestly. Every configuration is trained with several
 seeds (the seed changes the initialization, the data order, the augmentation draws and, for
 transfer, which labelled images are drawn); every choice is made on the validation split; the
-test set is measured once per run; and a difference is called real only when it is larger than
-the spread between seeds (Welch's t-test, p < 0.05).
+test set is measured once per run (and, only to stop a clock, during the time-to-99% runs); and
+report.py calls a difference "detected" only after the right test (paired where the seed gives two
+configurations the same initial weights and batches, Welch's otherwise) and Holm's correction over
+each table, and says how large a difference a "not detected" could have found.
+
+Two budgets, because some lessons depend on how long the networks train:
+    default      every experiment, short training (the sweeps: 10,000 images, 3 epochs), 5 seeds
+    long         depth, efficiency and ablation on all 55,000 images until validation accuracy has
+                 stopped improving (15 epochs), 3 seeds; into results/long/
+RESULTS.md shows both side by side and which verdicts flip between them.
 
 The experiments (run one alone with --only NAME):
     frameworks   the same SimpleCNN in NumPy, PyTorch and Keras, from the same initial weights, with the
                  same optimizer, schedule, batch size, epochs and batch order; then the time to 99% test
-                 accuracy of one BatchNorm CNN recipe in all three, one after the other (each frameworks
-                 run in a fresh process: see in_fresh_process)
+                 accuracy of one BatchNorm CNN recipe in all three, from the same initial weights, checked
+                 every 1/10 epoch with the clock stopped (each frameworks run in a fresh process: see
+                 in_fresh_process)
     depth        1 to 4 conv blocks (make_cnn)
-    activations  ReLU, Leaky ReLU, ELU, Tanh and Sigmoid, with the first conv layer's gradient norm
+    activations  ReLU, Leaky ReLU, ELU, Tanh and Sigmoid, each with Adam and with SGD, with the first
+                 conv layer's gradient norm
     efficiency   CNNs and MLPs from ~13K to ~820K parameters, with LeCun et al.'s published points
     ablation     one reference CNN, then one component removed or changed at a time
     transfer     a CNN trained on digits 0-4, adapted to 5-9 from 10, 100 or 1,000 images per class
 
 Run it:
-    python experiments.py                 # everything, 3 seeds (its duration: BENCHMARKS.md)
+    python experiments.py                 # the default budget (its duration: BENCHMARKS.md)
+    python experiments.py --budget long   # the long budget; stop it any time, the same command resumes
     python experiments.py --quick         # tiny budgets, every file, marked as a quick run
-    python experiments.py --only depth activations --seeds 5
-    python experiments.py --report        # rebuild summary.json, RESULTS.md and the figures from runs.jsonl
-Outputs: results/runs.jsonl (one line per finished run, appended as it finishes, so an interrupted
-sweep resumes where it stopped), results/summary.json, RESULTS.md and plots/experiments_*.png; with
---quick or another --out, all of them inside that folder.
+    python experiments.py --only depth activations --seeds 3
+    python experiments.py --report        # rebuild both summary.json files, RESULTS.md and the figures
+Outputs: results/runs.jsonl and results/long/runs.jsonl (one line per finished run, appended as it
+finishes, so an interrupted sweep resumes where it stopped), a summary.json beside each, RESULTS.md
+and plots/experiments_*.png; with --quick or another --out, all of them inside that folder.
 
 In a REPL:
     >>> import experiments
