@@ -34,8 +34,8 @@ answered as GET, without the body):
                                     sum, bias and result (asked only for the clicked map, so that
                                     /api/predict stays as fast as it was)
 Arrays of more than one dimension travel as {"shape": [...], "dtype": "float32", "data": base64 of
-the little-endian float32 bytes}: the SimpleCNN's six layers of maps take 226 KB and 0.8 ms to
-encode, against 646 KB and 15 ms as nested lists of floats (measured on the project's 2 cores).
+the little-endian float32 bytes}: about a third of the size of nested lists of floats, and far
+quicker to encode (`python benchmarks/explorer_latency.py` times the whole request).
 
 The client never names a file: the model is chosen when the server starts, and the server only
 ever serves the three files of explorer/.
@@ -730,9 +730,8 @@ def one_blas_thread():
     """A context in which NumPy's BLAS (OpenBLAS) uses one thread, restored on exit.
 
     The explorer's matrices are small (a batch of 10 images), so a second BLAS thread saves
-    nothing, and on a busy machine each multithreaded product waits for a core: measured on the
-    project's 2 cores with a training job running, 224 ms per request with the default threads,
-    9 ms with one. threadpoolctl comes with scikit-learn; without it BLAS keeps its default.
+    nothing, and on a busy machine each multithreaded product waits for a core, many times longer
+    than the product itself. threadpoolctl is in requirements.txt; without it BLAS keeps its default.
     """
     try:
         from threadpoolctl import threadpool_limits

@@ -293,24 +293,6 @@ class KerasAdapter:
 
 ADAPTERS = (NumpyAdapter, TorchAdapter, KerasAdapter)
 FRAMEWORKS = tuple(adapter.name for adapter in ADAPTERS)  # ("numpy", "pytorch", "keras")
-
-
-def adapter_for(model):
-    """The adapter of the model's framework. Torch and Keras are only looked up if already imported."""
-    for adapter in ADAPTERS:
-        if adapter.owns(model):
-            return adapter(model)
-    raise TypeError(f"model must be a cnn_from_scratch.CNN, a torch.nn.Module or a keras.Model, "
-                    f"got {type(model).__name__}")
-
-
-def framework_of(model):
-    """'numpy', 'pytorch' or 'keras'."""
-    return adapter_for(model).name
-
-
-ADAPTERS = (NumpyAdapter, TorchAdapter, KerasAdapter)
-FRAMEWORKS = tuple(adapter.name for adapter in ADAPTERS)  # ("numpy", "pytorch", "keras")
 FILE_TYPES = {file_type: adapter.name for adapter in ADAPTERS for file_type in adapter.file_types}  # {".npz": "numpy", ...}
 
 

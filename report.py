@@ -366,7 +366,8 @@ def section_frameworks(summary):
     simple = [row for row in experiment["rows"] if row["config"]["part"] == "simple_cnn"]
     timed = [row for row in experiment["rows"] if row["config"]["part"] == "time_to_target"]
     lines = [f"## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras ({budget['framework_epochs']} epochs on "
-             f"{budget['framework_train_size'] or 55000:,} images, {len(summary['seeds'])} seeds)", "",
+             f"{budget['framework_train_size'] or 55000:,} images, {len(simple[0]['seeds']) if simple else 0} seeds)",
+             "",
              "![frameworks](plots/experiments_frameworks.png)", "",
              "Same initial weights (copied with the weight-transfer functions), the same batches in the same order, "
              "fit's shared recipe (Adam, a cosine schedule), the final epoch's weights. Each seed's three runs are "
@@ -394,15 +395,23 @@ def section_frameworks(summary):
               "records are the only use of the test set during training, and nothing is chosen on them. Median "
               "[interquartile range] over seeds.", "",
               table(["framework", "reached", "seconds to target", "optimizer steps to target", "never reached (seeds)",
-                     "s per epoch"],
+                     "ms per step (batch 128)"],
                     [[row["label"].split(",")[0],
                       f"{row.get('seconds_to_target', {}).get('n', 0)} of {len(row['seeds'])}",
                       median_iqr(row.get("seconds_to_target")), median_iqr(row.get("steps_to_target"), 0),
                       ", ".join(str(seed) for seed, value in zip(row["seeds"],
                                                                  row.get("seconds_to_target", {}).get("values", []))
                                 if value is None) or "none",
-                      number(row.get("seconds_per_epoch"))] for row in timed])]
+                      ms_per_step(row)] for row in timed])]
     return lines
+
+
+def ms_per_step(row):
+    """Median milliseconds per optimizer step up to the target, over the seeds that reached it."""
+    pairs = [(seconds, steps) for seconds, steps in zip(row.get("seconds_to_target", {}).get("values", []),
+                                                        row.get("steps_to_target", {}).get("values", []))
+             if seconds is not None and steps]
+    return f"{1000 * float(np.median([seconds / steps for seconds, steps in pairs])):.1f}" if pairs else "n/a"
 
 
 def section_sweep(summary, name, title, description, extra=None, figure=None):
@@ -630,10 +639,11 @@ def frameworks_rows(summary, part):
 
 
 def draw_frameworks_accuracy(ax, summary):
-    points_and_means(ax, frameworks_rows(summary, "simple_cnn"), "test_accuracy")
+    rows = frameworks_rows(summary, "simple_cnn")
+    points_and_means(ax, rows, "test_accuracy")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"SimpleCNN, same weights and batches\n({summary['budget']['framework_epochs']} epochs, "
-                 f"{len(summary['seeds'])} seeds)")
+                 f"{len(rows[0]['seeds']) if rows else 0} seeds)")
 
 
 def draw_frameworks_epoch_seconds(ax, summary):
@@ -704,7 +714,7 @@ def draw_efficiency(ax, summary, long=None):
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("test error (%, log scale)")
     ax.set_title("Parameter efficiency")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the data
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))  # below the axes, outside the data
     ax.grid(alpha=0.3, which="both")
 
 
@@ -747,7 +757,7 @@ def draw_transfer(ax, summary):
 def save_figure(figure, path, quick):
     if quick:
         figure.suptitle("QUICK RUN: tiny budgets, the numbers mean nothing", color="red", fontsize=12)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, bbox_inches="tight")  # legends placed outside the axes are kept
 
 
 def figure_frameworks(summary, new_figure, plots_dir):
@@ -781,7 +791,7 @@ def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
     axes[1].set_title("validation accuracy per epoch (mean over seeds)")
     if with_gradients:
         draw_curves(axes[2], rows, "first_conv_gradient_norm", "L2 norm of dL/dW, first conv layer", log=True)
-        axes[2].set_title("gradient reaching the first layer (mean over each epoch's steps)")
+        axes[2].set_title("gradient reaching the first layer\n(mean over each epoch's steps)")
     save_figure(figure, plots_dir / f"experiments_{name}{suffix}.png", summary["quick"])
     return [lambda ax, summary: draw_sweep(ax, summary, name, title)]
 
@@ -842,7 +852,7 @@ def write_figures(summaries, plots_dir):
             panels += drawn if summary is main else []
     if "efficiency" in experiments:
         panels += figure_single(main, new_figure, plots_dir, "efficiency",
-                                lambda ax, summary: draw_efficiency(ax, summary, long), (12, 5))
+                                lambda ax, summary: draw_efficiency(ax, summary, long), (8, 5.5))
     if "transfer" in experiments:
         panels += figure_single(main, new_figure, plots_dir, "transfer", draw_transfer, (7, 4.5))
     if long:
