@@ -303,6 +303,11 @@ def number(stats, digits=1):
     return text + (f" ± {stats['std']:,.{digits}f}" if stats["std"] is not None else "")
 
 
+def whole(stats):
+    """'4,861': a count that is the same in every seed (its mean)."""
+    return "n/a" if not stats or stats["mean"] is None else f"{round(stats['mean']):,}"
+
+
 def median_iqr(stats, digits=1):
     """'12.3 [11.0, 14.1]': the median and the interquartile range."""
     if not stats or stats.get("median") is None:
@@ -448,7 +453,7 @@ def section_transfer(summary):
     source = next((row["source_test_accuracy"] for row in experiment["rows"] if "source_test_accuracy" in row), None)
     comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
     any_row = next(iter(experiment["rows"]), {})
-    steps = {k: number(rows[(method, k)].get("steps"), 0) for method, k in rows if method == "scratch"}
+    steps = {k: whole(rows[(method, k)].get("steps")) for method, k in rows if method == "scratch"}
 
     def cell(row):
         comparison = comparisons.get(row["label"])
@@ -463,8 +468,8 @@ def section_transfer(summary):
             f"({percent(source)}% on their test images), then adapted to digits 5 to 9 from a few labelled images "
             f"per class. Every method trains about {summary['budget']['transfer_steps']} optimizer steps (whole "
             f"epochs: {', '.join(f'{steps[k]} steps at {k} per class' for k in sizes)}) and keeps the epoch with "
-            f"the best accuracy on {number(any_row.get('val_size'), 0)} validation images of digits 5-9; the test "
-            f"accuracy is on the {number(any_row.get('test_size'), 0)} test images of digits 5-9. Each cell: mean ± "
+            f"the best accuracy on {whole(any_row.get('val_size'))} validation images of digits 5-9; the test "
+            f"accuracy is on the {whole(any_row.get('test_size'))} test images of digits 5-9. Each cell: mean ± "
             "std, then the difference from the best method at that size (chosen by validation accuracy), tested "
             "with Welch's t-test (the methods start from different weights) and Holm's correction over the table. "
             "The protocol follows an exercise of chapter 11 of Géron's *Hands-On Machine Learning* (there with a "
@@ -557,6 +562,11 @@ def write_report(summaries, path):
             if summary and name in summary["experiments"]:
                 lines += section_sweep(summary, name, title, description(summary), extra and EXTRAS[extra],
                                        f"experiments_{name}{suffix}.png")
+    if not long and not main["quick"]:
+        lines += ["**The long budget has no runs yet.** `python experiments.py --budget long` trains depth, efficiency "
+                  "and ablation on all 55,000 images until they stop improving; this page then shows it beside the "
+                  "default budget, with the verdicts that flip. Until then every verdict below holds for the default "
+                  "budget only.", ""]
     if long:
         lines += ["### Learning curves of the long budget", "",
                   "![long-budget learning curves](plots/experiments_long_curves.png)", "",
