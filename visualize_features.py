@@ -40,7 +40,7 @@ from matplotlib.patches import Rectangle
 from cnn_from_scratch import (CNN, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, pool2d_forward,
                               receptive_field)
 from frameworks import (  # the questions every figure asks of a model, answered for any framework
-    ACTIVATION_KINDS, FRAMEWORKS, check_batch, class_score_gradients, default_gradcam_layer, first_conv_filters,
+    ACTIVATION_KINDS, FRAMEWORKS, class_score_gradients, default_gradcam_layer, first_conv_filters,
     framework_module, get_activations, layer_names, load_any, model_layers, predict_logits, resolve_layer,
     save_any, weight_arrays)
 
