@@ -100,6 +100,18 @@ def check_fit_arguments(x_train, y_train, x_val, y_val, channels, num_classes, e
         raise TypeError(f"augment must be True or False, got {augment!r}")
 
 
+def check_betas(betas):
+    """Adam's (beta1, beta2), each in [0, 1); returns them as floats."""
+    try:
+        beta1, beta2 = (float(beta) for beta in betas)
+        valid = 0 <= beta1 < 1 and 0 <= beta2 < 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
+    return beta1, beta2
+
+
 def diverged(loss, epoch, step, learning_rate):
     """The error every fit raises when the loss stops being finite (the same text in all three modules)."""
     return FloatingPointError(f"training diverged: the loss became {float(loss)} at epoch {epoch}, step {step}; "
@@ -266,8 +278,11 @@ def im2col(x, HH, WW, stride, padding):
     (sh, sw), (ph, pw) = stride, padding
     N, C, H, W = x.shape
     H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
-    x_pad = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=x.dtype)
-    x_pad[:, ph:ph + H, pw:pw + W, :] = to_chwn(x)  # (C, H, W, N)
+    if ph or pw:
+        x_pad = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=x.dtype)
+        x_pad[:, ph:ph + H, pw:pw + W, :] = to_chwn(x)  # (C, H, W, N)
+    else:
+        x_pad = to_chwn(x)
     cols = np.empty((C, HH, WW, H_out, W_out, N), dtype=x.dtype)
     for u in range(HH):
         for v in range(WW):
@@ -321,7 +336,7 @@ def conv2d_backward(dout, cache, compute_dx=True):
     x_shape, cols, w, stride, padding = cache
     F, _, HH, WW = w.shape
     dout_rows = to_chwn(dout).reshape(F, -1)  # (N, F, H_out, W_out) -> (F, H_out * W_out * N)
-    db = dout_rows.sum(axis=1)
+    db = dout_rows @ np.ones(dout_rows.shape[1], dout_rows.dtype)  # the sum over positions and images
     dw = (dout_rows @ cols.T).reshape(w.shape)  # (F, H_out * W_out * N) x (H_out * W_out * N, C * HH * WW)
     if not compute_dx:
         return None, dw, db
@@ -425,14 +440,20 @@ def pool2d_backward(dout, cache):
     """
     x_shape, argmax, kernel, stride, mode = cache
     N, C, H, W = x_shape
-    dx = np.zeros((C, H, W, N), dtype=dout.dtype).transpose(3, 0, 1, 2)  # (N, C, H, W) view in CHWN memory
+    H_out, W_out = dout.shape[2:]
     overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
-    for k, window_slice in enumerate(_window_offsets(kernel, stride, dout.shape[2:])):
-        grad = dout * (argmax == k) if mode == "max" else dout / (kernel[0] * kernel[1])
+    # Windows that tile x exactly (stride = kernel, no rows or columns left over) write every pixel once,
+    # so dx needs no zeros first.
+    tiled = stride == kernel and (H, W) == (H_out * kernel[0], W_out * kernel[1])
+    dx = (np.empty if tiled else np.zeros)((C, H, W, N), dtype=dout.dtype).transpose(3, 0, 1, 2)  # CHWN memory
+    average = dout / dout.dtype.type(kernel[0] * kernel[1]) if mode == "avg" else None
+    for k, window_slice in enumerate(_window_offsets(kernel, stride, (H_out, W_out))):
         if overlapping:
-            dx[window_slice] += grad
-        else:  # Each pixel is in at most one window: assigning is enough, and faster than adding.
-            dx[window_slice] = grad
+            dx[window_slice] += dout * (argmax == k) if mode == "max" else average
+        elif mode == "max":  # each pixel is in at most one window: write its share straight into dx
+            np.multiply(dout, argmax == k, out=dx[window_slice])
+        else:
+            dx[window_slice] = average
     return dx
 
 
@@ -843,15 +864,21 @@ class Adam:
         # Fold both bias corrections into the step size (Algorithm 1's last lines, rearranged).
         step_size = float(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
         for (layer, key), m, v in zip(self.parameters, self.m, self.v):
-            grad = layer.grads[key]
-            m *= self.beta1
-            m += (1 - self.beta1) * grad
+            grad, param = layer.grads[key], layer.params[key]
+            scratch = np.multiply(grad, 1 - self.beta1, dtype=m.dtype)  # one buffer, reused below: no
+            m *= self.beta1                                             # temporary array per operation
+            m += scratch                                  # m = beta1 * m + (1 - beta1) * grad
+            np.multiply(grad, grad, out=scratch)
+            scratch *= 1 - self.beta2
             v *= self.beta2
-            v += (1 - self.beta2) * grad * grad
-            param = layer.params[key]
+            v += scratch                                  # v = beta2 * v + (1 - beta2) * grad^2
             if self.weight_decay:
                 param *= 1 - self.learning_rate * self.weight_decay  # decoupled decay (AdamW)
-            param -= step_size * m / (np.sqrt(v) + self.eps)
+            np.sqrt(v, out=scratch)
+            scratch += self.eps
+            np.divide(m, scratch, out=scratch)
+            scratch *= step_size
+            param -= scratch                              # param -= step_size * m / (sqrt(v) + eps)
 
 
 # --- Data augmentation ---
@@ -966,18 +993,33 @@ def drawing_augmentation(x, rng, fraction=0.5):
 
 # --- The training loop's small pieces ---
 
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "one_cycle")
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
 
 def learning_rate_schedule(base_learning_rate, total_steps, schedule):
-    """The learning rate of every step t = 0 .. T - 1, of shape (T,): "cosine" gives
-    lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017), from lr_0 down towards 0;
-    "constant" gives lr_0 throughout."""
+    """The learning rate of every step t = 0 .. T - 1, of shape (T,), the same in all three frameworks:
+    - "cosine": lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017), from lr_0 down towards 0;
+    - "constant": lr_0 throughout;
+    - "one_cycle" (Smith & Topin 2018): a warm-up along half a cosine from lr_0 / 25 up to lr_0 over the
+      first quarter of the steps, then half a cosine down to lr_0 / 250,000 (torch's OneCycleLR
+      defaults, without its momentum cycle). Large steps are safe only once the first steps have
+      turned the random weights into something sensible; the warm-up lets a short run use them.
+    """
     check_choice(schedule, SCHEDULES, "schedule")
     steps = np.arange(total_steps)
     if schedule == "cosine":
         return base_learning_rate * 0.5 * (1 + np.cos(np.pi * steps / total_steps))
+    if schedule == "one_cycle":
+        warmup = max(1, round(0.25 * total_steps))
+        start, end = base_learning_rate / 25, base_learning_rate / 25 / 1e4
+
+        def half_cosine(high, low, fraction):  # from high at fraction 0 to low at fraction 1
+            return low + (high - low) * 0.5 * (1 + np.cos(np.pi * fraction))
+
+        rising = half_cosine(base_learning_rate, start, 1 - steps / warmup)  # start at t = 0, lr_0 at t = warmup
+        falling = half_cosine(base_learning_rate, end, (steps - warmup) / max(1, total_steps - warmup))
+        return np.where(steps < warmup, rising, falling)
     return np.full(total_steps, float(base_learning_rate))
 
 
@@ -1038,19 +1080,33 @@ class CNN:
         lines = "\n".join(f"  ({index}): {layer!r}" for index, layer in enumerate(self.layers))
         return f"CNN(\n{lines}\n)"
 
+    def execution_order(self):
+        """The layers in the order forward runs them: as listed, except that a ReLU followed by max
+        pooling runs after it. max(relu(a), relu(b)) = relu(max(a, b)), and the gradients agree too (a
+        window whose maximum is not positive passes no gradient either way), so the result is the same
+        while ReLU, forward and backward, touches a quarter of the numbers."""
+        order = list(self.layers)
+        for index in range(len(order) - 1):
+            first, second = order[index], order[index + 1]
+            if type(first) is ReLULayer and isinstance(second, PoolingLayer) and second.mode == "max":
+                order[index], order[index + 1] = second, first
+        return order
+
     def forward(self, x):
         """x of shape (N, C, H, W) -> logits of shape (N, num_classes)."""
         check_images(x, self.input_shape[0] if self.input_shape else None)
-        for layer in self.layers:
+        self._order = self.execution_order()
+        for layer in self._order:
             x = layer.forward(x)
         return x
 
     __call__ = forward
 
     def backward(self, dlogits):
-        """Backpropagate d(loss)/d(logits) through every layer; each layer keeps its own grads."""
+        """Backpropagate d(loss)/d(logits) through every layer, in the reverse of forward's order; each
+        layer keeps its own grads."""
         dout = dlogits
-        for layer in reversed(self.layers):
+        for layer in reversed(self._order):
             dout = layer.backward(dout)
         return dout
 
@@ -1310,6 +1366,28 @@ ACTIVATION_LAYERS = {"relu": ReLULayer, "leaky_relu": LeakyReLULayer, "elu": ELU
                      "sigmoid": SigmoidLayer, "linear": None}  # "linear": no nonlinearity at all
 
 
+def make_speedrun_cnn(in_channels=1, image_size=28, num_classes=10, rng=None, dtype=np.float32):
+    """The network of the fastest published MNIST recipe (tuomaso/train_mnist_fast), built the same way
+    in cnn_pytorch.py and cnn_keras.py:
+
+    conv 5x5 (24) -> ReLU -> 2x2 max pool -> conv 3x3 (32) -> ReLU -> 2x2 max pool -> flatten ->
+    fully connected (256) -> ReLU -> fully connected
+
+    No padding: 28 -> 24 -> 12 -> 10 -> 5, so the flattened size is 32 * 5 * 5 = 800. It has about as
+    many weights (215,194) and FLOPs per image (count_flops) as SimpleCNN; its recipe's speed comes from
+    how it is trained (experiments.py's time to 99%).
+    """
+    rng = _rng_or_default(rng)
+    size = (conv_output_size(image_size, 5, 1, 0) // 2 - 2) // 2  # 28 -> 24 -> 12 -> 10 -> 5
+    return CNN([
+        ConvolutionLayer(in_channels, 24, 5, rng=rng, dtype=dtype), ReLULayer(), PoolingLayer(2),
+        ConvolutionLayer(24, 32, 3, rng=rng, dtype=dtype), ReLULayer(), PoolingLayer(2),
+        FlattenLayer(),
+        FullyConnectedLayer(32 * size * size, 256, rng=rng, dtype=dtype), ReLULayer(),
+        FullyConnectedLayer(256, num_classes, init="xavier", rng=rng, dtype=dtype),
+    ], input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
+
+
 def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size=3, hidden_units=128,
              pooling="max", padding=True, batch_norm=False, dropout=0.0, in_channels=1, image_size=28,
              num_classes=10, rng=None, dtype=np.float32):
@@ -1409,38 +1487,80 @@ def weight_layers(model):
     return layers
 
 
+# --- Counting the work ---
+
+def count_flops(model, input_shape=None):
+    """The floating-point operations of a network's matrix products, per image.
+
+    A convolution's output has F * H_out * W_out numbers, each a dot product of C * HH * WW
+    multiply-adds (2 FLOPs each): 2 * C * HH * WW * F * H_out * W_out. A fully connected layer from D to
+    M features: 2 * D * M. Backward computes two products as large for each such layer, dW and dx,
+    except for the first layer, which needs no dx. Element-wise work (ReLU, pooling, BatchNorm, the
+    loss, the optimizer) is left out: a few FLOPs per number, limited by memory traffic, not arithmetic.
+    Returns: dict with "forward" and "backward" (FLOPs per image, summed over layers) and "layers", a
+    list of (index, layer class name, forward FLOPs, backward FLOPs), one per layer with a product.
+    """
+    input_shape = tuple(input_shape or model.input_shape or ())
+    if len(input_shape) != 3:
+        raise ValueError(f"count_flops needs input_shape=(C, H, W), got {input_shape!r}")
+    x, rows = np.zeros((1, *input_shape), dtype=np.float32), []
+    was_training = [layer.training for layer in model.layers]
+    model.eval()
+    for index, layer in enumerate(model.layers):
+        out = layer.forward(x)
+        if isinstance(layer, ConvolutionLayer):
+            C, (HH, WW) = layer.in_channels, layer.kernel_size
+            forward = 2 * C * HH * WW * out[0].size  # out[0].size = F * H_out * W_out
+        elif isinstance(layer, FullyConnectedLayer):
+            forward = 2 * layer.in_features * layer.out_features
+        else:
+            forward = 0
+        if forward:
+            rows.append((index, type(layer).__name__, forward, forward * (2 if layer.needs_input_grad else 1)))
+        x = out
+    for layer, training in zip(model.layers, was_training):
+        layer.training = training
+    return {"forward": sum(row[2] for row in rows), "backward": sum(row[3] for row in rows), "layers": rows}
+
+
 # --- The interface shared with cnn_pytorch.py and cnn_keras.py ---
 # experiments.py, visualize_features.py and explorer.py call these module-level functions, through
 # frameworks.py, in the same way for all three frameworks: the same arguments, defaults, return values
 # and errors (tests/test_conformance.py holds this). Here each is a thin wrapper around the CNN methods.
 
-MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "mlp": make_mlp, "cnn": make_cnn}
+MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "mlp": make_mlp, "cnn": make_cnn,
+          "speedrun": make_speedrun_cnn}
 OPTIMIZERS = ("adam", "sgd")
 AUGMENT_SHIFT = 2  # fit(augment=True) in every module: random shifts of up to 2 pixels (random_shift)
 
 
 def build_model(name, **kwargs):
-    """Build a model by name: 'simple', 'deep', 'mlp' or 'cnn' (make_cnn); kwargs go to its builder."""
+    """Build a model by name: 'simple', 'deep', 'mlp', 'cnn' (make_cnn) or 'speedrun' (make_speedrun_cnn);
+    kwargs go to its builder."""
     check_choice(name, MODELS, "model name")
     return MODELS[name](**kwargs)
 
 
-def make_optimizer(model, optimizer, learning_rate, weight_decay):
+def make_optimizer(model, optimizer, learning_rate, weight_decay, betas=(0.9, 0.999)):
     """'adam': Adam, or AdamW with weight_decay > 0; 'sgd': SGD with momentum 0.9 (and L2 weight decay)."""
     check_choice(optimizer, OPTIMIZERS, "optimizer")
+    beta1, beta2 = check_betas(betas)
     if optimizer == "adam":
-        return Adam(model.parameters(), learning_rate=learning_rate, weight_decay=weight_decay)
+        return Adam(model.parameters(), learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                    weight_decay=weight_decay)
     return SGD(model.parameters(), learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay)
 
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None):
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
+        betas=(0.9, 0.999)):
     """Train `model` and return its history; the same arguments, defaults and behaviour in all three modules.
 
     Inputs: x_* of shape (N, C, H, W), float in [0, 1]; y_* of shape (N,), int labels.
     - seed: the data order and the augmentation draws (one np.random.default_rng(seed), as in the other two)
     - augment: True shifts each training image by up to AUGMENT_SHIFT pixels (random_shift)
-    - schedule: "cosine" or "constant"; optimizer: "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
+    - schedule: "cosine", "constant" or "one_cycle" (learning_rate_schedule); optimizer: "adam" (AdamW when
+      weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta1, beta2)
     - restore_best: end with the weights of the best validation epoch (False: the last epoch's)
     - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
       stopped (seconds: training so far); a True return ends training (experiments.py's time to 99%)
@@ -1450,7 +1570,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     check_fit_arguments(x_train, y_train, x_val, y_val, model.input_shape[0] if model.input_shape else None,
                         model.num_classes or model.layers[-1].params["b"].shape[0], epochs, batch_size, augment)
     return model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
-                     optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay),
+                     optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay, betas),
                      validation_data=(x_val, y_val), seed=seed, schedule=schedule,
                      augment=AUGMENT_SHIFT if augment else 0, verbose=progress, restore_best=restore_best,
                      step_callback=step_callback)

@@ -78,8 +78,9 @@ with native_stderr_silenced(not VERBOSE):
 import numpy as np  # noqa: E402
 
 from cnn_from_scratch import (  # noqa: E402  (NumPy only: the checks, errors and shifts all three modules share)
-    AUGMENT_SHIFT, OPTIMIZERS, TrainingClock, atomic_save, check_choice, check_fit_arguments, check_images, check_kernel_size,
-    check_labels, conv_output_size, diverged, random_shift, softmax_cross_entropy, weight_layers)
+    AUGMENT_SHIFT, OPTIMIZERS, SCHEDULES as SHARED_SCHEDULES, TrainingClock, atomic_save, check_betas, check_choice,
+    check_fit_arguments, check_images, check_kernel_size, check_labels, conv_output_size, diverged,
+    learning_rate_schedule, random_shift, softmax_cross_entropy, weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser  # noqa: E402
 
 # --- Seeds ---
@@ -314,14 +315,28 @@ def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28,
     return keras.Sequential(model_layers, name="mlp")
 
 
+def make_speedrun_cnn(in_channels=1, image_size=28, num_classes=10, augment=False):
+    """The network of the fastest published MNIST recipe, layer for layer the NumPy `make_speedrun_cnn`:
+    Conv 5x5 (24) ReLU MaxPool2 -> Conv 3x3 (32) ReLU MaxPool2 -> Flatten -> Dense 256 ReLU -> Dense."""
+    return keras.Sequential([
+        *input_layers(in_channels, image_size, augment),
+        layers.Conv2D(24, 5), layers.ReLU(), layers.MaxPooling2D(2),  # 28 -> 24 -> 12
+        layers.Conv2D(32, 3), layers.ReLU(), layers.MaxPooling2D(2),  # 12 -> 10 -> 5
+        layers.Flatten(),  # (N, 5, 5, 32) -> (N, 800), in H, W, C order (see weight transfer)
+        layers.Dense(256), layers.ReLU(),
+        layers.Dense(num_classes),
+    ], name="speedrun_cnn")
+
+
 # The names shared with the other two modules, and the two API names this module teaches as aliases:
 # "sequential" is the SimpleCNN of the Sequential API, "functional" the residual network of the Functional API.
 MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "residual": make_functional_cnn, "mlp": make_mlp,
-          "cnn": make_cnn, "sequential": make_simple_cnn, "functional": make_functional_cnn}
+          "cnn": make_cnn, "speedrun": make_speedrun_cnn, "sequential": make_simple_cnn,
+          "functional": make_functional_cnn}
 
 
 def build_model(name, **kwargs):
-    """Build a model by name: 'simple', 'deep', 'residual', 'mlp' or 'cnn' (make_cnn), or the aliases
+    """Build a model by name: 'simple', 'deep', 'residual', 'mlp', 'cnn' (make_cnn) or 'speedrun', or the aliases
     'sequential' (= 'simple') and 'functional' (= 'residual'); kwargs go to its builder. A .keras file
     holds the whole architecture, so `save` needs nothing more to build it again."""
     check_choice(name, MODELS, "model name")
@@ -331,25 +346,46 @@ def build_model(name, **kwargs):
 # --- Training ---
 
 
-SCHEDULES = ("cosine", "constant", "warmup_cosine", "plateau")  # the first two in every module
+SCHEDULES = SHARED_SCHEDULES + ("warmup_cosine", "plateau")  # the shared ones, then Keras's own
 
 
-def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine", total_steps=None, optimizer="adam"):
+@keras.saving.register_keras_serializable(package="cnn_keras")
+class StepRates(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate read step by step from a precomputed array (cnn_from_scratch.learning_rate_schedule),
+    so that Keras follows the other two modules' rates exactly."""
+
+    def __init__(self, rates):
+        self.rates = np.asarray(rates, dtype=np.float32)  # (T,)
+
+    def __call__(self, step):
+        index = keras.ops.minimum(keras.ops.cast(step, "int32"), len(self.rates) - 1)
+        return keras.ops.take(keras.ops.convert_to_tensor(self.rates), index)
+
+    def get_config(self):
+        return {"rates": self.rates.tolist()}
+
+
+def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine", total_steps=None, optimizer="adam",
+                  betas=(0.9, 0.999)):
     """Attach the optimizer, the cross-entropy on logits and accuracy.
 
     optimizer: "adam" is AdamW (epsilon 1e-8, as in PyTorch and the NumPy Adam; Adam when weight_decay
-    is 0); "sgd" is SGD with momentum 0.9.
+    is 0) with these betas; "sgd" is SGD with momentum 0.9.
     schedule: "cosine": learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no
-    warm-up, as in the other two modules; "constant"; Keras's own "warmup_cosine" (linear warm-up from
+    warm-up, as in the other two modules; "constant"; "one_cycle", the rates of
+    cnn_from_scratch.learning_rate_schedule (StepRates); Keras's own "warmup_cosine" (linear warm-up from
     learning_rate / 10 over the first 20% of the steps, then a cosine down to 0, a one-cycle shape) and
     "plateau" (a constant rate that the ReduceLROnPlateau callback of `fit` halves when the validation
     loss stalls).
     """
     check_choice(schedule, SCHEDULES, "schedule")
     check_choice(optimizer, OPTIMIZERS, "optimizer")
-    if schedule in ("cosine", "warmup_cosine") and not total_steps:
+    beta_1, beta_2 = check_betas(betas)
+    if schedule in ("cosine", "warmup_cosine", "one_cycle") and not total_steps:
         raise ValueError(f"the {schedule} schedule needs total_steps >= 1, got {total_steps!r}")
-    if schedule == "warmup_cosine":
+    if schedule == "one_cycle":
+        learning_rate = StepRates(learning_rate_schedule(learning_rate, total_steps, schedule))
+    elif schedule == "warmup_cosine":
         warmup_steps = max(1, total_steps // 5)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, decay_steps=total_steps - warmup_steps, warmup_target=learning_rate,
@@ -357,7 +393,8 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
     elif schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
     if optimizer == "adam":
-        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=1e-8)
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=1e-8,
+                                           beta_1=beta_1, beta_2=beta_2)
     else:
         optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay or None)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -445,7 +482,7 @@ def training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedu
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
         progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
-        augmentation="shift", patience=None, run_dir=None, extra_callbacks=()):
+        betas=(0.9, 0.999), augmentation="shift", patience=None, run_dir=None, extra_callbacks=()):
     """Compile and train `model`; the shared arguments and defaults are those of every module.
 
     Inputs: x_* of shape (N, C, H, W) as data.py returns them (transposed batch by batch to the model's
@@ -453,8 +490,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - seed: the data order and the shift draws (the NumPy CNN's generator), so the same seed gives
       the same batches in all three modules; augment: True shifts each training image by up to
       AUGMENT_SHIFT pixels, as everywhere
-    - schedule: "cosine", "constant" or Keras's own "warmup_cosine" and "plateau"; optimizer: "adam"
-      (AdamW when weight_decay > 0) or "sgd" (momentum 0.9)
+    - schedule: "cosine", "constant", "one_cycle" or Keras's own "warmup_cosine" and "plateau"; optimizer:
+      "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta_1, beta_2)
     - restore_best: end with the best validation epoch's weights (False: the last epoch's)
     - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
       stopped (seconds: training so far); a True return ends training
@@ -474,7 +511,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     augmenter = keras.Sequential(augmentation_layers(seed=seed)) if augment and augmentation == "affine" else None
     batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed,
                                augmentation if augment else None, augmenter)
-    compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer)
+    compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer, betas)
     recorder = EpochRecorder(step_callback)
     callbacks = training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedule) + list(extra_callbacks)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0

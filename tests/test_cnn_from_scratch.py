@@ -169,6 +169,50 @@ def test_simple_cnn_shapes_and_parameter_count():
     assert "(None, 32, 7, 7)" in summary and f"{expected:,}" in summary
 
 
+def test_speedrun_cnn_shapes_and_parameter_count():
+    model = scratch.make_speedrun_cnn(rng=np.random.default_rng(0))
+    assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
+    # conv1: 24 * 5 * 5 + 24; conv2: 32 * (24 * 3 * 3) + 32; fc1: (32 * 5 * 5) * 256 + 256; fc2: 256 * 10 + 10
+    assert model.num_parameters() == (24 * 25 + 24) + (32 * 24 * 9 + 32) + (800 * 256 + 256) + (256 * 10 + 10)
+
+
+def test_count_flops_by_hand():
+    """SimpleCNN, per image: conv1 2 * (1 * 3 * 3) * 16 * 28 * 28, conv2 2 * (16 * 3 * 3) * 32 * 14 * 14,
+    fc1 2 * 1568 * 128, fc2 2 * 128 * 10; backward twice each, except conv1 (dW only, no dx)."""
+    conv1, conv2, fc1, fc2 = 2 * 9 * 16 * 784, 2 * 144 * 32 * 196, 2 * 1568 * 128, 2 * 128 * 10
+    flops = scratch.count_flops(scratch.make_simple_cnn(rng=np.random.default_rng(0)))
+    assert (conv1, conv2, fc1, fc2) == (225_792, 1_806_336, 401_408, 2_560)
+    assert [row[2] for row in flops["layers"]] == [conv1, conv2, fc1, fc2]
+    assert flops["forward"] == 2_436_096 and flops["backward"] == conv1 + 2 * (conv2 + fc1 + fc2) == 4_646_400
+    stride_2 = scratch.make_cnn(pooling="stride", padding=False, rng=np.random.default_rng(0))  # 28 -> 13 -> 6
+    assert scratch.count_flops(stride_2)["layers"][0][2] == 2 * 9 * 16 * 13 * 13
+
+
+def test_relu_before_max_pooling_runs_after_it_with_the_same_numbers(digits):
+    """CNN.forward runs ReLU after the max pooling that follows it (a quarter of the numbers); the logits
+    and every gradient equal those of the layers run in their listed order, ties included (the empty
+    background makes whole windows of equal values), in float64."""
+    model = scratch.make_simple_cnn(image_size=8, rng=np.random.default_rng(0)).astype(np.float64)
+    kinds = [type(layer).__name__ for layer in model.execution_order()]
+    assert kinds[:6] == ["ConvolutionLayer", "PoolingLayer", "ReLULayer"] * 2
+    x, y = digits.x_train[:8].astype(np.float64), digits.y_train[:8]
+    logits = model.forward(x)
+    _, dlogits = scratch.softmax_cross_entropy(logits, y)
+    model.backward(dlogits)
+    fused = {(index, key): grad.copy() for index, layer in enumerate(model.layers) for key, grad in layer.grads.items()}
+    listed = x
+    for layer in model.layers:
+        listed = layer.forward(listed)
+    dout = dlogits
+    for layer in reversed(model.layers):
+        dout = layer.backward(dout)
+    assert np.array_equal(listed, logits)
+    for (index, key), grad in fused.items():
+        assert scratch.rel_error(grad, model.layers[index].grads[key]) < 1e-12, (index, key)
+    average = scratch.make_cnn(pooling="avg", rng=np.random.default_rng(0))  # average pooling: order kept
+    assert [type(layer) for layer in average.execution_order()] == [type(layer) for layer in average.layers]
+
+
 # --- Training ---
 
 def test_fit_learns_digits_and_is_deterministic(digits):

@@ -17,7 +17,7 @@ import pytest
 
 import cnn_from_scratch
 import frameworks
-from cnn_from_scratch import HISTORY_KEYS
+from cnn_from_scratch import HISTORY_KEYS, learning_rate_schedule
 from data import load_mnist
 
 MODULES = {name: frameworks.framework_module(name) for name in frameworks.FRAMEWORKS}
@@ -30,7 +30,7 @@ SHARED_ARGUMENTS = {
     "make_cnn": ["num_conv_layers", "activation", "base_channels", "kernel_size", "hidden_units", "pooling",
                  "padding", "batch_norm", "dropout", "in_channels", "image_size", "num_classes"],
     "fit": ["model", "x_train", "y_train", "x_val", "y_val", "epochs", "batch_size", "learning_rate", "seed",
-            "augment", "progress", "schedule", "optimizer", "weight_decay", "restore_best", "step_callback"],
+            "augment", "progress", "schedule", "optimizer", "weight_decay", "restore_best", "step_callback", "betas"],
     "evaluate": ["model", "x", "y", "batch_size"],
     "count_parameters": ["model"],
     "save": ["model", "path"],
@@ -252,6 +252,8 @@ def bad_input_cases(data):
          r"schedule must be one of \[.*'constant', 'cosine'.*\], got 'linear'"),
         ("fit: an unknown optimizer", lambda m: fit(m, optimizer="rmsprop"), ValueError,
          r"optimizer must be one of \['adam', 'sgd'\], got 'rmsprop'"),
+        ("fit: beta2 of 1.5", lambda m: fit(m, betas=(0.9, 1.5)), ValueError,
+         r"betas must be a pair \(beta1, beta2\) of numbers in \[0, 1\), got \(0.9, 1.5\)"),
         ("evaluate: uint8 images", lambda m: evaluate(m, (x_val[:8] * 255).astype(np.uint8), y_val[:8]), TypeError,
          r"x must be a floating array"),
         ("evaluate: a label out of range", lambda m: evaluate(m, x_val[:8], np.full(8, -1)), ValueError,
@@ -269,6 +271,28 @@ def bad_input_cases(data):
         ("load: a missing file", lambda m: m.load(Path("no-such-model") / f"x{FILE_TYPES[m_name(m)]}"),
          FileNotFoundError, r"no-such-model"),
     ]
+
+
+def test_one_cycle_gives_the_same_rate_at_every_step_in_all_three():
+    """The shared one_cycle schedule: from lr / 25 up to lr over the first quarter, then down to ~0;
+    PyTorch's LambdaLR and Keras's StepRates follow cnn_from_scratch.learning_rate_schedule step for step."""
+    rates = learning_rate_schedule(0.01, 40, "one_cycle")  # (40,)
+    assert rates[0] == pytest.approx(0.01 / 25) and rates[10] == pytest.approx(0.01) and rates.argmax() == 10
+    assert np.all(np.diff(rates[:11]) > 0) and np.all(np.diff(rates[10:]) < 0) and rates[-1] < 0.01 / 100
+    torch_model = MODULES["pytorch"].build_model("simple", channels=(2, 4), hidden_units=8)
+    optimizer, scheduler = MODULES["pytorch"].make_optimizer(torch_model, 0.01, 0.0, epochs=2, steps_per_epoch=20,
+                                                             schedule="one_cycle")
+    torch_rates = []
+    for _ in range(40):
+        torch_rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(torch_rates, rates, rtol=1e-12)
+    keras_model = MODULES["keras"].compile_model(MODULES["keras"].build_model("simple", channels=(2, 4), hidden_units=8),
+                                                 0.01, schedule="one_cycle", total_steps=40)
+    schedule = keras_model.optimizer._learning_rate
+    np.testing.assert_allclose([float(schedule(step)) for step in range(40)], rates, rtol=1e-6)  # float32
+    assert all("one_cycle" in module.SCHEDULES for module in MODULES.values())
 
 
 def m_name(module):
@@ -294,7 +318,7 @@ def test_the_signature_check_catches_a_changed_default_or_a_missing_argument():
 
     def fit_with_other_default(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=64, learning_rate=2e-3,
                                seed=0, augment=False, progress=True, schedule="cosine", optimizer="adam",
-                               weight_decay=0.0, restore_best=True, step_callback=None):
+                               weight_decay=0.0, restore_best=True, step_callback=None, betas=(0.9, 0.999)):
         """A fit whose epochs default differs from the other modules' (5)."""
 
     diverging = types.SimpleNamespace(**{call: getattr(numpy_module, call) for call in SHARED_ARGUMENTS})

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import cnn_from_scratch
 import cnn_keras
 import cnn_pytorch
+import frameworks
 from cnn_keras import tf  # cnn_keras sets the backend and TensorFlow's log level before importing it
 from conftest import simple_cnn_arguments
 
@@ -229,3 +230,27 @@ def test_fit_gives_the_same_history_keys_and_the_same_training_in_all_three(augm
         assert differences.mean() < 3e-4, (name, differences.mean())
         loss, accuracy = MODULES[name].evaluate(models[name], x_val, y_val)
         assert accuracy == pytest.approx(histories[name]["val_accuracy"][-1])
+
+
+def test_the_speedrun_recipe_trains_alike_in_all_three(mnist):
+    """experiments.py's time-to-99% recipe (the speedrun network, Adam with betas (0.7, 0.9), a one-cycle
+    schedule up to 0.01) from the same initial weights and batches: the same weights after 2 epochs,
+    up to float32 rounding, in all three frameworks."""
+    x_train, y_train, x_val, y_val = mnist.x_train[:256], mnist.y_train[:256], mnist.x_val[:100], mnist.y_val[:100]
+    initial = cnn_from_scratch.make_speedrun_cnn(rng=np.random.default_rng(0))
+    cnn_keras.set_seed(0)
+    rates = cnn_from_scratch.learning_rate_schedule(0.01, 8, "one_cycle")  # 2 epochs of 4 batches
+    models = {"numpy": copy.deepcopy(initial), "pytorch": cnn_pytorch.build_model("speedrun"),
+              "keras": cnn_keras.build_model("speedrun")}
+    for name, model in models.items():
+        frameworks.copy_numpy_weights(initial, model)
+        history = MODULES[name].fit(model, x_train, y_train, x_val, y_val, epochs=2, batch_size=64, learning_rate=0.01,
+                                    seed=0, progress=False, schedule="one_cycle", betas=(0.7, 0.9), restore_best=False)
+        np.testing.assert_allclose(history["learning_rate"], rates[[0, 4]], rtol=1e-6)  # each epoch's first step
+    trained = {"pytorch": cnn_pytorch.torch_to_numpy(models["pytorch"], copy.deepcopy(initial)),
+               "keras": cnn_keras.keras_to_numpy(models["keras"], copy.deepcopy(initial))}
+    for name, numpy_model in trained.items():
+        differences = np.concatenate([np.abs(layer.params[key] - ours.params[key]).ravel()
+                                      for ours, layer in zip(models["numpy"].layers, numpy_model.layers)
+                                      for key in layer.params])
+        assert differences.mean() < 3e-4, (name, differences.mean())
