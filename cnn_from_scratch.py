@@ -1523,6 +1523,21 @@ def count_flops(model, input_shape=None):
     return {"forward": sum(row[2] for row in rows), "backward": sum(row[3] for row in rows), "layers": rows}
 
 
+def matrix_product_gflops(size=2048, repeats=5, dtype=np.float32):
+    """This machine's speed limit for the matrix products: float32 GFLOP/s of one size x size matrix
+    product (2 * size^3 FLOPs), the best of `repeats` after one warm-up, on all the cores NumPy's BLAS
+    uses. A network cannot train faster than count_flops(model) per image at this rate."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((size, size)).astype(dtype), rng.standard_normal((size, size)).astype(dtype)
+    a @ b  # warm-up: threads started, memory touched
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
 # --- The interface shared with cnn_pytorch.py and cnn_keras.py ---
 # experiments.py, visualize_features.py and explorer.py call these module-level functions, through
 # frameworks.py, in the same way for all three frameworks: the same arguments, defaults, return values

@@ -141,7 +141,7 @@ def detectable_difference(a, b, paired, alpha=ALPHA, power=POWER):
 
 METRICS = ("test_accuracy", "val_accuracy", "best_val_accuracy", "train_seconds", "seconds_per_epoch",
            "images_per_second", "parameters", "seconds_to_target", "steps_to_target", "source_test_accuracy",
-           "train_size", "val_size", "test_size", "steps")
+           "train_size", "val_size", "test_size", "steps", "flops_per_image", "matrix_product_gflops")
 CURVES = ("val_accuracy", "train_loss")
 
 
@@ -366,10 +366,9 @@ def budget_tag(summary):
 
 def section_frameworks(summary):
     experiment, claims = summary["experiments"]["frameworks"], summary["write_up_claims"]["frameworks"]
-    recipe, budget = summary["recipes"]["time_to_99"], summary["budget"]
+    budget = summary["budget"]
     comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
     simple = [row for row in experiment["rows"] if row["config"]["part"] == "simple_cnn"]
-    timed = [row for row in experiment["rows"] if row["config"]["part"] == "time_to_target"]
     lines = [f"## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras ({budget['framework_epochs']} epochs on "
              f"{budget['framework_train_size'] or 55000:,} images, {len(simple[0]['seeds']) if simple else 0} seeds)",
              "",
@@ -391,24 +390,88 @@ def section_frameworks(summary):
         if stats and stats["mean"] is not None and not stats["min"] - 0.005 <= claim <= stats["max"] + 0.005:
             lines.append(f"- The write-up's {100 * claim:.1f}% for {row['label']} does not match what this code "
                          f"measures: {percent(stats)}% over {stats['n']} seeds.")
-    checks = budget.get("checks_per_epoch")
-    lines += ["", f"### Time to {100 * recipe['target']:.0f}% test accuracy", "",
-              f"One recipe in all three frameworks, from the same initial weights: make_cnn with BatchNorm, batch "
-              f"{recipe['batch_size']}, Adam at learning rate {recipe['learning_rate']}, cosine over at most "
-              f"{budget['time_to_99_epochs']} epochs. The test accuracy is measured every 1/{checks} epoch with the "
-              "training clock stopped, and the run ends at the first check that reaches the target. These speed "
-              "records are the only use of the test set during training, and nothing is chosen on them. Median "
-              "[interquartile range] over seeds.", "",
-              table(["framework", "reached", "seconds to target", "optimizer steps to target", "never reached (seeds)",
-                     "ms per step (batch 128)"],
-                    [[row["label"].split(",")[0],
-                      f"{row.get('seconds_to_target', {}).get('n', 0)} of {len(row['seeds'])}",
-                      median_iqr(row.get("seconds_to_target")), median_iqr(row.get("steps_to_target"), 0),
-                      ", ".join(str(seed) for seed, value in zip(row["seeds"],
-                                                                 row.get("seconds_to_target", {}).get("values", []))
-                                if value is None) or "none",
-                      ms_per_step(row)] for row in timed])]
+    return lines + section_time_to_target(summary)
+
+
+def time_rows(summary, ablation=False):
+    """The time-to-target rows: the recipes in three frameworks, or (ablation=True) the recipe's ablation."""
+    return [row for row in frameworks_rows(summary, "time_to_target") if row["label"].startswith("recipe: ") == ablation]
+
+
+def median_of(row, metric):
+    values = [value for value in row.get(metric, {}).get("values", []) if value is not None]
+    return float(np.median(values)) if values else None
+
+
+def limit_seconds(row):
+    """The machine's limit for a row: its median steps to the target, at count_flops per image, run at the
+    median measured matrix-product speed. No run of this network and recipe can be faster."""
+    steps, flops, gflops = (median_of(row, metric) for metric in
+                            ("steps_to_target", "flops_per_image", "matrix_product_gflops"))
+    if None in (steps, flops, gflops):
+        return None
+    return steps * row["config"]["batch_size"] * flops / (gflops * 1e9)
+
+
+def never_reached(row):
+    values = row.get("seconds_to_target", {}).get("values") or [None] * len(row["seeds"])  # none reached: no stats
+    return ", ".join(str(seed) for seed, value in zip(row["seeds"], values) if value is None) or "none"
+
+
+def reached(row):
+    return f"{row.get('seconds_to_target', {}).get('n', 0)} of {len(row['seeds'])}"
+
+
+def recipe_text(recipe):
+    betas = ", ".join(str(beta) for beta in recipe["betas"])
+    network = {"speedrun": "the speedrun network", "cnn": "make_cnn with BatchNorm"}.get(recipe["model"],
+                                                                                     recipe["model"])
+    return (f"{network}, batch {recipe['batch_size']}, Adam at learning rate {recipe['learning_rate']} with betas "
+            f"({betas}), a {recipe['schedule'].replace('_', '-')} schedule")
+
+
+def section_time_to_target(summary):
+    recipes, budget = summary["recipes"]["time_to_99"], summary["budget"]
+    target = 100 * summary["recipes"]["target"]
+    rows, ablation = time_rows(summary), time_rows(summary, ablation=True)
+    if not rows:
+        return []
+    epochs, seeds = budget["time_to_99_epochs"], len(rows[0]["seeds"])
+    lines = ["", f"### Time to {target:.0f}% test accuracy ({budget['name']} budget: at most {epochs} "
+                 f"epoch{'s' * (epochs > 1)} on {budget['framework_train_size'] or 55000:,} images, {seeds} "
+                 f"seed{'s' * (seeds > 1)})", "",
+             "![time to 99%](plots/experiments_time_to_99.png)", "",
+             "Two recipes, each in all three frameworks from the same initial weights: "
+             + "; ".join(f"**{name}**: {recipe_text(recipe)}" for name, recipe in recipes.items()) + ". The schedule "
+             f"spans {epochs} epoch{'s' * (epochs > 1)}. The test accuracy is measured every "
+             f"1/{budget['checks_per_epoch']} epoch with the training clock stopped, and the run ends at the first "
+             "check that reaches the target. These speed records are the only use of the test set during "
+             "training, and nothing is chosen on them. Median [interquartile range] over seeds. **The limit** is "
+             "the time the median number of steps would take if every FLOP of their matrix products "
+             "(count_flops) ran at the speed of one large matrix product on this machine, measured in each run "
+             "(matrix_product_gflops); **% of the limit** is the limit over the median time.", "",
+             table(["framework", "recipe", "reached", "seconds to target", "optimizer steps to target",
+                    "never reached (seeds)", "ms per step", "limit (s)", "% of the limit"],
+                   [[row["label"].split(",")[0], row["label"].split(", ")[1].replace(" recipe", ""), reached(row),
+                     median_iqr(row.get("seconds_to_target")), median_iqr(row.get("steps_to_target"), 0),
+                     never_reached(row), ms_per_step(row), *limit_cells(row)] for row in rows])]
+    if ablation:
+        lines += ["", "**The speedrun recipe, one choice changed at a time** (PyTorch, the same seeds; the first row is "
+                      "the PyTorch speedrun row above). Descriptive: with this many seeds and runs that never reach "
+                      "the target, only differences larger than the interquartile ranges stand out.", "",
+                  table(["change", "reached", "seconds to target", "optimizer steps to target", "never reached (seeds)",
+                         "ms per step"],
+                        [[row["label"].removeprefix("recipe: "), reached(row), median_iqr(row.get("seconds_to_target")),
+                          median_iqr(row.get("steps_to_target"), 0), never_reached(row), ms_per_step(row)]
+                         for row in ablation])]
     return lines
+
+
+def limit_cells(row):
+    limit, seconds = limit_seconds(row), median_of(row, "seconds_to_target")
+    if limit is None or not seconds:
+        return ["n/a", "n/a"]
+    return [f"{limit:.2f}", f"{100 * limit / seconds:.0f}%"]
 
 
 def ms_per_step(row):
@@ -663,22 +726,42 @@ def draw_frameworks_epoch_seconds(ax, summary):
     ax.set_title("Speed: one epoch of 55,000 images")
 
 
-def draw_frameworks_time_to_target(ax, summary):
-    """Seconds to 99% test accuracy: each seed as a dot, the median as a bar, the quartiles as a range."""
-    rows = frameworks_rows(summary, "time_to_target")
+def draw_seconds_to_target(ax, rows, labels, target, limits=True):
+    """Seconds to the target: each seed a dot, the median a bar, the quartiles a range; and (limits) the
+    machine's limit for each row (limit_seconds) as a red line across its bar."""
     for position, row in enumerate(rows):
         stats = row.get("seconds_to_target")
         if not stats or stats.get("median") is None:
             continue
-        ax.bar(position, stats["median"], 0.5, color="tab:green", alpha=0.5)
+        ax.bar(position, stats["median"], 0.6, color="tab:green", alpha=0.5)
         ax.errorbar(position, stats["median"], yerr=[[stats["median"] - stats["q1"]], [stats["q3"] - stats["median"]]],
                     fmt="none", color="black", capsize=4)
         values = [value for value in stats["values"] if value is not None]
-        ax.scatter(position + np.linspace(-0.12, 0.12, len(values)), values, s=14, color="black", zorder=3)
-    ax.set_xticks(range(len(rows)), [row["label"].split(",")[0] for row in rows])
-    ax.set_ylabel("seconds of training to 99% test accuracy (s)")
-    ax.set_title("Time to 99%: median, quartiles, seeds")
+        ax.scatter(position + np.linspace(-0.15, 0.15, len(values)), values, s=14, color="black", zorder=3)
+        limit = limit_seconds(row) if limits else None
+        if limit is not None:
+            ax.hlines(limit, position - 0.35, position + 0.35, color="tab:red", linewidth=2.5, zorder=4,
+                      label="the machine's limit (all FLOPs at matrix-product speed)" if position == 0 else None)
+    ax.set_xticks(range(len(rows)), labels, rotation=20, ha="right")
+    ax.set_ylabel(f"seconds of training to {100 * target:.0f}% test accuracy (s)")
     ax.grid(axis="y", alpha=0.3)
+
+
+def draw_frameworks_time_to_target(ax, summary):
+    rows = time_rows(summary)
+    draw_seconds_to_target(ax, rows, [row["label"].replace(" recipe", "") for row in rows],
+                           summary["recipes"]["target"])
+    ax.set_title(f"Time to {100 * summary['recipes']['target']:.0f}%: median, quartiles, seeds\n({summary['budget']['name']} budget, "
+                 f"{len(rows[0]['seeds']) if rows else 0} seeds)")
+    if any(limit_seconds(row) is not None for row in rows):
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
+
+
+def draw_recipe_ablation(ax, summary):
+    rows = time_rows(summary, ablation=True)
+    draw_seconds_to_target(ax, rows, [row["label"].removeprefix("recipe: ") for row in rows],
+                           summary["recipes"]["target"], limits=False)
+    ax.set_title("The speedrun recipe, one change at a time (PyTorch)\nmedian over the seeds that reached the target")
 
 
 def draw_sweep(ax, summary, experiment, title):
@@ -771,14 +854,17 @@ def save_figure(figure, path, quick):
 
 
 def figure_frameworks(summary, new_figure, plots_dir):
-    """experiments_frameworks.png (accuracy, seconds per epoch, seconds to 99%: one quantity per axis)
-    and experiments_training_history.png."""
-    figure = new_figure(16, 4.4)
-    axes = figure.subplots(1, 3)
-    for ax, draw in zip(axes, (draw_frameworks_accuracy, draw_frameworks_epoch_seconds,
-                               draw_frameworks_time_to_target)):
+    """experiments_frameworks.png (accuracy, seconds per epoch: one quantity per axis),
+    experiments_time_to_99.png (the recipes with the machine's limit, the recipe's ablation) and
+    experiments_training_history.png."""
+    figure = new_figure(11, 4.4)
+    for ax, draw in zip(figure.subplots(1, 2), (draw_frameworks_accuracy, draw_frameworks_epoch_seconds)):
         draw(ax, summary)
     save_figure(figure, plots_dir / "experiments_frameworks.png", summary["quick"])
+    figure = new_figure(14, 5)
+    for ax, draw in zip(figure.subplots(1, 2, sharey=True), (draw_frameworks_time_to_target, draw_recipe_ablation)):
+        draw(ax, summary)
+    save_figure(figure, plots_dir / "experiments_time_to_99.png", summary["quick"])
     figure = new_figure(12, 4)
     left, right = figure.subplots(1, 2)
     rows = frameworks_rows(summary, "simple_cnn")
