@@ -18,7 +18,7 @@ TINY = dataclasses.replace(experiments.BUDGETS["quick"], name="quick", framework
                            validation_size=64, test_size=128, checks_per_epoch=2, framework_seeds=2,
                            time_to_99_seeds=2)
 EXPECTED_FIGURES = {f"experiments_{name}.png" for name in (
-    "frameworks", "training_history", "depth", "activations", "efficiency", "ablation", "transfer", "summary")}
+    "frameworks", "time_to_99", "training_history", "depth", "activations", "efficiency", "ablation", "transfer", "summary")}
 # The run must end the way time_to_target measures it: every check with the clock stopped.
 
 
@@ -133,10 +133,17 @@ def test_quick_sweep_writes_every_file(tiny_sweep):
 def test_time_to_target_runs_record_their_checks_and_start_from_the_same_weights(tiny_sweep):
     records = [json.loads(line) for line in (tiny_sweep / "runs.jsonl").read_text().splitlines()]
     timed = [record for record in records if record["config"].get("part") == "time_to_target"]
+    networks = {json.dumps([record["config"]["model"], record["config"]["model_kwargs"]]) for record in timed}
     for seed in (0, 1):
-        starts = {record["metrics"]["initial_weights"] for record in timed if record["seed"] == seed}
-        assert len(starts) == 1  # the three frameworks start each seed from the same weights
+        for network in networks:  # the three frameworks and the recipe's variants start from the same weights
+            starts = {record["metrics"]["initial_weights"] for record in timed if record["seed"] == seed
+                      and json.dumps([record["config"]["model"], record["config"]["model_kwargs"]]) == network}
+            assert len(starts) == 1
+    assert {record["framework"] for record in timed} == {"numpy", "pytorch", "keras"} and len(networks) == 3
     for record in timed:
+        metrics = record["metrics"]  # the steps it really trained, whether or not it stopped mid-epoch
+        assert metrics["steps"] >= max([step for step, _, _ in metrics["test_checks"]], default=1)
+        assert metrics["flops_per_image"] > 0 and metrics["matrix_product_gflops"] > 0
         checks = record["metrics"]["test_checks"]
         steps_per_check = max(1, math.ceil(TINY.framework_train_size / record["config"]["batch_size"])
                               // TINY.checks_per_epoch)
@@ -175,7 +182,10 @@ def test_results_md_numbers_are_summary_numbers_which_are_runs_numbers(tiny_swee
             if name == "transfer":
                 continue  # a grid of methods by sizes, checked below
             if row["config"].get("part") == "time_to_target":  # its table gives seconds and steps to the target
-                line = next(line for line in text.splitlines() if line.startswith(f"| {row['label'].split(',')[0]} |")
+                label = row["label"]  # "numpy, speedrun recipe" or (the recipe's ablation) "recipe: batch 64"
+                start = (f"| {label.removeprefix('recipe: ')} |" if label.startswith("recipe: ")
+                         else "| {} | {} |".format(*label.removesuffix(" recipe").split(", ")))
+                line = next(line for line in text.splitlines() if line.startswith(start)
                             and report.median_iqr(row.get("seconds_to_target")) in line)
                 assert f"of {len(row['seeds'])}" in line
                 continue
