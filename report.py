@@ -264,6 +264,7 @@ def summarize(records, runs, budget, recipes, transfer_methods):
     finished = sorted(record["finished_at"] for record in planned if record.get("finished_at"))
     summary = {"budget": asdict(budget), "quick": budget.name == "quick",
                "seeds": sorted({run.seed for run in runs}), "runs": len(planned),
+               "planned_runs": len(dict.fromkeys(run.key for run in runs)),
                "rows_shown": sum(len(groups) * len({run.seed for run in runs}) for groups in experiments.values()),
                "shared_configurations": shared_configurations(runs),
                "failed_runs": sum(record["status"] != "ok" for record in planned),
@@ -630,7 +631,12 @@ def write_report(summaries, path):
                   "and ablation on all 55,000 images until they stop improving; this page then shows it beside the "
                   "default budget, with the verdicts that flip. Until then every verdict below holds for the default "
                   "budget only.", ""]
-    if long:
+    if long and long["runs"] < long["planned_runs"]:
+        lines += [f"**The long budget is partly run: {long['runs']} of its {long['planned_runs']} trainings.** "
+                  "`python experiments.py --budget long` resumes it. Its rows above show the seeds they have; the "
+                  "verdicts that flip between the budgets are set side by side once every training has run. Until "
+                  "then every verdict holds for the budget its table names.", ""]
+    elif long:
         lines += ["### Learning curves of the long budget", "",
                   "![long-budget learning curves](plots/experiments_long_curves.png)", "",
                   "Validation accuracy per epoch, mean over seeds: where each configuration stopped improving.", ""]
