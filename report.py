@@ -744,6 +744,9 @@ def draw_seconds_to_target(ax, rows, labels, target, limits=True):
                     fmt="none", color="black", capsize=4)
         values = [value for value in stats["values"] if value is not None]
         ax.scatter(position + np.linspace(-0.15, 0.15, len(values)), values, s=14, color="black", zorder=3)
+        if len(values) < len(row["seeds"]):  # say how many seeds the bar stands for
+            ax.annotate(f"{len(values)} of {len(row['seeds'])} seeds", (position, max(values)), ha="center",
+                        xytext=(0, 6), textcoords="offset points", fontsize=8)
         limit = limit_seconds(row) if limits else None
         if limit is not None:
             ax.hlines(limit, position - 0.35, position + 0.35, color="tab:red", linewidth=2.5, zorder=4,
