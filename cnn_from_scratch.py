@@ -1003,8 +1003,8 @@ def learning_rate_schedule(base_learning_rate, total_steps, schedule):
     - "constant": lr_0 throughout;
     - "one_cycle" (Smith & Topin 2018): a warm-up along half a cosine from lr_0 / 25 up to lr_0 over the
       first quarter of the steps, then half a cosine down to lr_0 / 250,000 (torch's OneCycleLR
-      defaults, without its momentum cycle). Large steps are safe only once the first steps have
-      turned the random weights into something sensible; the warm-up lets a short run use them.
+      defaults, without its momentum cycle): a short run takes large steps without starting with
+      them (experiments.py's recipe ablation measures what the warm-up buys).
     """
     check_choice(schedule, SCHEDULES, "schedule")
     steps = np.arange(total_steps)
@@ -1106,7 +1106,8 @@ class CNN:
         """Backpropagate d(loss)/d(logits) through every layer, in the reverse of forward's order; each
         layer keeps its own grads."""
         dout = dlogits
-        for layer in reversed(self._order):
+        order = getattr(self, "_order", None) or self.execution_order()  # before any forward, a layer says so
+        for layer in reversed(order):
             dout = layer.backward(dout)
         return dout
 

@@ -295,6 +295,12 @@ def test_backward_before_forward_says_to_call_forward(layer):
         layer.backward(np.ones((2, 4, 8, 8)))
 
 
+def test_a_model_backward_before_forward_says_to_call_forward():
+    model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match=r"call forward\(x\) before backward\(dout\)"):
+        model.backward(np.zeros((2, 10), np.float32))
+
+
 def test_corrupt_and_mismatched_files_are_reported(tmp_path):
     model = scratch.make_simple_cnn(rng=np.random.default_rng(0))
     path = tmp_path / "model.npz"
