@@ -400,8 +400,8 @@ def time_rows(summary, ablation=False):
 
 
 def median_of(row, metric):
-    values = [value for value in row.get(metric, {}).get("values", []) if value is not None]
-    return float(np.median(values)) if values else None
+    """A metric's median over the seeds that have it (describe leaves None out); None when none has it."""
+    return (row.get(metric) or {}).get("median")
 
 
 def limit_seconds(row):
