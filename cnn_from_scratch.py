@@ -1170,7 +1170,7 @@ class CNN:
         """Predicted classes of shape (N,)."""
         return self.predict_logits(x, batch_size).argmax(axis=1)
 
-    def evaluate(self, x, y, batch_size=1000):
+    def evaluate(self, x, y, batch_size=256):
         """(mean cross-entropy loss, accuracy in [0, 1]) on x of shape (N, C, H, W) and y of shape (N,)."""
         logits = self.predict_logits(x, batch_size)
         loss, _ = softmax_cross_entropy(logits, y)
@@ -1592,7 +1592,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
                      step_callback=step_callback)
 
 
-def evaluate(model, x, y, batch_size=1000):
+def evaluate(model, x, y, batch_size=256):
     """(mean cross-entropy loss, accuracy in [0, 1]) of a CNN on x of shape (N, C, H, W), y of shape (N,)."""
     check_images(x, model.input_shape[0] if model.input_shape else None)
     check_labels(y, len(x), model.num_classes or model.layers[-1].params["b"].shape[0])

@@ -531,7 +531,7 @@ def predict_logits(model, x, batch_size=1000):
                            for start in range(0, len(x), batch_size)])
 
 
-def evaluate(model, x, y, batch_size=1000):
+def evaluate(model, x, y, batch_size=256):
     """(mean cross-entropy loss, accuracy in [0, 1]) on images of shape (N, C, H, W) (or the model's
     (N, H, W, C)), y of shape (N,); checked as in the other two modules; works on any model, compiled
     or not (the loss is cnn_from_scratch.softmax_cross_entropy of the logits)."""

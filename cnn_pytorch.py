@@ -382,7 +382,7 @@ def input_channels_and_classes(model):
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, batch_size=1000):
+def evaluate(model, x, y, batch_size=256):
     """(mean cross-entropy loss, accuracy in [0, 1]) of `model` on x of shape (N, C, H, W), y of shape (N,)
     (NumPy arrays, checked as in the other two modules, or tensors)."""
     if isinstance(x, np.ndarray):

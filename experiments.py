@@ -8,35 +8,44 @@ report.py calls a difference "detected" only after the right test (paired where 
 configurations the same initial weights and batches, Welch's otherwise) and Holm's correction over
 each table, and says how large a difference a "not detected" could have found.
 
-Two budgets, because some lessons depend on how long the networks train:
-    default      every experiment, short training (the sweeps: 10,000 images, 3 epochs), 5 seeds
-    long         depth, efficiency and ablation on all 55,000 images until validation accuracy has
-                 stopped improving (15 epochs), 3 seeds; into results/long/
-RESULTS.md shows both side by side and which verdicts flip between them.
+Three budgets, because some lessons depend on how long the networks train, and because three
+frameworks train slower than one:
+    default      the run a learner repeats: the PyTorch sweeps and transfer, short training (10,000
+                 images, 2 epochs), 5 seeds; into results/ (its duration: BENCHMARKS.md)
+    frameworks   the SimpleCNN in NumPy, PyTorch and Keras (3 seeds), and the time to 99% test accuracy
+                 (5 seeds); into results/frameworks/
+    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 3 seeds, and the same
+                 configurations' slowest learners trained twice as long (one seed) to show that 6 epochs
+                 suffice; into results/long/
+RESULTS.md shows them together, the default and long budgets side by side with the verdicts that flip.
 
 The experiments (run one alone with --only NAME):
     frameworks   the same SimpleCNN in NumPy, PyTorch and Keras, from the same initial weights, with the
-                 same optimizer, schedule, batch size, epochs and batch order; then the time to 99% test
-                 accuracy of two recipes (RECIPES_TO_99: the fastest published one and this project's
-                 earlier one) in all three, from the same initial weights, checked every 1/10 epoch with
-                 the clock stopped, and the published recipe with one choice changed at a time (PyTorch;
-                 each frameworks run in a fresh process: see in_fresh_process)
+                 same optimizer, schedule, batch size, epochs and batch order (each run in a fresh
+                 process: see in_fresh_process)
+    time_to_99   the time to 99% test accuracy of two recipes (RECIPES_TO_99: the fastest published one
+                 and this project's earlier one) in all three frameworks, from the same initial weights,
+                 checked every 1/10 epoch with the clock stopped; then the published recipe with one
+                 choice changed at a time (PyTorch), each in a fresh process
     depth        1 to 4 conv blocks (make_cnn)
     activations  ReLU, Leaky ReLU, ELU, Tanh and Sigmoid, each with Adam and with SGD, with the first
                  conv layer's gradient norm
     efficiency   CNNs and MLPs from ~13K to ~820K parameters, with LeCun et al.'s published points
     ablation     one reference CNN, then one component removed or changed at a time
     transfer     a CNN trained on digits 0-4, adapted to 5-9 from 10, 100 or 1,000 images per class
+    epochs       (long budget) is its epoch count enough? The slowest learners trained twice as long
 
 Run it:
-    python experiments.py                 # the default budget (its duration: BENCHMARKS.md)
-    python experiments.py --budget long   # the long budget; stop it any time, the same command resumes
-    python experiments.py --quick         # tiny budgets, every file, marked as a quick run
+    python experiments.py                       # the default budget
+    python experiments.py --budget frameworks   # the three frameworks; stop it any time, the same command resumes
+    python experiments.py --budget long         # the long budget, resumable the same way
+    python experiments.py --quick               # tiny budgets, every experiment, marked as a quick run
     python experiments.py --only depth activations --seeds 3
-    python experiments.py --report        # rebuild both summary.json files, RESULTS.md and the figures
-Outputs: results/runs.jsonl and results/long/runs.jsonl (one line per finished run, appended as it
-finishes, so an interrupted sweep resumes where it stopped), a summary.json beside each, RESULTS.md
-and plots/experiments_*.png; with --quick or another --out, all of them inside that folder.
+    python experiments.py --report              # rebuild every summary.json, RESULTS.md and the figures
+Outputs: runs.jsonl in results/, results/frameworks/ and results/long/ (one line per finished run,
+appended as it finishes, so an interrupted sweep resumes where it stopped), a summary.json beside
+each, RESULTS.md and plots/experiments_*.png; with --quick or another --out, all of them inside that
+folder.
 
 In a REPL:
     >>> import experiments
@@ -95,29 +104,39 @@ class Budget:
     validation_size: int | None  # None: all 5,000 validation images
     test_size: int | None  # None: all 10,000 test images
     seeds: int  # the default of --seeds
-    framework_seeds: int  # the SimpleCNN part of the frameworks experiment runs the first of those seeds only
-    time_to_99_seeds: int  # and its time-to-99% part these first ones
+    framework_seeds: int  # the frameworks experiment (the SimpleCNN) runs the first of those seeds only
+    time_to_99_seeds: int  # and time_to_99 these first ones
 
 
-ALL = ("frameworks", "depth", "activations", "efficiency", "ablation", "transfer")
+ALL = ("frameworks", "time_to_99", "depth", "activations", "efficiency", "ablation", "transfer")
+SWEEPS = ("depth", "activations", "efficiency", "ablation")
+LONG_EPOCHS = 6  # the long budget's epochs: where the validation curves flatten (the "epochs" experiment checks it)
 BUDGETS = {
-    # The run a learner repeats: every experiment, short training, 5 seeds (3 for the paired SimpleCNN runs).
-    "default": Budget("default", ALL, framework_train_size=None, framework_epochs=2, time_to_99_epochs=2,
-                      checks_per_epoch=10, sweep_train_size=10_000, sweep_epochs=3, transfer_pretrain_size=10_000,
-                      transfer_per_class=(10, 100, 1000), transfer_steps=150, validation_size=None, test_size=None,
-                      seeds=5, framework_seeds=3, time_to_99_seeds=5),
-    # The experiments whose verdicts depend on how long the networks train, trained until their
-    # validation accuracy has stopped improving: all 55,000 images, 15 epochs (the learning curves in
-    # RESULTS.md show where they flatten), 3 seeds.
-    "long": Budget("long", ("depth", "efficiency", "ablation"), framework_train_size=None, framework_epochs=2,
-                   time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=None, sweep_epochs=15,
-                   transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
-                   validation_size=None, test_size=None, seeds=3, framework_seeds=3, time_to_99_seeds=3),
-    "quick": Budget("quick", ALL, framework_train_size=600, framework_epochs=1, time_to_99_epochs=1, checks_per_epoch=4,
-                    sweep_train_size=300, sweep_epochs=1, transfer_pretrain_size=300, transfer_per_class=(2, 5, 10),
-                    transfer_steps=5, validation_size=300, test_size=500, seeds=2, framework_seeds=1,
-                    time_to_99_seeds=1),
+    # The run a learner repeats (at most 20 minutes on two cores): the PyTorch sweeps and transfer, short
+    # training, 5 seeds.
+    "default": Budget("default", (*SWEEPS, "transfer"), framework_train_size=None, framework_epochs=2,
+                      time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=10_000, sweep_epochs=2,
+                      transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
+                      validation_size=None, test_size=None, seeds=5, framework_seeds=3, time_to_99_seeds=5),
+    # Everything that trains in all three frameworks, each run in a fresh process: the SimpleCNN on all
+    # 55,000 images (3 seeds: its runs are paired), and the time to 99% (5 seeds).
+    "frameworks": Budget("frameworks", ("frameworks", "time_to_99"), framework_train_size=None, framework_epochs=2,
+                         time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=10_000, sweep_epochs=2,
+                         transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
+                         validation_size=None, test_size=None, seeds=5, framework_seeds=3, time_to_99_seeds=5),
+    # The experiments whose verdicts depend on how long the networks train: all 55,000 images for
+    # LONG_EPOCHS epochs, 3 seeds; "epochs" trains the slowest learners twice as long to check that count.
+    "long": Budget("long", ("depth", "efficiency", "ablation", "epochs"), framework_train_size=None,
+                   framework_epochs=2, time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=None,
+                   sweep_epochs=LONG_EPOCHS, transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000),
+                   transfer_steps=150, validation_size=None, test_size=None, seeds=3, framework_seeds=3,
+                   time_to_99_seeds=3),
+    "quick": Budget("quick", (*ALL, "epochs"), framework_train_size=600, framework_epochs=1, time_to_99_epochs=1,
+                    checks_per_epoch=4, sweep_train_size=300, sweep_epochs=1, transfer_pretrain_size=300,
+                    transfer_per_class=(2, 5, 10), transfer_steps=5, validation_size=300, test_size=500, seeds=2,
+                    framework_seeds=1, time_to_99_seeds=1),
 }
+OUT_FOLDERS = {"default": "", "frameworks": "frameworks", "long": "long", "quick": "quick"}  # under results/
 
 # One recipe for every framework: fit's shared defaults (Adam, a cosine schedule with no warm-up, no
 # weight decay), and the final epoch's weights, so that nothing is chosen on the validation split.
@@ -243,7 +262,7 @@ def in_fresh_process(train):
 
 
 def train_framework(context, config, seed):
-    """The frameworks experiment, part 1: one SimpleCNN, the same initial weights in all three."""
+    """The frameworks experiment: one SimpleCNN, the same initial weights in all three."""
     budget, data = context.budget, context.data
     numpy_model = cnn_from_scratch.make_simple_cnn(rng=np.random.default_rng(seed))  # the shared initialization
     module = framework_module(config["framework"])
@@ -256,8 +275,8 @@ def train_framework(context, config, seed):
 
 
 def train_time_to_target(context, config, seed):
-    """The frameworks experiment, part 2: a recipe (RECIPES_TO_99), from the same initial weights in all
-    three frameworks, until the test accuracy reaches the target.
+    """The time_to_99 experiment: a recipe (RECIPES_TO_99), from the same initial weights in all three
+    frameworks, until the test accuracy reaches the target.
 
     The test accuracy is measured every 1/checks_per_epoch of an epoch, with the training clock stopped
     (fit's step_callback), and training ends at the first check that reaches the target. The test set
@@ -431,27 +450,29 @@ def sweep_config(budget, model="cnn", augment=False, recipe=None, **model_kwargs
 
 
 def plan_frameworks(budget, seeds):
-    """The SimpleCNN in the three frameworks (its three runs of a seed are paired: the same weights and
-    batches, so fewer seeds suffice), then the time to 99% of one recipe in all three."""
-    runs = []
-    for seed in seeds[:budget.framework_seeds]:
-        for framework in FRAMEWORKS:
-            config = {"part": "simple_cnn", "framework": framework, "model": "simple",
-                      "epochs": budget.framework_epochs, **SIMPLE_CNN, "budget": asdict(budget)}
-            runs.append(Run("frameworks", framework, config, seed, in_fresh_process(train_framework)))
+    """The SimpleCNN in the three frameworks. Its three runs of a seed are paired (the same weights and
+    batches), so fewer seeds suffice."""
+    return [Run("frameworks", framework, {"part": "simple_cnn", "framework": framework, "model": "simple",
+                                          "epochs": budget.framework_epochs, **SIMPLE_CNN, "budget": asdict(budget)},
+                seed, in_fresh_process(train_framework))
+            for seed in seeds[:budget.framework_seeds] for framework in FRAMEWORKS]
+
+
+def plan_time_to_99(budget, seeds):
+    """The time to 99% of each recipe in all three frameworks, then the speedrun recipe's ablation."""
     def time_to_target(framework, recipe):
         return {"part": "time_to_target", "framework": framework, "epochs": budget.time_to_99_epochs,
                 "checks_per_epoch": budget.checks_per_epoch, "target": TARGET, **recipe, "budget": asdict(budget)}
 
     # Comparing recipes needs at least two seeds; with one (the quick budget), only the first recipe runs.
     compared = budget.time_to_99_seeds >= 2
-    train = in_fresh_process(train_time_to_target)
+    train, runs = in_fresh_process(train_time_to_target), []
     for seed in seeds[:budget.time_to_99_seeds]:
         for name, recipe in list(RECIPES_TO_99.items())[:None if compared else 1]:
-            runs += [Run("frameworks", f"{framework}, {name} recipe", time_to_target(framework, recipe), seed, train)
+            runs += [Run("time_to_99", f"{framework}, {name} recipe", time_to_target(framework, recipe), seed, train)
                      for framework in FRAMEWORKS]
         # The first ablation row is the PyTorch speedrun run above (the same configuration, trained once).
-        runs += [Run("frameworks", label, time_to_target("pytorch", {**RECIPES_TO_99["speedrun"], **changes}), seed,
+        runs += [Run("time_to_99", label, time_to_target("pytorch", {**RECIPES_TO_99["speedrun"], **changes}), seed,
                      train) for label, changes in RECIPE_ABLATION if compared]
     return runs
 
@@ -521,8 +542,22 @@ def plan_transfer(budget, seeds):
             for seed in seeds for per_class in budget.transfer_per_class for method, name in TRANSFER_METHODS.items()]
 
 
-EXPERIMENTS = {"frameworks": plan_frameworks, "depth": plan_depth, "activations": plan_activations,
-               "efficiency": plan_efficiency, "ablation": plan_ablation, "transfer": plan_transfer}
+def plan_epochs(budget, seeds):
+    """Is the budget's epoch count enough? The configuration of each experiment that learns slowest (the
+    deepest CNN, the widest MLP, the ablation's regularized reference) trained for twice the epochs, the
+    first seed only; report.py sets its validation accuracy beside the same seed's run at the budget."""
+    configs = [(("depth", "4 conv blocks"), sweep_config(budget, num_conv_layers=4)),
+               (("efficiency", "MLP 1024 hidden"), sweep_config(budget, model="mlp", hidden_sizes=[1024], dropout=0.0)),
+               (("ablation", "reference"), sweep_config(budget, augment=True, **ABLATION_REFERENCE))]
+    return [Run("epochs", f"{experiment}: {label}, {2 * budget.sweep_epochs} epochs",
+                {**config, "epochs": 2 * budget.sweep_epochs, "compared_with": [experiment, label]}, seed, train_sweep)
+            for seed in seeds[:1] for (experiment, label), config in configs]
+
+
+EXPERIMENTS = {"frameworks": plan_frameworks, "time_to_99": plan_time_to_99, "depth": plan_depth,
+               "activations": plan_activations, "efficiency": plan_efficiency, "ablation": plan_ablation,
+               "transfer": plan_transfer, "epochs": plan_epochs}
+IN_THREE_FRAMEWORKS = ("frameworks", "time_to_99")  # each of their runs in a fresh process
 
 
 # --- Running, recording and resuming ---
@@ -647,7 +682,7 @@ def execute(runs, context, out_dir, quiet=False):
             "key": run.key, "experiment": run.experiment, "label": run.label, "config": run.config, "seed": run.seed,
             "status": status, "error": error, "metrics": metrics, "wall_seconds": wall_seconds,
             "framework": run.config.get("framework", "pytorch"), "device": str(context.device),
-            "fresh_process": context.isolate and run.experiment == "frameworks",
+            "fresh_process": context.isolate and run.experiment in IN_THREE_FRAMEWORKS,
             "machine": {**machine, "malloc_thresholds_fixed": context.malloc_thresholds_fixed},
             "load_before": load_before, "load_after": machine_load(), "git_commit": commit,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -665,7 +700,8 @@ def execute(runs, context, out_dir, quiet=False):
 
 
 def output_paths(out_dir, default_out):
-    """runs.jsonl and summary.json go to out_dir; with the default folders (results/ and results/long/),
+    """runs.jsonl and summary.json go to out_dir; with the default folders (results/, results/frameworks/
+    and results/long/),
     RESULTS.md goes to the repository root and the figures to plots/ (where the README embeds them);
     otherwise both go inside out_dir."""
     if default_out:
@@ -689,21 +725,22 @@ def parse_arguments(argv=None):
                                                  "several seeds, and write runs.jsonl, summary.json, RESULTS.md "
                                                  "and the figures.")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(EXPERIMENTS)}")
-    parser.add_argument("--budget", choices=("default", "long"), default="default",
-                        help="default: every experiment, short training, 5 seeds (into results/); long: depth, "
-                             "efficiency and ablation on all 55,000 images until they stop improving, 3 seeds "
-                             "(into results/long/)")
+    parser.add_argument("--budget", choices=("default", "frameworks", "long"), default="default",
+                        help="default: the PyTorch sweeps and transfer, short training, 5 seeds (into results/); "
+                             "frameworks: the SimpleCNN and the time to 99%% in NumPy, PyTorch and Keras (into "
+                             "results/frameworks/); long: depth, efficiency and ablation on all 55,000 images "
+                             "until they stop improving, 3 seeds (into results/long/)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per configuration, 0, 1, ... (default: the budget's, 2 with --quick)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for runs.jsonl and summary.json (default results/, results/long/ with "
-                             "--budget long, results/quick/ with --quick)")
+                        help="folder for runs.jsonl and summary.json (default results/, results/frameworks/ "
+                             "or results/long/ with --budget, results/quick/ with --quick)")
     parser.add_argument("--fresh", action="store_true", help="start over: forget the runs already in runs.jsonl")
     parser.add_argument("--report", action="store_true", help="only rebuild summary.json, RESULTS.md and the figures")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: every file in under 2 minutes")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--same-process", action="store_true",
-                        help="train the frameworks experiment in this process instead of a fresh process per run "
+                        help="train frameworks and time_to_99 in this process instead of a fresh process per run "
                              "(starts faster, but after TensorFlow the other two train slower)")
     args = parser.parse_args(argv)
     budget = BUDGETS["quick" if args.quick else args.budget]
@@ -746,8 +783,7 @@ def main(argv=None):
     args = parse_arguments(argv)
     budget = BUDGETS["quick" if args.quick else args.budget]
     default_out = args.out is None and not args.quick  # a quick run never overwrites the committed RESULTS.md
-    out_dir = args.out or {"default": DEFAULT_OUT, "long": DEFAULT_OUT / "long", "quick": DEFAULT_OUT / "quick"}[
-        budget.name]
+    out_dir = args.out or DEFAULT_OUT / OUT_FOLDERS[budget.name]
     check_writable(out_dir)
     report_path, plots_dir = output_paths(out_dir, default_out)
     runs = planned_runs(budget, args.only, args.seeds)
@@ -769,9 +805,9 @@ def main(argv=None):
             print(f"\ninterrupted: the finished runs are in {runs_path}; run the same command again to resume",
                   file=sys.stderr)
             sys.exit(130)
-    # The committed report shows both budgets side by side; any other folder reports its own runs alone.
-    summary_dirs = ({"default": DEFAULT_OUT, "long": DEFAULT_OUT / "long"} if default_out
-                    else {budget.name: out_dir})
+    # The committed report shows every budget; any other folder reports its own runs alone.
+    summary_dirs = ({name: DEFAULT_OUT / OUT_FOLDERS[name] for name in ("default", "frameworks", "long")}
+                    if default_out else {budget.name: out_dir})
     build_report(summary_dirs, report_path, plots_dir, args.quiet)
 
 

@@ -182,6 +182,8 @@ def comparison_groups(experiment, rows):
     """Which rows are compared with which: (reference row, other rows) pairs. The reference is the
     ablation's reference by design, elsewhere the row with the best validation accuracy of its group."""
     scored = [row for row in rows if row.get("test_accuracy", {}).get("mean") is not None]
+    if experiment in ("time_to_99", "epochs"):  # descriptive: medians of times, one seed's check
+        return []
     if experiment == "ablation":
         return [(rows[0], [row for row in scored if row is not rows[0]])] if rows and rows[0] in scored else []
     if experiment == "frameworks":
@@ -370,7 +372,8 @@ def section_frameworks(summary):
     budget = summary["budget"]
     comparisons = {comparison["label"]: comparison for comparison in experiment["comparisons"]}
     simple = [row for row in experiment["rows"] if row["config"]["part"] == "simple_cnn"]
-    lines = [f"## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras ({budget['framework_epochs']} epochs on "
+    lines = [f"## Frameworks: one SimpleCNN in NumPy, PyTorch and Keras ({budget['name']} budget: "
+             f"{budget['framework_epochs']} epochs on "
              f"{budget['framework_train_size'] or 55000:,} images, {len(simple[0]['seeds']) if simple else 0} seeds)",
              "",
              "![frameworks](plots/experiments_frameworks.png)", "",
@@ -391,7 +394,7 @@ def section_frameworks(summary):
         if stats and stats["mean"] is not None and not stats["min"] - 0.005 <= claim <= stats["max"] + 0.005:
             lines.append(f"- The write-up's {100 * claim:.1f}% for {row['label']} does not match what this code "
                          f"measures: {percent(stats)}% over {stats['n']} seeds.")
-    return lines + section_time_to_target(summary)
+    return lines
 
 
 def time_rows(summary, ablation=False):
@@ -438,7 +441,7 @@ def section_time_to_target(summary):
     if not rows:
         return []
     epochs, seeds = budget["time_to_99_epochs"], len(rows[0]["seeds"])
-    lines = ["", f"### Time to {target:.0f}% test accuracy ({budget['name']} budget: at most {epochs} "
+    lines = ["", f"## Time to {target:.0f}% test accuracy ({budget['name']} budget: at most {epochs} "
                  f"epoch{'s' * (epochs > 1)} on {budget['framework_train_size'] or 55000:,} images, {seeds} "
                  f"seed{'s' * (seeds > 1)})", "",
              "![time to 99%](plots/experiments_time_to_99.png)", "",
@@ -562,6 +565,9 @@ def verdict_flips(default, long):
     return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
 
 
+SWEEPS = ("depth", "activations", "efficiency", "ablation", "epochs")  # PyTorch models on the sweep budget
+
+
 def header_lines(summary):
     """Machine, runs, load, duration and budget of one summary."""
     budget, machine, sweep = summary["budget"], summary["machine"] or {}, summary["recipes"]["sweep"]
@@ -572,19 +578,22 @@ def header_lines(summary):
             f"× seeds; one configuration shown in several tables is trained once ({shared}). Seeds "
             f"{summary['seeds']}. Finished between {', '.join(summary['finished'] or ['n/a'])}, "
             f"{summary['wall_seconds'] / 60:.1f} minutes of runs in all.",
+            *([] if summary["runs"] == summary["planned_runs"] else
+              [f"- **Partly run: {summary['runs']} of its {summary['planned_runs']} trainings.** `python experiments.py "
+               f"--budget {budget['name']}` resumes it. Its rows show the seeds they have."]),
             f"- Machine: {machine.get('cpu')}, {machine.get('cores')} cores; " +
             ", ".join(f"{package} {version}" for package, version in machine.get("versions", {}).items() if version) +
             f". {summary['runs_with_other_processes']} runs saw another process on a CPU as they started "
             f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
             f"{summary['max_load_average'] or 0:.2f}, this script included; commit(s) "
             f"{', '.join(summary['git_commits'])}.",
-            f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
+            *([] if not set(SWEEPS) & set(summary["experiments"]) else [f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
             f"{budget['sweep_train_size'] or 55000:,} training images for {budget['sweep_epochs']} epochs, batch "
             f"{sweep['batch_size']}, Adam at learning rate {sweep['learning_rate']} with a cosine schedule, the "
             f"best validation epoch kept; augmentation where a row says so is "
             f"{summary['recipes'].get('sweep_augmentation', 'affine')} (rotation, shift and zoom of each image). "
             f"Test accuracy on {budget['test_size'] or 10000:,} test images, validation on "
-            f"{budget['validation_size'] or 5000:,}.", ""]
+            f"{budget['validation_size'] or 5000:,}."]), ""]
 
 
 HOW_TO_READ = [
@@ -600,51 +609,66 @@ HOW_TO_READ = [
     "sqrt(0.99 * 0.01 / 10,000) = 0.001.", ""]
 
 
+def the_budgets(summaries):
+    """(main, frameworks, long) of {budget name: summary}: the committed report's three budgets (any of them
+    None when it has no runs), or one folder's summary (a quick run, another --out) as main and frameworks."""
+    if {"default", "frameworks", "long"} & set(summaries):
+        return summaries.get("default"), summaries.get("frameworks"), summaries.get("long")
+    main = next(iter(summaries.values()), None)
+    return main, main, None
+
+
 def write_report(summaries, path):
     """RESULTS.md, every number formatted from the summaries ({budget name: summary.json})."""
-    main = summaries.get("default") or next(iter(summaries.values()), None)
-    long = summaries.get("long") if "default" in summaries else None
+    main, frameworks, long = the_budgets(summaries)
     lines = ["# Results", "",
-             "Generated by `python experiments.py` (and `--budget long`) from `results/runs.jsonl` and "
-             "`results/long/runs.jsonl`; do not edit by hand. `python experiments.py --report` rebuilds this page, "
-             "both `summary.json` files and the figures without training.", ""]
-    if main is None:
+             "Generated by `python experiments.py` (the default budget), `--budget frameworks` and `--budget long` "
+             "from `results/runs.jsonl`, `results/frameworks/runs.jsonl` and `results/long/runs.jsonl`; do not edit "
+             "by hand. `python experiments.py --report` rebuilds this page, every `summary.json` and the figures "
+             "without training.", ""]
+    present = list({id(summary): summary for summary in (main, frameworks, long) if summary}.values())
+    if not present:
         atomic_write(path, "\n".join(lines + ["No runs yet."]))
         return
-    if main["quick"]:
+    if present[0]["quick"]:
         lines += ["**QUICK RUN (`--quick`): tiny budgets that only check that everything runs. These numbers say "
                   "nothing about the models.**", ""]
-    for summary in (main, long):
-        lines += header_lines(summary) if summary else []
+    for summary in present:
+        lines += header_lines(summary)
+    missing = [name for name, summary in (("default", main), ("frameworks", frameworks), ("long", long))
+               if summary is None and not present[0]["quick"]]
+    if missing:
+        lines += [f"**No runs yet for the {' and '.join(missing)} budget{'s' * (len(missing) > 1)}** (`python "
+                  "experiments.py --budget NAME` trains it). Until then every verdict holds for the budget its table "
+                  "names.", ""]
     lines += HOW_TO_READ
-    experiments = main["experiments"]
-    if "frameworks" in experiments:
-        lines += section_frameworks(main) + ["", "![training history](plots/experiments_training_history.png)", ""]
+    if frameworks and "frameworks" in frameworks["experiments"]:
+        lines += section_frameworks(frameworks) + ["", "![training history](plots/experiments_training_history.png)",
+                                                   ""]
+    if frameworks and "time_to_99" in frameworks["experiments"]:
+        lines += section_time_to_target(frameworks) + [""]
     lines += ["## The sweeps", ""]
     for name, title, description, extra in SWEEP_SECTIONS:
         for summary, suffix in ((main, ""), (long, "_long")):
             if summary and name in summary["experiments"]:
                 lines += section_sweep(summary, name, title, description(summary), extra and EXTRAS[extra],
                                        f"experiments_{name}{suffix}.png")
-    if not long and not main["quick"]:
-        lines += ["**The long budget has no runs yet.** `python experiments.py --budget long` trains depth, efficiency "
-                  "and ablation on all 55,000 images until they stop improving; this page then shows it beside the "
-                  "default budget, with the verdicts that flip. Until then every verdict below holds for the default "
-                  "budget only.", ""]
-    if long and long["runs"] < long["planned_runs"]:
-        lines += [f"**The long budget is partly run: {long['runs']} of its {long['planned_runs']} trainings.** "
-                  "`python experiments.py --budget long` resumes it. Its rows above show the seeds they have; the "
-                  "verdicts that flip between the budgets are set side by side once every training has run. Until "
-                  "then every verdict holds for the budget its table names.", ""]
-    elif long:
+    if long:
         lines += ["### Learning curves of the long budget", "",
                   "![long-budget learning curves](plots/experiments_long_curves.png)", "",
                   "Validation accuracy per epoch, mean over seeds: where each configuration stopped improving.", ""]
+    for summary in (long or main,):
+        if summary and "epochs" in summary["experiments"]:
+            lines += section_epochs(summary)
+    if main and long and long["runs"] == long["planned_runs"]:
         flips = verdict_flips(main, long)
         lines += ["## What changes with the budget", "",
                   f"The comparisons that both budgets make: {budget_tag(main)} against {budget_tag(long)}.", "",
                   table(["experiment", "comparison", "default budget", "long budget", "verdict"], flips), ""]
-    if "transfer" in experiments:
+    elif main and long:
+        lines += ["The verdicts that flip between the default and the long budget are set side by side here once "
+                  "every training of the long budget has run.", ""]
+    if main and "transfer" in main["experiments"]:
         lines += section_transfer(main)
     lines += ["## Figures", "", "![summary](plots/experiments_summary.png)", "",
               "What a trained SimpleCNN learns (its filters, feature maps, Grad-CAM) is drawn by "
@@ -652,6 +676,37 @@ def write_report(summaries, path):
               "[the filters](plots/features_01_filters.png), [the feature maps](plots/features_02_feature_maps.png) "
               "and the README's Part 2.", ""]
     atomic_write(path, "\n".join(lines))
+
+
+def section_epochs(summary):
+    """Is the budget's epoch count enough? Each doubled run's validation accuracy beside the same seed's run
+    at the budget (the weights each kept: its best validation epoch)."""
+    rows, epochs = summary["experiments"]["epochs"]["rows"], summary["budget"]["sweep_epochs"]
+    cells = []
+    for row in rows:
+        experiment, label = row["config"]["compared_with"]
+        base = next((item for item in summary["experiments"].get(experiment, {}).get("rows", [])
+                     if item["label"] == label), None)
+        doubled, at_budget = seed_value(row, "val_accuracy"), seed_value(base, "val_accuracy", row["seeds"])
+        cells.append([f"{experiment}: {label}", "n/a" if at_budget is None else f"{100 * at_budget:.2f}",
+                      "n/a" if doubled is None else f"{100 * doubled:.2f}",
+                      "n/a" if None in (doubled, at_budget) else f"{100 * (doubled - at_budget):+.2f}"])
+    seeds = ", ".join(str(seed) for seed in sorted({seed for row in rows for seed in row["seeds"]})) or "none yet"
+    return [f"### Is {epochs} epoch{'s' * (epochs > 1)} enough? ({budget_tag(summary)})", "",
+            f"The configuration of each experiment that learns slowest, trained for {2 * epochs} epochs instead of "
+            f"{epochs} (seed {seeds} only; the schedule spans the longer run). Validation accuracy of the weights each "
+            "run kept, never test: the epoch count is a choice, made on validation data. One seed is a check, not a "
+            "test: a validation accuracy on 5,000 images has a sampling error of about 0.15 points near 99%.",
+            "", table(["configuration", f"validation % at {epochs} epochs", f"at {2 * epochs} epochs", "difference"],
+                      cells), ""]
+
+
+def seed_value(row, metric, seeds=None):
+    """A row's metric for the first of `seeds` (or of its own seeds) that it has; None if it has none."""
+    if not row or metric not in row:
+        return None
+    values = dict(zip(row["seeds"], row[metric]["values"]))
+    return next((values[seed] for seed in (seeds or row["seeds"]) if values.get(seed) is not None), None)
 
 
 def published_text(summary):
@@ -714,7 +769,9 @@ def points_and_means(ax, rows, metric, scale=100.0):
 
 
 def frameworks_rows(summary, part):
-    return [row for row in summary["experiments"]["frameworks"]["rows"] if row["config"]["part"] == part]
+    """The rows of the SimpleCNN ("simple_cnn", the frameworks experiment) or the time to 99% ("time_to_target")."""
+    experiment = summary["experiments"].get("frameworks" if part == "simple_cnn" else "time_to_99", {"rows": []})
+    return [row for row in experiment["rows"] if row["config"]["part"] == part]
 
 
 def draw_frameworks_accuracy(ax, summary):
@@ -863,17 +920,12 @@ def save_figure(figure, path, quick):
 
 
 def figure_frameworks(summary, new_figure, plots_dir):
-    """experiments_frameworks.png (accuracy, seconds per epoch: one quantity per axis),
-    experiments_time_to_99.png (the recipes with the machine's limit, the recipe's ablation) and
-    experiments_training_history.png."""
+    """experiments_frameworks.png (accuracy, seconds per epoch: one quantity per axis) and
+    experiments_training_history.png, of the SimpleCNN in three frameworks."""
     figure = new_figure(11, 4.4)
     for ax, draw in zip(figure.subplots(1, 2), (draw_frameworks_accuracy, draw_frameworks_epoch_seconds)):
         draw(ax, summary)
     save_figure(figure, plots_dir / "experiments_frameworks.png", summary["quick"])
-    figure = new_figure(14, 5)
-    for ax, draw in zip(figure.subplots(1, 2, sharey=True), (draw_frameworks_time_to_target, draw_recipe_ablation)):
-        draw(ax, summary)
-    save_figure(figure, plots_dir / "experiments_time_to_99.png", summary["quick"])
     figure = new_figure(12, 4)
     left, right = figure.subplots(1, 2)
     rows = frameworks_rows(summary, "simple_cnn")
@@ -881,7 +933,16 @@ def figure_frameworks(summary, new_figure, plots_dir):
     draw_curves(right, rows, "val_accuracy", "validation accuracy (%)")
     figure.suptitle("Training history of the SimpleCNN in three frameworks: the same curves")
     save_figure(figure, plots_dir / "experiments_training_history.png", summary["quick"])
-    return [draw_frameworks_accuracy, draw_frameworks_time_to_target]
+    return [lambda ax, _: draw_frameworks_accuracy(ax, summary)]
+
+
+def figure_time_to_99(summary, new_figure, plots_dir):
+    """experiments_time_to_99.png: the recipes with the machine's limit, and the recipe's ablation."""
+    figure = new_figure(14, 5)
+    for ax, draw in zip(figure.subplots(1, 2, sharey=True), (draw_frameworks_time_to_target, draw_recipe_ablation)):
+        draw(ax, summary)
+    save_figure(figure, plots_dir / "experiments_time_to_99.png", summary["quick"])
+    return [lambda ax, _: draw_frameworks_time_to_target(ax, summary)]
 
 
 def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
@@ -911,7 +972,7 @@ def figure_single(summary, new_figure, plots_dir, name, draw, size, suffix=""):
 
 def figure_long_curves(long, new_figure, plots_dir):
     """experiments_long_curves.png: every long-budget configuration's validation accuracy per epoch."""
-    names = [name for name in ("depth", "efficiency", "ablation") if name in long["experiments"]]
+    names = [name for name in ("depth", "efficiency", "ablation", "epochs") if name in long["experiments"]]
     figure = new_figure(6 * len(names), 4.6)
     for ax, name in zip(np.atleast_1d(figure.subplots(1, len(names))), names):
         draw_curves(ax, long["experiments"][name]["rows"], "val_accuracy", "validation accuracy (%)")
@@ -935,18 +996,18 @@ def figure_summary(summary, new_figure, plots_dir, panels):
 
 def write_figures(summaries, plots_dir):
     """Every experiment's figure for each budget, the long budget's learning curves, and the one-page
-    summary of the main budget's panels. summaries: {budget name: summary}."""
+    summary of the main panels. summaries: {budget name: summary}."""
     from visualize_features import new_figure  # noqa: PLC0415 (matplotlib only when figures are drawn)
 
-    main = summaries.get("default") or next(iter(summaries.values()), None)
-    long = summaries.get("long") if "default" in summaries else None
-    if main is None:
+    main, frameworks, long = the_budgets(summaries)
+    if not (main or frameworks or long):
         return
     plots_dir.mkdir(parents=True, exist_ok=True)
-    panels = []  # draw functions of the summary page, one per panel
-    experiments = main["experiments"]
-    if "frameworks" in experiments:
-        panels += figure_frameworks(main, new_figure, plots_dir)
+    panels = []  # draw functions of the summary page, one per panel: draw(ax, main)
+    if frameworks and "frameworks" in frameworks["experiments"]:
+        panels += figure_frameworks(frameworks, new_figure, plots_dir)
+    if frameworks and "time_to_99" in frameworks["experiments"]:
+        panels += figure_time_to_99(frameworks, new_figure, plots_dir)
     for summary, suffix in ((main, ""), (long, "_long")):
         for name, title in (("depth", "Depth"), ("activations", "Activation")):
             if summary and name in summary["experiments"]:
@@ -955,12 +1016,12 @@ def write_figures(summaries, plots_dir):
         if summary and "ablation" in summary["experiments"]:
             drawn = figure_single(summary, new_figure, plots_dir, "ablation", draw_ablation, (10, 4.8), suffix)
             panels += drawn if summary is main else []
-    if "efficiency" in experiments:
+    if main and "efficiency" in main["experiments"]:
         panels += figure_single(main, new_figure, plots_dir, "efficiency",
                                 lambda ax, summary: draw_efficiency(ax, summary, long), (8, 5.5))
-    if "transfer" in experiments:
+    if main and "transfer" in main["experiments"]:
         panels += figure_single(main, new_figure, plots_dir, "transfer", draw_transfer, (7, 4.5))
     if long:
         figure_long_curves(long, new_figure, plots_dir)
     if panels:
-        figure_summary(main, new_figure, plots_dir, panels)
+        figure_summary(main or frameworks, new_figure, plots_dir, panels)
