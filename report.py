@@ -361,7 +361,7 @@ def n_seeds(row):
 
 
 def budget_tag(summary):
-    """'default budget: 10,000 images, 3 epochs, 5 seeds' for the sweeps' headings and figure titles."""
+    """'default budget: 6,000 images, 2 epochs, 5 seeds' for the sweeps' headings and figure titles."""
     budget = summary["budget"]
     return (f"{budget['name']} budget: {budget['sweep_train_size'] or 55000:,} images, {budget['sweep_epochs']} "
             f"epoch{'s' if budget['sweep_epochs'] > 1 else ''}, {len(summary['seeds'])} seeds")
