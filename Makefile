@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine with Python 3.11:
-#   make run    creates .venv if missing, installs requirements.txt, runs experiments.py (every comparison)
+#   make run    creates .venv if missing, installs requirements.txt, runs experiments.py (its default budget)
 #   make test   creates .venv if missing, installs requirements.txt, runs pytest
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

@@ -163,6 +163,9 @@ RECIPE_ABLATION = [  # (label, changes to the speedrun recipe); the first is the
 SWEEP = dict(batch_size=64, learning_rate=2e-3)  # PyTorch, Adam, cosine; best validation epoch kept
 SGD = dict(optimizer="sgd", learning_rate=0.05)  # the activations' second optimizer: momentum 0.9, a common rate
 SWEEP_AUGMENTATION = "affine"  # the sweeps' augment=True: cnn_pytorch's rotation, shift and zoom of each image
+# Validation images of digits 5-9 for the transfer runs: with 10 images per class an epoch is one step, so the
+# validation set is measured ~150 times per run; 500 images keep it the smaller part of the default budget.
+TRANSFER_VALIDATION = 500
 TRANSFER_METHODS = {"scratch": "from scratch", "frozen": "frozen features + new linear head",
                     "fine_tune": "full fine-tuning"}
 
@@ -388,7 +391,7 @@ def train_transfer(context, config, seed):
     chosen = np.concatenate([rng.choice(np.flatnonzero(y_pool == label), config["per_class"], replace=False)
                              for label in range(5)])
     x_train, y_train = x_pool[chosen], y_pool[chosen]  # (5 * per_class, 1, 28, 28)
-    x_val, y_val = digits_between(data.x_val, data.y_val, 5, 9, size=1000)
+    x_val, y_val = digits_between(data.x_val, data.y_val, 5, 9, size=config["validation_size"])
     x_test, y_test = digits_between(data.x_test, data.y_test, 5, 9)
     cnn_pytorch.set_seed(seed)
     if method == "scratch":
@@ -541,7 +544,8 @@ def plan_ablation(budget, seeds):
 def plan_transfer(budget, seeds):
     return [Run("transfer", f"{name}, {per_class} per class",
                 {"method": method, "per_class": per_class, "pretrain_size": budget.transfer_pretrain_size,
-                 "steps": budget.transfer_steps, "budget": asdict(budget)}, seed, train_transfer)
+                 "steps": budget.transfer_steps, "validation_size": TRANSFER_VALIDATION, "budget": asdict(budget)},
+                seed, train_transfer)
             for seed in seeds for per_class in budget.transfer_per_class for method, name in TRANSFER_METHODS.items()]
 
 

@@ -530,7 +530,7 @@ def section_transfer(summary):
 
     body = [[name] + [cell(rows[(method, k)]) if (method, k) in rows else "n/a" for k in sizes]
             for method, name in transfer_methods.items()]
-    return ["## Transfer: digits 0-4 to digits 5-9", "", "![transfer](plots/experiments_transfer.png)", "",
+    return [f"## Transfer: digits 0-4 to digits 5-9 ({summary['budget']['name']} budget, {len(summary['seeds'])} seeds)", "", "![transfer](plots/experiments_transfer.png)", "",
             f"A make_cnn trained on {summary['budget']['transfer_pretrain_size']:,} images of digits 0 to 4 "
             f"({percent(source)}% on their test images), then adapted to digits 5 to 9 from a few labelled images "
             f"per class. Every method trains about {summary['budget']['transfer_steps']} optimizer steps (whole "

@@ -308,3 +308,40 @@ def test_a_failure_in_a_fresh_process_is_recorded_with_the_child_s_error(tmp_pat
     assert record["status"] == "failed" and record["fresh_process"]
     assert record["error"]["type"] == "ValueError" and "framework must be one of" in record["error"]["message"]
     assert "framework_module" in record["error"]["traceback"]  # the child's traceback, not the parent's
+
+
+def test_the_committed_report_shows_every_budget_and_what_is_still_missing(tmp_path, monkeypatch):
+    """The report of results/, results/frameworks/ and results/long/: each budget's sections, a partly run
+    long budget said so (no flips yet), then complete (the flips), and a budget with no runs named."""
+    budgets = {name: dataclasses.replace(TINY, name=name, experiments=experiments.BUDGETS[name].experiments)
+               for name in ("default", "frameworks", "long")}
+    monkeypatch.setattr(experiments, "BUDGETS", {**experiments.BUDGETS, **budgets})
+    rng = np.random.default_rng(0)
+
+    def fake_train(context, config, seed):  # a plausible record, without training
+        return {**ok_metrics(float(0.9 + 0.05 * rng.random())), "val_accuracy": float(0.9 + 0.05 * rng.random())}
+
+    context = experiments.Context(data=None, budget=None, device="cpu")
+    folders = {name: tmp_path / name for name in budgets}
+    for name, folder in folders.items():
+        folder.mkdir()
+        runs = [dataclasses.replace(run, train=fake_train) for run in experiments.planned_runs(budgets[name])]
+        experiments.execute(runs[:len(runs) // 2] if name == "long" else runs, context, folder, quiet=True)
+
+    def report_text(names):
+        path = tmp_path / "RESULTS.md"
+        experiments.build_report({name: folders[name] for name in names}, path, tmp_path / "plots", quiet=True)
+        return path.read_text()
+
+    text = report_text(folders)
+    assert "## Frameworks: one SimpleCNN" in text and "## Time to 99% test accuracy (frameworks budget" in text
+    assert "### Depth: 1 to 4 conv blocks (default budget" in text and "### Depth: 1 to 4 conv blocks (long budget" in text
+    done, planned = map(int, re.search(r"Partly run: (\d+) of its (\d+) trainings", text).groups())
+    assert 0 < done < planned
+    assert "What changes with the budget" not in text
+    runs = [dataclasses.replace(run, train=fake_train) for run in experiments.planned_runs(budgets["long"])]
+    experiments.execute(runs, context, folders["long"], quiet=True)  # the rest of the long budget
+    text = report_text(folders)
+    assert "Partly run" not in text and "## What changes with the budget" in text and "### Is 1 epoch enough?" in text
+    text = report_text(["default", "long"])  # the frameworks budget has not run
+    assert "No runs yet for the frameworks budget" in text and "## Frameworks" not in text
