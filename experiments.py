@@ -589,11 +589,14 @@ def machine_info():
 
 
 def git_commit():
+    """The commit the code ran from, with "+uncommitted changes" if a tracked file other than this script's
+    own outputs (results/, plots/, RESULTS.md, which a run in progress rewrites) differs from it."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
+                                ":!plots", ":!RESULTS.md"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
         return (commit + ("+uncommitted changes" if dirty else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
