@@ -530,7 +530,8 @@ def section_transfer(summary):
 
     body = [[name] + [cell(rows[(method, k)]) if (method, k) in rows else "n/a" for k in sizes]
             for method, name in transfer_methods.items()]
-    return [f"## Transfer: digits 0-4 to digits 5-9 ({summary['budget']['name']} budget, {len(summary['seeds'])} seeds)", "", "![transfer](plots/experiments_transfer.png)", "",
+    return [f"## Transfer: digits 0-4 to digits 5-9 ({summary['budget']['name']} budget, {len(summary['seeds'])} seeds)",
+            "", "![transfer](plots/experiments_transfer.png)", "",
             f"A make_cnn trained on {summary['budget']['transfer_pretrain_size']:,} images of digits 0 to 4 "
             f"({percent(source)}% on their test images), then adapted to digits 5 to 9 from a few labelled images "
             f"per class. Every method trains about {summary['budget']['transfer_steps']} optimizer steps (whole "
@@ -587,7 +588,8 @@ def header_lines(summary):
             f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
             f"{summary['max_load_average'] or 0:.2f}, this script included; commit(s) "
             f"{', '.join(summary['git_commits'])}.",
-            *([] if not set(SWEEPS) & set(summary["experiments"]) else [f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
+            *([] if not set(SWEEPS) & set(summary["experiments"]) else [
+            f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
             f"{budget['sweep_train_size'] or 55000:,} training images for {budget['sweep_epochs']} epochs, batch "
             f"{sweep['batch_size']}, Adam at learning rate {sweep['learning_rate']} with a cosine schedule, the "
             f"best validation epoch kept; augmentation where a row says so is "
@@ -647,7 +649,8 @@ def write_report(summaries, path):
                                                    ""]
     if frameworks and "time_to_99" in frameworks["experiments"]:
         lines += section_time_to_target(frameworks) + [""]
-    lines += ["## The sweeps", ""]
+    lines += ["## The sweeps", ""] if any(summary and set(SWEEPS) & set(summary["experiments"]) for summary in
+                                          (main, long)) else []
     for name, title, description, extra in SWEEP_SECTIONS:
         for summary, suffix in ((main, ""), (long, "_long")):
             if summary and name in summary["experiments"]:
