@@ -694,10 +694,11 @@ def section_epochs(summary):
         cells.append([f"{experiment}: {label}", "n/a" if at_budget is None else f"{100 * at_budget:.2f}",
                       "n/a" if doubled is None else f"{100 * doubled:.2f}",
                       "n/a" if None in (doubled, at_budget) else f"{100 * (doubled - at_budget):+.2f}"])
-    seeds = ", ".join(str(seed) for seed in sorted({seed for row in rows for seed in row["seeds"]})) or "none yet"
+    seeds = ", ".join(str(seed) for seed in sorted({seed for row in rows for seed in row["seeds"]}))
+    seeds = f"seed {seeds}" if seeds else "the first seed; none has run yet"
     return [f"### Is {epochs} epoch{'s' * (epochs > 1)} enough? ({budget_tag(summary)})", "",
             f"The configuration of each experiment that learns slowest, trained for {2 * epochs} epochs instead of "
-            f"{epochs} (seed {seeds} only; the schedule spans the longer run). Validation accuracy of the weights each "
+            f"{epochs} ({seeds}; the schedule spans the longer run). Validation accuracy of the weights each "
             "run kept, never test: the epoch count is a choice, made on validation data. One seed is a check, not a "
             "test: a validation accuracy on 5,000 images has a sampling error of about 0.15 points near 99%.",
             "", table(["configuration", f"validation % at {epochs} epochs", f"at {2 * epochs} epochs", "difference"],
@@ -781,7 +782,8 @@ def draw_frameworks_accuracy(ax, summary):
     rows = frameworks_rows(summary, "simple_cnn")
     points_and_means(ax, rows, "test_accuracy")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"SimpleCNN, same weights and batches\n({summary['budget']['framework_epochs']} epochs, "
+    ax.set_title(f"SimpleCNN, same weights and batches\n({summary['budget']['name']} budget: "
+                 f"{summary['budget']['framework_epochs']} epochs, "
                  f"{len(rows[0]['seeds']) if rows else 0} seeds)")
 
 
@@ -911,7 +913,8 @@ def draw_transfer(ax, summary):
     ax.set_xscale("log")
     ax.set_xlabel("labelled images per class (log scale)")
     ax.set_ylabel("test accuracy on digits 5-9 (%)")
-    ax.set_title(f"Transfer from digits 0-4 ({len(summary['seeds'])} seeds)")
+    ax.set_title(f"Transfer from digits 0-4\n({summary['budget']['name']} budget: "
+                 f"{summary['budget']['transfer_steps']} steps, {len(summary['seeds'])} seeds)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
