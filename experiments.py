@@ -14,9 +14,9 @@ frameworks train slower than one:
                  images, 2 epochs), 5 seeds; into results/ (its duration: BENCHMARKS.md)
     frameworks   the SimpleCNN in NumPy, PyTorch and Keras (3 seeds), and the time to 99% test accuracy
                  (5 seeds); into results/frameworks/
-    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 3 seeds, and the same
-                 configurations' slowest learners trained twice as long (one seed) to show that 6 epochs
-                 suffice; into results/long/
+    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 3 seeds, and their
+                 slowest learners trained twice as long (one seed) to check whether 6 epochs are enough;
+                 into results/long/
 RESULTS.md shows them together, the default and long budgets side by side with the verdicts that flip.
 
 The experiments (run one alone with --only NAME):
@@ -77,7 +77,7 @@ import cnn_pytorch  # the sweeps and transfer train PyTorch models; cnn_keras is
 import torch
 from data import load_mnist
 from frameworks import FRAMEWORKS, copy_numpy_weights, fix_malloc_thresholds, framework_module, to_device
-from report import atomic_write, summarize, write_figures, write_report
+from report import SWEEPS, atomic_write, summarize, write_figures, write_report
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results"
@@ -109,8 +109,9 @@ class Budget:
 
 
 ALL = ("frameworks", "time_to_99", "depth", "activations", "efficiency", "ablation", "transfer")
-SWEEPS = ("depth", "activations", "efficiency", "ablation")
-LONG_EPOCHS = 6  # the long budget's epochs: where the validation curves flatten (the "epochs" experiment checks it)
+# The long budget's epochs: as many as fit its 2 hours on two cores; whether they are enough, the "epochs"
+# experiment checks.
+LONG_EPOCHS = 6
 BUDGETS = {
     # The run a learner repeats (at most 20 minutes on two cores): the PyTorch sweeps and transfer, short
     # training, 5 seeds.
@@ -711,9 +712,8 @@ def execute(runs, context, out_dir, quiet=False):
 
 def output_paths(out_dir, default_out):
     """runs.jsonl and summary.json go to out_dir; with the default folders (results/, results/frameworks/
-    and results/long/),
-    RESULTS.md goes to the repository root and the figures to plots/ (where the README embeds them);
-    otherwise both go inside out_dir."""
+    and results/long/), RESULTS.md goes to the repository root and the figures to plots/ (where the
+    README embeds them); otherwise both go inside out_dir."""
     if default_out:
         return ROOT / "RESULTS.md", ROOT / "plots"
     return out_dir / "RESULTS.md", out_dir / "plots"
@@ -735,11 +735,11 @@ def parse_arguments(argv=None):
                                                  "several seeds, and write runs.jsonl, summary.json, RESULTS.md "
                                                  "and the figures.")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(EXPERIMENTS)}")
-    parser.add_argument("--budget", choices=("default", "frameworks", "long"), default="default",
+    parser.add_argument("--budget", choices=[name for name in BUDGETS if name != "quick"], default="default",
                         help="default: the PyTorch sweeps and transfer, short training, 5 seeds (into results/); "
                              "frameworks: the SimpleCNN and the time to 99%% in NumPy, PyTorch and Keras (into "
                              "results/frameworks/); long: depth, efficiency and ablation on all 55,000 images "
-                             "until they stop improving, 3 seeds (into results/long/)")
+                             f"for {LONG_EPOCHS} epochs, 3 seeds (into results/long/)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per configuration, 0, 1, ... (default: the budget's, 2 with --quick)")
     parser.add_argument("--out", type=Path, default=None,

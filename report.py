@@ -566,7 +566,7 @@ def verdict_flips(default, long):
     return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
 
 
-SWEEPS = ("depth", "activations", "efficiency", "ablation", "epochs")  # PyTorch models on the sweep budget
+SWEEPS = ("depth", "activations", "efficiency", "ablation")  # PyTorch models on the sweep budget (and "epochs")
 
 
 def header_lines(summary):
@@ -588,7 +588,7 @@ def header_lines(summary):
             f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
             f"{summary['max_load_average'] or 0:.2f}, this script included; commit(s) "
             f"{', '.join(summary['git_commits'])}.",
-            *([] if not set(SWEEPS) & set(summary["experiments"]) else [
+            *([] if not {*SWEEPS, "epochs"} & set(summary["experiments"]) else [
             f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
             f"{budget['sweep_train_size'] or 55000:,} training images for {budget['sweep_epochs']} epochs, batch "
             f"{sweep['batch_size']}, Adam at learning rate {sweep['learning_rate']} with a cosine schedule, the "
@@ -649,8 +649,8 @@ def write_report(summaries, path):
                                                    ""]
     if frameworks and "time_to_99" in frameworks["experiments"]:
         lines += section_time_to_target(frameworks) + [""]
-    lines += ["## The sweeps", ""] if any(summary and set(SWEEPS) & set(summary["experiments"]) for summary in
-                                          (main, long)) else []
+    lines += ["## The sweeps", ""] if any(summary and {*SWEEPS, "epochs"} & set(summary["experiments"])
+                                          for summary in (main, long)) else []
     for name, title, description, extra in SWEEP_SECTIONS:
         for summary, suffix in ((main, ""), (long, "_long")):
             if summary and name in summary["experiments"]:
@@ -659,7 +659,7 @@ def write_report(summaries, path):
     if long:
         lines += ["### Learning curves of the long budget", "",
                   "![long-budget learning curves](plots/experiments_long_curves.png)", "",
-                  "Validation accuracy per epoch, mean over seeds: where each configuration stopped improving.", ""]
+                  "Validation accuracy per epoch, mean over seeds: whether each configuration stopped improving.", ""]
     for summary in (long or main,):
         if summary and "epochs" in summary["experiments"]:
             lines += section_epochs(summary)
