@@ -225,8 +225,22 @@ def seed_values(row, reference, metric="test_accuracy"):
 def compare(experiment, rows):
     """Each row's test accuracy against its reference: the difference of means, the paired or Welch
     test, Holm's adjustment over the table, the verdict, and the difference the test could detect."""
+    return compare_pairs(comparison_groups(experiment, rows))
+
+
+def same_size_pairs(rows):
+    """Efficiency's second table: each CNN against the MLP of about the same number of parameters (the
+    widths are planned to match, the smallest CNN with the smallest MLP): [(MLP row, [CNN row]), ...]."""
+    def family(model):
+        return [row for row in rows if row["config"]["model"] == model]
+    return [(mlp, [cnn]) for cnn, mlp in zip(family("cnn"), family("mlp"))
+            if all(row.get("test_accuracy", {}).get("mean") is not None for row in (cnn, mlp))]
+
+
+def compare_pairs(pairs):
+    """compare() for given (reference, other rows) pairs: one table, one Holm family."""
     comparisons, samples = [], []
-    for reference, others in comparison_groups(experiment, rows):
+    for reference, others in pairs:
         for row in others:
             a, b, paired = seed_values(row, reference)
             test = difference_test(a, b, paired)
@@ -285,6 +299,8 @@ def summarize(records, runs, budget, recipes, transfer_methods):
     for name, groups in experiments.items():
         rows = [summarize_group(label, config, records) for label, (config, records) in groups.items()]
         summary["experiments"][name] = {"rows": rows, "comparisons": compare(name, rows)}
+        if name == "efficiency":
+            summary["experiments"][name]["same_size"] = compare_pairs(same_size_pairs(rows))
     return summary
 
 
@@ -545,24 +561,60 @@ def section_transfer(summary):
             table(["method"] + [f"{k} per class: test accuracy %" for k in sizes], body), ""]
 
 
+def section_same_size(summary):
+    """Efficiency's second table: the CNN against the MLP of about its size, one Holm family."""
+    rows = {row["label"]: row for row in summary["experiments"]["efficiency"]["rows"]}
+    cells = [[comparison["label"], number(rows[comparison["label"]].get("parameters"), 0), comparison["against"],
+              number(rows[comparison["against"]].get("parameters"), 0), *comparison_cells(comparison)]
+             for comparison in summary["experiments"]["efficiency"].get("same_size", [])]
+    return ["The CNN against the MLP of about the same number of parameters (Welch's test: the two start from "
+            "different weights; Holm's correction over these rows):", "",
+            table(["CNN", "parameters", "MLP", "parameters", "difference (points)", "test", "p", "Holm p",
+                   "verdict"], cells), ""] if cells else []
+
+
+def standing(comparison):
+    """Where a row stands against its reference: 'lower' or 'higher' when a difference is detected, else
+    'not told apart' (the reference itself counts as not told apart from itself)."""
+    if comparison is None or not comparison["detected"]:
+        return "not told apart"
+    return "higher" if comparison["difference"] > 0 else "lower"
+
+
+def flip_cell(comparison, name):
+    if comparison is None:
+        return "reference" if name == "ablation" else "reference (best by validation)"
+    return (f"{100 * comparison['difference']:+.2f} vs {comparison['against']} "
+            f"({'detected' if comparison['detected'] else 'not detected'})")
+
+
 def verdict_flips(default, long):
-    """The comparisons that both budgets make, with their verdicts side by side, flips first."""
+    """The comparisons that both budgets make, with their verdicts side by side, flips first.
+
+    A row is matched by its label, not by its reference: a sweep's reference is its best row by
+    validation, and that may differ between budgets. So a verdict is the row's standing against its
+    reference (detected lower, detected higher, or not told apart), and it flips when the standing
+    changes."""
     rows = []
-    for name in ("depth", "efficiency", "ablation"):
+    for name, family in (("depth", "comparisons"), ("efficiency", "comparisons"), ("efficiency", "same_size"),
+                         ("ablation", "comparisons")):
         if name not in default["experiments"] or name not in long["experiments"]:
             continue
-        short = {(c["label"], c["against"]): c for c in default["experiments"][name]["comparisons"]}
-        for comparison in long["experiments"][name]["comparisons"]:
-            before = short.get((comparison["label"], comparison["against"]))
-            if before is None:
-                continue
-            flipped = before["detected"] != comparison["detected"] or (
-                before["detected"] and comparison["detected"] and
-                np.sign(before["difference"]) != np.sign(comparison["difference"]))
-            rows.append((not flipped, [name, f"{comparison['label']} vs {comparison['against']}",
-                                       f"{100 * before['difference']:+.2f} ({'detected' if before['detected'] else 'not detected'})",
-                                       f"{100 * comparison['difference']:+.2f} ({'detected' if comparison['detected'] else 'not detected'})",
-                                       "**flips**" if flipped else "holds"]))
+        before = {c["label"]: c for c in default["experiments"][name].get(family, [])}
+        after = {c["label"]: c for c in long["experiments"][name].get(family, [])}
+        if family == "same_size":
+            labels = [label for label in after if label in before]
+        else:
+            labels = [row["label"] for row in long["experiments"][name]["rows"]
+                      if any(row["label"] == other["label"] for other in default["experiments"][name]["rows"])]
+        for label in labels:
+            short, longer = before.get(label), after.get(label)
+            if short is None and longer is None and name == "ablation":
+                continue  # the ablation's reference, by design in both budgets
+            flipped = standing(short) != standing(longer)
+            what = label if family == "comparisons" else f"{label} against {(longer or short)['against']}"
+            rows.append((not flipped, [name if family == "comparisons" else f"{name} (same size)", what,
+                                       flip_cell(short, name), flip_cell(longer, name), "**flips**" if flipped else "holds"]))
     return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
 
 
@@ -656,6 +708,7 @@ def write_report(summaries, path):
             if summary and name in summary["experiments"]:
                 lines += section_sweep(summary, name, title, description(summary), extra and EXTRAS[extra],
                                        f"experiments_{name}{suffix}.png")
+                lines += section_same_size(summary) if name == "efficiency" else []
     if long:
         lines += ["### Learning curves of the long budget", "",
                   "![long-budget learning curves](plots/experiments_long_curves.png)", "",
@@ -666,8 +719,12 @@ def write_report(summaries, path):
     if main and long and long["runs"] == long["planned_runs"]:
         flips = verdict_flips(main, long)
         lines += ["## What changes with the budget", "",
-                  f"The comparisons that both budgets make: {budget_tag(main)} against {budget_tag(long)}.", "",
-                  table(["experiment", "comparison", "default budget", "long budget", "verdict"], flips), ""]
+                  f"The comparisons that both budgets make: {budget_tag(main)} against {budget_tag(long)}. A row's "
+                  "verdict is where it stands against its reference: detected lower, detected higher, or not told "
+                  "apart (the reference itself included). It **flips** when that standing changes. A sweep's "
+                  "reference is its best row by validation in each budget, so it may change too. Why they flip: "
+                  "the README's [What changes with the budget](README.md#what-changes-with-the-budget).", "",
+                  table(["experiment", "row", "default budget", "long budget", "verdict"], flips), ""]
     elif main and long:
         lines += ["The verdicts that flip between the default and the long budget are set side by side here once "
                   "every training of the long budget has run.", ""]
@@ -736,8 +793,9 @@ SWEEP_SECTIONS = [  # (experiment, title, description(summary), extra column)
      lambda summary: "One reference CNN (2 conv blocks with BatchNorm, max pooling, padding, ReLU, dropout 0.3 and "
                      "augmentation), then one change at a time. Max pooling is itself nonlinear: \"no activation\" "
                      "keeps it; \"a linear network\" also replaces it with average pooling, so that every layer is "
-                     "linear at test time. The write-up's 'component importance' panel was never computed; this table "
-                     "is.", None),
+                     "linear at test time; a linear model cannot learn that a moved digit is the same digit, so it is "
+                     "also trained without augmentation, as a plain linear classifier would be. The write-up's "
+                     "'component importance' panel was never computed; this table is.", None),
 ]
 
 
@@ -857,7 +915,7 @@ def draw_curves(ax, rows, curve, ylabel, log=False):
 
 def draw_efficiency(ax, summary, long=None):
     """Test error against parameters, CNN and MLP, for each budget given, beside the published points."""
-    for budget_summary, style in ((summary, "--"), (long, "-")):
+    for budget_summary, style, face in ((summary, "--", "white"), (long, "-", None)):  # default: open markers
         if budget_summary is None:
             continue
         rows = budget_summary["experiments"]["efficiency"]["rows"]
@@ -869,7 +927,7 @@ def draw_efficiency(ax, summary, long=None):
             errors = [100 * (1 - row["test_accuracy"]["mean"]) for row in chosen]
             spreads = [100 * (row["test_accuracy"]["std"] or 0) for row in chosen]
             ax.errorbar(parameters, errors, yerr=spreads, marker="o", capsize=3, color=COLORS[family], linestyle=style,
-                        label=f"{family}, {budget_tag(budget_summary)} (mean ± std)")
+                        markerfacecolor=face, label=f"{family}, {budget_tag(budget_summary)} (mean ± std)")
     for point, marker in zip(summary["published"], ("*", "X")):
         ax.scatter(point["parameters"], 100 * point["test_error"], marker=marker, s=120, color="black",
                    label=f"{point['label']}: {point['training']} (published)")

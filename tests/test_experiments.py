@@ -107,6 +107,42 @@ def test_rows_are_paired_only_when_they_started_from_the_same_weights():
     assert report.seed_values(row, {**same, "initial_weights": [None] * 3})[2] is False  # unknown: not paired
 
 
+def fake_comparison(label, against, difference, detected):
+    return {"label": label, "against": against, "difference": difference, "detected": detected}
+
+
+def test_a_verdict_flips_when_a_row_s_standing_changes_even_if_the_best_row_changed():
+    """Depth's best row (by validation) is 3 blocks in one budget and 2 in the other: the rows are matched
+    by label, and a row flips when it moves between detected lower, detected higher and not told apart."""
+    def summary(depth, same_size):
+        return {"experiments": {
+            "depth": {"rows": [{"label": f"{k} blocks"} for k in (1, 2, 3)], "comparisons": depth},
+            "efficiency": {"rows": [], "comparisons": [], "same_size": same_size}}}
+    default = summary([fake_comparison("1 blocks", "3 blocks", -0.02, True),
+                       fake_comparison("2 blocks", "3 blocks", -0.01, True)],
+                      [fake_comparison("CNN a", "MLP a", 0.03, True)])
+    long = summary([fake_comparison("1 blocks", "2 blocks", -0.005, True),
+                    fake_comparison("3 blocks", "2 blocks", 0.001, False)],
+                   [fake_comparison("CNN a", "MLP a", 0.01, True)])
+    rows = {cells[1]: cells for cells in report.verdict_flips(default, long)}
+    assert rows["1 blocks"][-1] == "holds"  # detected lower in both, against different best rows
+    assert rows["2 blocks"][-1] == "**flips**" and rows["2 blocks"][3] == "reference (best by validation)"
+    assert rows["3 blocks"][-1] == "holds"  # the best, then not told apart from the best
+    assert rows["CNN a against MLP a"][-1] == "holds"
+    assert [cells[-1] for cells in report.verdict_flips(default, long)][0] == "**flips**"  # flips come first
+
+
+def test_each_cnn_is_compared_with_the_mlp_of_about_its_size():
+    runs = experiments.plan_efficiency(TINY, [0])
+    rows = [{"label": run.label, "config": run.config, "test_accuracy": {"mean": 0.9}} for run in runs]
+    pairs = report.same_size_pairs(rows)
+    assert [(cnn["label"], mlp["label"]) for mlp, (cnn,) in pairs] == [
+        ("CNN 4/8 channels, 32 hidden", "MLP 16 hidden"), ("CNN 8/16 channels, 64 hidden", "MLP 64 hidden"),
+        ("CNN 16/32 channels, 128 hidden", "MLP 256 hidden"), ("CNN 32/64 channels, 256 hidden", "MLP 1024 hidden")]
+    rows[-1]["test_accuracy"]["mean"] = None  # MLP 1024 has not run yet: its pair waits
+    assert len(report.same_size_pairs(rows)) == 3
+
+
 # --- A whole sweep at a tiny budget ---
 
 @pytest.fixture(scope="module")
