@@ -614,7 +614,8 @@ def verdict_flips(default, long):
             flipped = standing(short) != standing(longer)
             what = label if family == "comparisons" else f"{label} against {(longer or short)['against']}"
             rows.append((not flipped, [name if family == "comparisons" else f"{name} (same size)", what,
-                                       flip_cell(short, name), flip_cell(longer, name), "**flips**" if flipped else "holds"]))
+                                       flip_cell(short, name), flip_cell(longer, name),
+                                       "**flips**" if flipped else "holds"]))
     return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
 
 
