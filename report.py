@@ -605,8 +605,8 @@ def verdict_flips(default, long):
         if family == "same_size":
             labels = [label for label in after if label in before]
         else:
-            labels = [row["label"] for row in long["experiments"][name]["rows"]
-                      if any(row["label"] == other["label"] for other in default["experiments"][name]["rows"])]
+            shown = {row["label"] for row in default["experiments"][name]["rows"]}
+            labels = [row["label"] for row in long["experiments"][name]["rows"] if row["label"] in shown]
         for label in labels:
             short, longer = before.get(label), after.get(label)
             if short is None and longer is None and name == "ablation":
