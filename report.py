@@ -173,9 +173,11 @@ def summarize_group(label, config, records):
 
 
 def validation_score(row):
-    """The mean validation accuracy of the weights each run kept: what a best row is chosen by (never test)."""
+    """The mean validation accuracy of the weights each run kept: what a best row is chosen by (never test).
+    Rounded to 9 decimals, so that two rows with as many correct validation images tie instead of being told
+    apart by the last bit of a float sum; max() then keeps the row listed first in the plan."""
     stats = row.get("val_accuracy") or row.get("best_val_accuracy")
-    return stats["mean"] if stats and stats["mean"] is not None else -1.0
+    return round(stats["mean"], 9) if stats and stats["mean"] is not None else -1.0
 
 
 def comparison_groups(experiment, rows):
@@ -654,7 +656,8 @@ def header_lines(summary):
 HOW_TO_READ = [
     "**How to read the tables.** Mean ± standard deviation (ddof=1) over seeds, then the lowest and highest seed. "
     "Each row is compared with one reference: the ablation's reference, or else the row of its group with the best "
-    "validation accuracy (never the best test accuracy). The test is the paired t-test where both rows started each "
+    "validation accuracy (never the best test accuracy; a tie, as many correct validation images, goes to the row "
+    "listed first). The test is the paired t-test where both rows started each "
     "seed from the same initial weights and batch order (recorded as a fingerprint of the weights), Welch's t-test "
     f"otherwise. The p-values of a table are adjusted with Holm's method, so that the chance of calling any "
     f"non-difference in the table a difference is at most {ALPHA}. \"Difference detected\" means Holm p < {ALPHA}; "
@@ -707,8 +710,9 @@ def write_report(summaries, path):
     for name, title, description, extra in SWEEP_SECTIONS:
         for summary, suffix in ((main, ""), (long, "_long")):
             if summary and name in summary["experiments"]:
+                figure = "experiments_efficiency.png" if name == "efficiency" else f"experiments_{name}{suffix}.png"
                 lines += section_sweep(summary, name, title, description(summary), extra and EXTRAS[extra],
-                                       f"experiments_{name}{suffix}.png")
+                                       figure)  # one efficiency figure draws both budgets
                 lines += section_same_size(summary) if name == "efficiency" else []
     if long:
         lines += ["### Learning curves of the long budget", "",
@@ -755,7 +759,8 @@ def section_epochs(summary):
     seeds = ", ".join(str(seed) for seed in sorted({seed for row in rows for seed in row["seeds"]}))
     seeds = f"seed {seeds}" if seeds else "the first seed; none has run yet"
     return [f"### Is {epochs} epoch{'s' * (epochs > 1)} enough? ({budget_tag(summary)})", "",
-            f"The configuration of each experiment that learns slowest, trained for {2 * epochs} epochs instead of "
+            f"One configuration of each experiment, chosen in advance as the one expected to learn slowest (the "
+            f"deepest CNN, the widest MLP, the ablation's reference), trained for {2 * epochs} epochs instead of "
             f"{epochs} ({seeds}; the schedule spans the longer run). Validation accuracy of the weights each "
             "run kept, never test: the epoch count is a choice, made on validation data. One seed is a check, not a "
             "test: a validation accuracy on 5,000 images has a sampling error of about 0.15 points near 99%.",

@@ -107,6 +107,22 @@ def test_rows_are_paired_only_when_they_started_from_the_same_weights():
     assert report.seed_values(row, {**same, "initial_weights": [None] * 3})[2] is False  # unknown: not paired
 
 
+def test_the_best_row_is_chosen_on_validation_and_a_tie_goes_to_the_row_listed_first():
+    """The long budget's 2 and 3 conv blocks had as many correct validation images, and float sums of the
+    seeds' accuracies told them apart in the last bit: a tie must not be decided by rounding."""
+    def row(label, val, test):
+        return {"label": label, "val_accuracy": {"mean": val}, "test_accuracy": {"mean": test}}
+    tied = [row("1 block", 0.98, 0.99), row("2 blocks", 2.9711999999999996 / 3, 0.9916),
+            row("3 blocks", 2.9712 / 3, 0.9926)]
+    assert tied[1]["val_accuracy"]["mean"] < tied[2]["val_accuracy"]["mean"]  # only in the last bit
+    [(best, others)] = report.comparison_groups("depth", tied)
+    assert best["label"] == "2 blocks" and [other["label"] for other in others] == ["1 block", "3 blocks"]
+    [(best, _)] = report.comparison_groups("depth", [tied[0], tied[2], tied[1]])
+    assert best["label"] == "3 blocks"  # listed first now
+    [(best, _)] = report.comparison_groups("depth", [row("a", 0.9900, 0.995), row("b", 0.9902, 0.990)])
+    assert best["label"] == "b"  # chosen on validation, never on test
+
+
 def fake_comparison(label, against, difference, detected):
     return {"label": label, "against": against, "difference": difference, "detected": detected}
 

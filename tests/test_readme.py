@@ -324,8 +324,8 @@ def test_fix_anchors_adds_and_corrects_line_anchors():
     assert source[definition_line(ROOT / "cnn_from_scratch.py", "fit") - 1].startswith("def fit(model")
 
 
-@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda path: path.name)
-def test_links_and_images_resolve(path):
+@pytest.mark.parametrize("path", [*DOCUMENTS, ROOT / "RESULTS.md"], ids=lambda path: path.name)
+def test_links_and_images_resolve(path):  # RESULTS.md too: report.py writes its links
     text = path.read_text(encoding="utf-8")
     anchors = {github_anchor(heading) for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
     problems = []
