@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import cnn_from_scratch as this_checkout  # noqa: E402
 from data import load_mnist  # noqa: E402
+from frameworks import fix_malloc_thresholds  # noqa: E402
 
 
 def load_engine(path):
@@ -68,6 +69,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
+    fix_malloc_thresholds()  # the allocator of benchmarks/numpy_vs_torch.py and experiments.py
     data = load_mnist()
     x, y = data.x_train[:args.batch_size], data.y_train[:args.batch_size]
     flops = {index: (forward, backward) for index, _, forward, backward in
