@@ -554,12 +554,15 @@ def plan_transfer(budget, seeds):
 
 def plan_epochs(budget, seeds):
     """Is the budget's epoch count enough? One configuration of each experiment, chosen in advance as the one
-    expected to learn slowest (the deepest CNN, the widest MLP, the ablation's regularized reference), trained
-    for twice the epochs, the first seed only; report.py sets its validation accuracy beside the same seed's run
-    at the budget."""
+    expected to learn slowest (the deepest CNN, the widest MLP, the ablation's regularized reference), and the
+    smallest CNN, added after the long budget's curves showed it still rising, trained for twice the epochs, the
+    first seed only; report.py sets its validation accuracy beside the same seed's run at the budget."""
+    channels, hidden = CNN_WIDTHS[0]
     configs = [(("depth", "4 conv blocks"), sweep_config(budget, num_conv_layers=4)),
                (("efficiency", "MLP 1024 hidden"), sweep_config(budget, model="mlp", hidden_sizes=[1024], dropout=0.0)),
-               (("ablation", "reference"), sweep_config(budget, augment=True, **ABLATION_REFERENCE))]
+               (("ablation", "reference"), sweep_config(budget, augment=True, **ABLATION_REFERENCE)),
+               (("efficiency", f"CNN {channels}/{2 * channels} channels, {hidden} hidden"),
+                sweep_config(budget, base_channels=channels, hidden_units=hidden))]
     return [Run("epochs", f"{experiment}: {label}, {2 * budget.sweep_epochs} epochs",
                 {**config, "epochs": 2 * budget.sweep_epochs, "compared_with": [experiment, label]}, seed, train_sweep)
             for seed in seeds[:1] for (experiment, label), config in configs]
