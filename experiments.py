@@ -14,8 +14,8 @@ frameworks train slower than one:
                  images, 2 epochs), 5 seeds; into results/ (its duration: BENCHMARKS.md)
     frameworks   the SimpleCNN in NumPy, PyTorch and Keras (3 seeds), and the time to 99% test accuracy
                  (5 seeds); into results/frameworks/
-    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 3 seeds, and one
-                 configuration of each trained twice as long (one seed) to check whether 6 epochs are enough;
+    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 3 seeds, and four
+                 of their configurations trained twice as long (one seed) to check whether 6 epochs are enough;
                  into results/long/
 RESULTS.md shows them together, the default and long budgets side by side with the verdicts that flip.
 
@@ -33,7 +33,7 @@ The experiments (run one alone with --only NAME):
     efficiency   CNNs and MLPs from ~13K to ~820K parameters, with LeCun et al.'s published points
     ablation     one reference CNN, then one component removed or changed at a time
     transfer     a CNN trained on digits 0-4, adapted to 5-9 from 10, 100 or 1,000 images per class
-    epochs       (long budget) is its epoch count enough? One configuration of each trained twice as long
+    epochs       (long budget) is its epoch count enough? Four configurations trained twice as long
 
 Run it:
     python experiments.py                       # the default budget
@@ -126,7 +126,7 @@ BUDGETS = {
                          transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
                          validation_size=None, test_size=None, seeds=5, framework_seeds=3, time_to_99_seeds=5),
     # The experiments whose verdicts depend on how long the networks train: all 55,000 images for
-    # LONG_EPOCHS epochs, 3 seeds; "epochs" trains one configuration of each twice as long to check that count.
+    # LONG_EPOCHS epochs, 3 seeds; "epochs" trains four configurations twice as long to check that count.
     "long": Budget("long", ("depth", "efficiency", "ablation", "epochs"), framework_train_size=None,
                    framework_epochs=2, time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=None,
                    sweep_epochs=LONG_EPOCHS, transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000),

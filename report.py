@@ -760,7 +760,8 @@ def section_epochs(summary):
     seeds = f"seed {seeds}" if seeds else "the first seed; none has run yet"
     return [f"### Is {epochs} epoch{'s' * (epochs > 1)} enough? ({budget_tag(summary)})", "",
             f"One configuration of each experiment, chosen in advance as the one expected to learn slowest (the "
-            f"deepest CNN, the widest MLP, the ablation's reference), trained for {2 * epochs} epochs instead of "
+            f"deepest CNN, the widest MLP, the ablation's reference), and the smallest CNN, added after the curves "
+            f"showed it still rising, trained for {2 * epochs} epochs instead of "
             f"{epochs} ({seeds}; the schedule spans the longer run). Validation accuracy of the weights each "
             "run kept, never test: the epoch count is a choice, made on validation data. One seed is a check, not a "
             "test: a validation accuracy on 5,000 images has a sampling error of about 0.15 points near 99%.",
