@@ -477,6 +477,11 @@ def section_time_to_target(summary):
                    [[row["label"].split(",")[0], row["label"].split(", ")[1].replace(" recipe", ""), reached(row),
                      median_iqr(row.get("seconds_to_target")), median_iqr(row.get("steps_to_target"), 0),
                      never_reached(row), ms_per_step(row), *limit_cells(row)] for row in rows])]
+    speeds = describe([speed for row in rows + ablation[1:]  # the ablation's first row is PyTorch's speedrun row
+                       for speed in row.get("matrix_product_gflops", {}).get("values", [])])
+    if speeds["n"]:
+        lines += ["", f"The matrix-product speed measured in these {speeds['n']} runs: {speeds['min']:.0f} to "
+                      f"{speeds['max']:.0f} GFLOP/s, median {speeds['median']:.0f}."]
     if ablation:
         lines += ["", "**The speedrun recipe, one choice changed at a time** (PyTorch, the same seeds; the first row is "
                       "the PyTorch speedrun row above). Descriptive: with this many seeds and runs that never reach "
@@ -521,7 +526,7 @@ def section_sweep(summary, name, title, description, extra=None, figure=None):
             claim = claims.get(row["label"].split(",")[0])
             cells.append("n/a" if claim is None or ", SGD" in row["label"] else f"{100 * claim:.1f}%")
         rows.append(cells)
-    figure = figure or f"experiments_{name}.png"
+    figure = figure or figure_file(name)
     return [f"### {title} ({budget_tag(summary)})", "", f"![{title}](plots/{figure})", "", description, "",
             table(header, rows), ""]
 
@@ -621,7 +626,8 @@ def verdict_flips(default, long):
     return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
 
 
-SWEEPS = ("depth", "activations", "efficiency", "ablation")  # PyTorch models on the sweep budget (and "epochs")
+SWEEPS = ("depth", "activations", "efficiency", "ablation")  # PyTorch models on the sweep budget
+TRAINED_AS_SWEEPS = {*SWEEPS, "epochs"}  # "epochs" trains sweep configurations for longer
 
 
 def header_lines(summary):
@@ -643,7 +649,7 @@ def header_lines(summary):
             f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
             f"{summary['max_load_average'] or 0:.2f}, this script included; commit(s) "
             f"{', '.join(summary['git_commits'])}.",
-            *([] if not {*SWEEPS, "epochs"} & set(summary["experiments"]) else [
+            *([] if not TRAINED_AS_SWEEPS & set(summary["experiments"]) else [
             f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
             f"{budget['sweep_train_size'] or 55000:,} training images for {budget['sweep_epochs']} epochs, batch "
             f"{sweep['batch_size']}, Adam at learning rate {sweep['learning_rate']} with a cosine schedule, the "
@@ -705,14 +711,13 @@ def write_report(summaries, path):
                                                    ""]
     if frameworks and "time_to_99" in frameworks["experiments"]:
         lines += section_time_to_target(frameworks) + [""]
-    lines += ["## The sweeps", ""] if any(summary and {*SWEEPS, "epochs"} & set(summary["experiments"])
+    lines += ["## The sweeps", ""] if any(summary and TRAINED_AS_SWEEPS & set(summary["experiments"])
                                           for summary in (main, long)) else []
     for name, title, description, extra in SWEEP_SECTIONS:
         for summary, suffix in ((main, ""), (long, "_long")):
             if summary and name in summary["experiments"]:
-                figure = "experiments_efficiency.png" if name == "efficiency" else f"experiments_{name}{suffix}.png"
                 lines += section_sweep(summary, name, title, description(summary), extra and EXTRAS[extra],
-                                       figure)  # one efficiency figure draws both budgets
+                                       figure_file(name, suffix))
                 lines += section_same_size(summary) if name == "efficiency" else []
     if long:
         lines += ["### Learning curves of the long budget", "",
@@ -1016,6 +1021,12 @@ def figure_time_to_99(summary, new_figure, plots_dir):
     return [lambda ax, _: draw_frameworks_time_to_target(ax, summary)]
 
 
+def figure_file(name, suffix=""):
+    """The file of an experiment's figure; suffix "_long" for the long budget's, except efficiency's: one figure
+    draws both budgets (draw_efficiency)."""
+    return f"experiments_{name}{'' if name == 'efficiency' else suffix}.png"
+
+
 def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
     """experiments_<name><suffix>.png: test accuracy per configuration and validation curves; for the
     activations, the gradient that reaches the first layer."""
@@ -1029,7 +1040,7 @@ def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
     if with_gradients:
         draw_curves(axes[2], rows, "first_conv_gradient_norm", "L2 norm of dL/dW, first conv layer", log=True)
         axes[2].set_title("gradient reaching the first layer\n(mean over each epoch's steps)")
-    save_figure(figure, plots_dir / f"experiments_{name}{suffix}.png", summary["quick"])
+    save_figure(figure, plots_dir / figure_file(name, suffix), summary["quick"])
     return [lambda ax, summary: draw_sweep(ax, summary, name, title)]
 
 
@@ -1037,7 +1048,7 @@ def figure_single(summary, new_figure, plots_dir, name, draw, size, suffix=""):
     """experiments_<name><suffix>.png drawn by one draw function on one axis."""
     figure = new_figure(*size)
     draw(figure.subplots(), summary)
-    save_figure(figure, plots_dir / f"experiments_{name}{suffix}.png", summary["quick"])
+    save_figure(figure, plots_dir / figure_file(name, suffix), summary["quick"])
     return [draw]
 
 
