@@ -23,11 +23,12 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import drawings  # noqa: E402
 import explorer  # noqa: E402
 from data import load_mnist  # noqa: E402
 
 
-def realistic_drawing(image, size=explorer.DRAWING_SIZE):
+def realistic_drawing(image, size=drawings.DRAWING_SIZE):
     """A 28x28 MNIST digit enlarged to (size, size) and rounded to 3 decimals, as the page would send it."""
     import cv2
     drawing = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)  # (28, 28) -> (112, 112)
@@ -86,7 +87,7 @@ def main():
         process.wait()
     milliseconds = 1000 * seconds
     print(f"model {os.path.basename(args.model)}: test image 0 (label {data.y_test[0]}) drawn at "
-          f"{explorer.DRAWING_SIZE}x{explorer.DRAWING_SIZE} ({body_bytes:,} bytes of JSON) -> predicted "
+          f"{drawings.DRAWING_SIZE}x{drawings.DRAWING_SIZE} ({body_bytes:,} bytes of JSON) -> predicted "
           f"{answer['predicted']}, {len(answer['layers'])} layers of maps, Grad-CAM of "
           f"{len(answer['gradcam']['classes'])} classes")
     print(f"{count} requests through HTTP: median {np.median(milliseconds):.1f} ms, "

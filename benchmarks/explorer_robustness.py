@@ -1,6 +1,6 @@
 """Does the explorer's model read digits drawn the way people draw? Clean against robustness-set accuracy.
 
-Builds explorer.robustness_set from MNIST's test images (every test digit redrawn on the 112x112
+Builds drawings.robustness_set from MNIST's test images (every test digit redrawn on the 112x112
 pad off-centre, at its own size, and tilted, slanted, thinner or thicker, then sent through
 preprocess_drawing as the page's drawings are) and prints, for each model, its accuracy on the
 clean test set, on the robustness set overall and on each group of it, and the drop from clean to
@@ -18,6 +18,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import drawings  # noqa: E402
 import explorer  # noqa: E402
 import visualize_features as vis  # noqa: E402
 from data import load_mnist  # noqa: E402
@@ -38,16 +39,16 @@ def main():
     if args.quick:
         images, labels = images[:1000], labels[:1000]
     start = time.perf_counter()
-    robust = explorer.robustness_set(images, labels, seed=args.seed)
+    robust = drawings.robustness_set(images, labels, seed=args.seed)
     print(f"robustness set: {len(labels):,} {args.split} images, seed {args.seed}, built in "
           f"{time.perf_counter() - start:.1f} s; groups of "
-          + ", ".join(f"{group} {int((robust['group'] == group).sum())}" for group in explorer.ROBUSTNESS_GROUPS))
-    columns = ["clean", "overall", *explorer.ROBUSTNESS_GROUPS, "drop"]
+          + ", ".join(f"{group} {int((robust['group'] == group).sum())}" for group in drawings.ROBUSTNESS_GROUPS))
+    columns = ["clean", "overall", *drawings.ROBUSTNESS_GROUPS, "drop"]
     print(f"{'model':<24}" + "".join(f"{column:>10}" for column in columns))
     for path in args.model or [explorer.DEFAULT_MODEL_PATH]:
         model, _, _ = explorer.load_model_file(path)
         clean = float((vis.predict_logits(model, images).argmax(axis=1) == labels).mean())
-        accuracy = explorer.robustness_accuracy(vis.predict_logits(model, robust["x"]).argmax(axis=1), robust)
+        accuracy = drawings.robustness_accuracy(vis.predict_logits(model, robust["x"]).argmax(axis=1), robust)
         drop = clean - accuracy["overall"]
         percentages = "".join(f"{100 * value:>9.2f}%" for value in [clean, *accuracy.values()])
         print(f"{os.path.basename(path):<24}{percentages}{100 * drop:>10.2f}")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import cnn_from_scratch as scratch
+import drawings
 import explorer
 import visualize_features as vis
 
@@ -54,7 +55,7 @@ def call(server, method, path, body=None, headers=None, connection=None):
     return response.status, json.loads(content)
 
 
-def drawing_of(image, size=explorer.DRAWING_SIZE, height=60, top=10, left=20):
+def drawing_of(image, size=drawings.DRAWING_SIZE, height=60, top=10, left=20):
     """An MNIST digit as a learner might draw it: its ink enlarged to `height` pixels, placed at
     (top, left) of an empty (size, size) drawing; image of shape (28, 28)."""
     rows, columns = np.flatnonzero(image.max(axis=1)), np.flatnonzero(image.max(axis=0))
@@ -67,11 +68,11 @@ def drawing_of(image, size=explorer.DRAWING_SIZE, height=60, top=10, left=20):
 
 
 def mass_center(image):
-    return np.array(explorer.center_of_mass(image))
+    return np.array(drawings.center_of_mass(image))
 
 
 def ink_box(image):
-    top, left, height, width = explorer.ink_bounding_box(image)
+    top, left, height, width = drawings.ink_bounding_box(image)
     return height, width
 
 
@@ -242,13 +243,13 @@ def check_like_mnist(image, steps):
     """The properties every MNIST digit has: ink within a 20x20 box, longer side 20, centre of mass at (14, 14)."""
     assert image.shape == (28, 28) and image.dtype == np.float32
     assert max(ink_box(image)) == 20 and max(steps["scaled"].shape) == 20
-    assert np.abs(mass_center(image) - explorer.CENTER).max() <= 0.5  # moved by whole pixels
+    assert np.abs(mass_center(image) - drawings.CENTER).max() <= 0.5  # moved by whole pixels
     assert 0 <= image.min() and image.max() <= 1
 
 
 def test_preprocessing_off_centre_digit(mnist):
     original = mnist.x_test[0, 0]
-    image, steps = explorer.preprocess_drawing(drawing_of(original, height=40, top=70, left=2))  # bottom-left corner
+    image, steps = drawings.preprocess_drawing(drawing_of(original, height=40, top=70, left=2))  # bottom-left corner
     check_like_mnist(image, steps)
     assert steps["box"][:3] == (70, 2, 40)
     assert np.corrcoef(image.ravel(), original.ravel())[0, 1] > 0.9  # back where MNIST had it
@@ -257,14 +258,14 @@ def test_preprocessing_off_centre_digit(mnist):
 def test_preprocessing_too_large_digit(mnist):
     original = mnist.x_test[3, 0]
     drawing = drawing_of(original, height=112, top=0, left=5)  # touches the top and bottom edges
-    image, steps = explorer.preprocess_drawing(drawing)
+    image, steps = drawings.preprocess_drawing(drawing)
     check_like_mnist(image, steps)
     assert np.corrcoef(image.ravel(), original.ravel())[0, 1] > 0.9
 
 
 def test_preprocessing_tiny_digit_is_enlarged(mnist):
     original = mnist.x_test[2, 0]
-    image, steps = explorer.preprocess_drawing(drawing_of(original, height=10, top=5, left=90))
+    image, steps = drawings.preprocess_drawing(drawing_of(original, height=10, top=5, left=90))
     check_like_mnist(image, steps)
     assert np.corrcoef(image.ravel(), original.ravel())[0, 1] > 0.8
 
@@ -272,7 +273,7 @@ def test_preprocessing_tiny_digit_is_enlarged(mnist):
 def test_preprocessing_thin_vertical_stroke():
     drawing = np.zeros((112, 112), dtype=np.float32)
     drawing[20:100, 90] = 1.0  # a one-pixel line, 80 pixels long, far right
-    image, steps = explorer.preprocess_drawing(drawing)
+    image, steps = drawings.preprocess_drawing(drawing)
     check_like_mnist(image, steps)
     assert steps["scaled"].shape == (20, 1) and ink_box(image) == (20, 1)
     assert np.flatnonzero(image.max(axis=0)).tolist() == [14]  # the centre column
@@ -283,7 +284,7 @@ def test_preprocessing_thin_diagonal_stroke_keeps_aspect_ratio():
     drawing = np.zeros((112, 112), dtype=np.float32)
     rows = np.arange(10, 90)
     drawing[rows, (rows - 10) // 2 + 5] = 1.0  # 80 tall, 40 wide, one pixel thick
-    image, steps = explorer.preprocess_drawing(drawing)
+    image, steps = drawings.preprocess_drawing(drawing)
     check_like_mnist(image, steps)
     assert steps["scaled"].shape == (20, 10)  # 80 x 40 scaled by 20 / 80
     assert 0 < image.max() < 1  # anti-aliased: the thin line becomes grey, as in MNIST
@@ -292,7 +293,7 @@ def test_preprocessing_thin_diagonal_stroke_keeps_aspect_ratio():
 def test_preprocessing_rectangle_scales_exactly():
     drawing = np.zeros((112, 112), dtype=np.float32)
     drawing[0:40, 0:80] = 1.0  # 40 tall, 80 wide, in the corner
-    image, steps = explorer.preprocess_drawing(drawing)
+    image, steps = drawings.preprocess_drawing(drawing)
     check_like_mnist(image, steps)
     assert ink_box(image) == (10, 20) and image.sum() == pytest.approx(200)
     # The 10x20 patch's centre of mass is (4.5, 9.5): moved by round(14 - 4.5) = 10 (halves round to even)
@@ -308,14 +309,14 @@ def test_preprocessed_drawings_are_recognized(session, mnist):
         height = int(rng.integers(30, 100))
         drawing = drawing_of(mnist.x_test[index, 0], height=height, top=int(rng.integers(0, 112 - height)),
                              left=int(rng.integers(0, 40)))
-        image, _ = explorer.preprocess_drawing(drawing)
+        image, _ = drawings.preprocess_drawing(drawing)
         agree += session.analyze(image, classes=[0])["predicted"] == mnist.y_test[index]
     assert agree >= 19
 
 
 def test_empty_drawing_is_refused():
     with pytest.raises(ValueError, match="empty"):
-        explorer.preprocess_drawing(np.zeros((112, 112), dtype=np.float32))
+        drawings.preprocess_drawing(np.zeros((112, 112), dtype=np.float32))
 
 
 # --- Bad requests: a clear 4xx, and the server keeps serving ---
