@@ -55,9 +55,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-import frameworks  # loads a model of any framework; imports a framework only for its own files
+import explain  # Grad-CAM
+import frameworks  # loads a model of any framework and answers what the page asks of it, in NCHW
 from drawings import BOX_SIZE, CENTER, DRAWING_SIZE, IMAGE_SIZE, preprocess_drawing  # MNIST's preprocessing
-import visualize_features as vis  # grad_cam and the questions the figures ask of a model (frameworks.py)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MODEL_PATH = os.path.join(ROOT, "models", "simple_cnn.npz")
@@ -154,18 +154,18 @@ class Explorer:
         self.lock = threading.Lock()
         self.rng = np.random.default_rng(seed)  # for random test images, used under self.lock
         self._test_set, self._test_set_lock = None, threading.Lock()
-        named = vis.model_layers(model)
+        named = frameworks.model_layers(model)
         zeros = np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
         with self.lock:
-            outputs = vis.get_activations(model, zeros)
-            logits = vis.predict_logits(model, zeros)
+            outputs = frameworks.get_activations(model, zeros)
+            logits = frameworks.predict_logits(model, zeros)
         self.num_classes = int(logits.shape[1])
         self.layers = [{"name": layer_name, "kind": kind, "shape": list(outputs[layer_name].shape[1:])}
                        for layer_name, kind, _ in named]
         self.map_layers = [layer["name"] for layer in self.layers
                            if layer["kind"] in MAP_KINDS and len(layer["shape"]) == 3]
-        self.gradcam_layer = vis.default_gradcam_layer(model)
-        self.filters = vis.first_conv_filters(model)  # (F, C, HH, WW)
+        self.gradcam_layer = frameworks.default_gradcam_layer(model)
+        self.filters = frameworks.first_conv_filters(model)  # (F, C, HH, WW)
         adapter = frameworks.adapter_for(model)  # each conv layer's weights (F, C, HH, WW), and (bias, stride, padding)
         self.conv_parts = {name: (adapter.weight(layer), adapter.conv_geometry(layer))
                            for name, kind, layer in named if kind == "conv"}
@@ -194,9 +194,9 @@ class Explorer:
         x = image.astype(np.float32)[None, None]  # (28, 28) -> (1, 1, 28, 28)
         batch = np.repeat(x, len(classes), axis=0)  # (len(classes), 1, 28, 28): one copy per class
         with self.lock:
-            activations = vis.get_activations(self.model, x, self.map_layers)
-            gradients = vis.class_score_gradients(self.model, batch, np.array(classes), self.gradcam_layer)
-        cam = vis.grad_cam(gradients["activation"], gradients["activation_grad"], (IMAGE_SIZE, IMAGE_SIZE))
+            activations = frameworks.get_activations(self.model, x, self.map_layers)
+            gradients = frameworks.class_score_gradients(self.model, batch, np.array(classes), self.gradcam_layer)
+        cam = explain.grad_cam(gradients["activation"], gradients["activation_grad"], (IMAGE_SIZE, IMAGE_SIZE))
         logits = gradients["logits"][0]  # every row is the same image
         probabilities = softmax(logits)
         layers = []
@@ -226,7 +226,7 @@ class Explorer:
         below = self.layers[position - 1]["name"] if position > 0 else None
         x = image.astype(np.float32)[None, None]  # (28, 28) -> (1, 1, 28, 28)
         with self.lock:
-            activations = vis.get_activations(self.model, x, [layer] + ([below] if below else []))
+            activations = frameworks.get_activations(self.model, x, [layer] + ([below] if below else []))
         inputs = (activations[below] if below else x)[0]  # (C, H, W)
         output = activations[layer][0, channel]  # (H_out, W_out), the map the grid shows
         weights, (bias, stride, padding) = self.conv_parts[layer]

@@ -5,8 +5,8 @@ Every figure function takes plain arrays or a trained model of any of the three 
 by name or index, works on 1-channel MNIST images, returns a matplotlib Figure and, given
 `save_path`, writes a PNG. This module draws; frameworks.py answers the questions each figure
 asks of a model (its layers, weights, activations, logits, gradients) in one layout (NCHW) for
-every framework. The story, top to bottom: the computations behind the figures, one function per
-figure, then `main()`.
+every framework, and explain.py computes saliency and Grad-CAM from those gradients. The story,
+top to bottom: the other computations behind the figures, one function per figure, then `main()`.
 
 Run it:
     python visualize_features.py --quick                       # under a minute: data.py's quick slice, 1 epoch
@@ -39,45 +39,13 @@ from matplotlib.patches import Rectangle
 
 from cnn_from_scratch import (CNN, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, pool2d_forward,
                               receptive_field)
+from explain import grad_cam, mass_on_digit, saliency_map  # what figure 7 draws, and its check on the digit
 from frameworks import (  # the questions every figure asks of a model, answered for any framework
     ACTIVATION_KINDS, FRAMEWORKS, class_score_gradients, default_gradcam_layer, first_conv_filters,
     framework_module, get_activations, layer_names, load_any, model_layers, predict_logits, resolve_layer,
     save_any, weight_arrays)
 
 # --- Computations behind the figures ---
-
-def saliency_map(input_grad):
-    """Simonyan et al. (2014): |d score / d pixel|, the largest over channels. (N, C, H, W) -> (N, H, W)."""
-    return np.abs(input_grad).max(axis=1)
-
-
-def grad_cam(activation, activation_grad, size):
-    """Grad-CAM (Selvaraju et al. 2017): weight each feature map by its mean gradient, sum, rectify.
-
-    Inputs: activation and activation_grad of shape (N, K, h, w); size = (H, W) of the input
-    Returns: cam of shape (N, H, W), non-negative, upsampled bilinearly (cv2.resize) to the input size.
-    cam = ReLU(sum over k of alpha_k * A_k), with alpha_k = mean over (i, j) of d score / d A_k[i, j].
-    """
-    import cv2
-    alpha = activation_grad.mean(axis=(2, 3))  # (N, K)
-    cam = np.maximum((alpha[:, :, None, None] * activation).sum(axis=1), 0)  # (N, h, w)
-    return np.stack([cv2.resize(c.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-                     for c in cam])  # (N, H, W); cv2 takes (width, height)
-
-
-def digit_mask(images, threshold=0.1):
-    """The digit's pixels: brighter than threshold, grown by one pixel (3x3 dilation). (N, C, H, W) -> (N, H, W) bool."""
-    import cv2
-    bright = (images.max(axis=1) > threshold).astype(np.uint8)  # (N, H, W)
-    return np.stack([cv2.dilate(mask, np.ones((3, 3), np.uint8)) for mask in bright]).astype(bool)
-
-
-def mass_on_digit(cam, images):
-    """Fraction of each map's total on the digit's pixels, and the digit's share of the image area
-    (what a uniform map would score). cam of shape (N, H, W), images (N, C, H, W) -> two arrays (N,)."""
-    mask = digit_mask(images)
-    return (cam * mask).sum(axis=(1, 2)) / np.maximum(cam.sum(axis=(1, 2)), 1e-12), mask.mean(axis=(1, 2))
-
 
 def dead_unit_fraction(activation):
     """Fraction of units that are never active (output <= 0 everywhere) on a batch.

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+import explain
 import frameworks
 import visualize_features as vis
 from cnn_from_scratch import (Adam, ConvolutionLayer, FullyConnectedLayer, conv2d_backward, conv2d_forward,
@@ -266,8 +267,8 @@ def test_gradcam_puts_most_of_its_mass_on_the_digit(numpy_model, mnist):
     assert cam.shape == (100, 28, 28) and cam.min() >= 0
     # The digit: pixels brighter than 0.1, grown by one pixel in every direction.
     digit = np.stack([cv2.dilate((image[0] > 0.1).astype(np.uint8), np.ones((3, 3), np.uint8)) for image in images])
-    np.testing.assert_array_equal(vis.digit_mask(images), digit)
-    mass_on_digit, area_of_digit = vis.mass_on_digit(cam, images)
+    np.testing.assert_array_equal(explain.digit_mask(images), digit)
+    mass_on_digit, area_of_digit = explain.mass_on_digit(cam, images)
     np.testing.assert_allclose(mass_on_digit[0], (cam[0] * digit[0]).sum() / cam[0].sum(), rtol=1e-6)
     assert 0.2 < area_of_digit.mean() < 0.4  # what a uniform map would put on the digit
     assert np.mean(mass_on_digit > area_of_digit) >= 0.8
@@ -534,3 +535,12 @@ def test_figures_that_read_numpy_layers_are_skipped_for_other_frameworks(torch_m
     assert [os.path.basename(path) for path in paths] == ["features_10_architecture.png"]
     assert any(line.startswith("skipping features_11 and features_12") for line in printed)
 
+
+
+def test_computations_load_no_figures_module():
+    """explain.py, drawings.py and explorer.py compute; none of them loads matplotlib or a figures module."""
+    code = ("import sys, drawings, explain, explorer; "
+            "print(sorted(name for name in ('matplotlib', 'visualize_features') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
