@@ -1,9 +1,12 @@
 """A convolutional neural network in NumPy alone, with every backward pass written by hand.
 
-Read it top to bottom beside the README: helpers, then convolution and pooling as
+Read it top to bottom beside Part 1 of the README: convolution and pooling as
 functions (a loop version that reads like the formula, and a vectorized version
-with the same signature), then initialization, layers, loss, optimizers and data
-augmentation, then the `CNN` container that trains with mini-batches, then `main()`.
+with the same signature), then initialization, layers, the loss, checking gradients,
+optimizers and data augmentation, the `CNN` container, and `fit`, the one training
+loop, then `main()`. What the three frameworks share (argument checks, schedules,
+the training clock and hook, atomic saving) is not part of the lesson: it is in
+interface.py.
 
 Run it:
     python cnn_from_scratch.py            # trains SimpleCNN on MNIST, prints test accuracy
@@ -24,12 +27,14 @@ respect to `x`, `w`, `b`. float32 by default; float64 in gives float64 out, so
 gradients can be checked against finite differences.
 """
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from interface import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, TrainingHook, atomic_save, check_betas, check_choice,
+                       check_fit_arguments, check_image_size, check_images, check_kernel_size, check_labels,
+                       conv_output_size, diverged, learning_rate_schedule, random_shift)
 
 try:  # The progress bar is optional: without tqdm, fit() prints one line per epoch.
     from tqdm.auto import tqdm
@@ -37,7 +42,7 @@ except ImportError:  # pragma: no cover
     tqdm = None
 
 
-# --- Helpers ---
+# --- Convolution ---
 
 def _pair(value, name, minimum=1):
     """Turn an int or an (height, width) pair into a checked tuple of two ints."""
@@ -49,157 +54,6 @@ def _pair(value, name, minimum=1):
         raise ValueError(f"{name} must be an int >= {minimum} or a (height, width) pair of such ints, got {value!r}")
     return int(pair[0]), int(pair[1])
 
-
-def check_images(x, channels=None, name="x"):
-    """Raise a clear error unless x is a finite floating array of shape (N, channels, H, W)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of shape (N, C, H, W), got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} must be a floating array (float32 or float64) scaled to [0, 1], got dtype "
-                        f"{x.dtype}; for uint8 images use x.astype(np.float32) / 255")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {x.shape}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channel(s) in axis 1 (N, C, H, W), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf values")
-
-
-def check_labels(y, num_examples, num_classes):
-    """Raise a clear error unless y is an integer array of shape (N,) with values in [0, num_classes)."""
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.integer) or y.shape != (num_examples,):
-        raise ValueError(f"labels must be integers of shape ({num_examples},), got dtype {y.dtype} shape {y.shape}")
-    if num_examples and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}), got values from {y.min()} to {y.max()}")
-
-
-def check_kernel_size(kernel_size):
-    """'Same' padding, k // 2 on every side, keeps H and W only for an odd kernel: even sizes are refused."""
-    if not isinstance(kernel_size, (int, np.integer)) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
-
-
-def check_choice(value, choices, name):
-    """Raise ValueError unless value is one of choices (a schedule, an optimizer, a model name, ...)."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-
-
-def check_fit_arguments(x_train, y_train, x_val, y_val, channels, num_classes, epochs, batch_size, augment):
-    """The checks that the fit of all three modules makes, with the same errors: images and labels
-    (check_images, check_labels), positive epochs and batch_size, and augment a bool."""
-    check_images(x_train, channels, name="x_train")
-    check_labels(y_train, len(x_train), num_classes)
-    check_images(x_val, channels, name="x_val")
-    check_labels(y_val, len(x_val), num_classes)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(augment, (bool, np.bool_)):
-        raise TypeError(f"augment must be True or False, got {augment!r}")
-
-
-def check_betas(betas):
-    """Adam's (beta1, beta2), each in [0, 1); returns them as floats."""
-    try:
-        beta1, beta2 = (float(beta) for beta in betas)
-        valid = 0 <= beta1 < 1 and 0 <= beta2 < 1
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
-    return beta1, beta2
-
-
-def diverged(loss, epoch, step, learning_rate):
-    """The error every fit raises when the loss stops being finite (the same text in all three modules)."""
-    return FloatingPointError(f"training diverged: the loss became {float(loss)} at epoch {epoch}, step {step}; "
-                              f"lower the learning rate (now {float(learning_rate):g})")
-
-
-def conv_output_size(size, kernel, stride, padding):
-    """H_out = 1 + (H + 2 * padding - HH) // stride, flooring like PyTorch; checked to be positive."""
-    if kernel > size + 2 * padding:
-        raise ValueError(f"kernel size {kernel} is larger than the padded input size {size} + 2 * {padding}")
-    return 1 + (size + 2 * padding - kernel) // stride
-
-
-def receptive_field(layers):
-    """The input pixels one unit of each layer depends on, for the layers before the first FlattenLayer.
-
-    A window of size k, stride s and padding p, over units that each see `size` input pixels and lie
-    `jump` input pixels apart, gives:  size += (k - 1) * jump;  start -= p * jump;  jump *= s.
-    Unit (i, j) of that layer then sees input rows start + i * jump to start + i * jump + size - 1
-    (rows outside 0 .. H - 1 are padding), and likewise columns.
-    Inputs: layers, e.g. CNN.layers; layers with a kernel_size (conv, pooling) widen the field,
-      the others (ReLU, BatchNorm, ...) act on each pixel alone and keep it.
-    Returns: one (size, jump, start) per layer, each a (height, width) pair.
-    """
-    size, jump, start = np.ones(2, dtype=int), np.ones(2, dtype=int), np.zeros(2, dtype=int)
-    fields = []
-    for layer in layers:
-        if isinstance(layer, FlattenLayer):  # after this, every unit sees the whole image
-            break
-        if hasattr(layer, "kernel_size"):
-            size = size + (np.array(layer.kernel_size) - 1) * jump
-            start = start - np.array(getattr(layer, "padding", (0, 0))) * jump
-            jump = jump * np.array(layer.stride)
-        fields.append(tuple(tuple(int(v) for v in pair) for pair in (size, jump, start)))
-    return fields
-
-
-def atomic_save(path, write, suffix=".tmp"):
-    """Save with write(temporary_path) to a temporary file in path's folder, then rename it over path.
-
-    os.replace is atomic, so an interrupted or failed save never leaves a half-written file at path
-    (the old file stays). Every save in the project goes through here. Returns path.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=f".{os.path.basename(path)}-", dir=folder)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
-
-
-def rel_error(a, b):
-    """Largest absolute difference, relative to the largest magnitude in a or b: max|a - b| / max(|a|, |b|)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), np.finfo(np.float64).tiny)
-    return float(np.abs(a - b).max(initial=0.0) / scale)
-
-
-def numerical_gradient(f, x, dout=None, h=1e-6):
-    """Centred finite differences: df/dx[i] ~ (f(x + h e_i) - f(x - h e_i)) / (2 h).
-
-    Inputs:
-    - f: function of no arguments that reads x (changed in place here) and returns a
-      scalar, or an array when dout is given
-    - x: float64 array to differentiate with respect to
-    - dout: upstream gradient of f's output; then the result is the gradient of sum(f() * dout)
-    Returns: array of x's shape. The error is O(h^2) plus rounding of order eps / h.
-    """
-    grad = np.zeros_like(x, dtype=np.float64)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        x[index] = original + h
-        plus = np.asarray(f(), dtype=np.float64).copy()
-        x[index] = original - h
-        minus = np.asarray(f(), dtype=np.float64).copy()
-        x[index] = original
-        difference = plus - minus if dout is None else np.sum((plus - minus) * dout)
-        grad[index] = difference / (2 * h)
-    return grad
-
-
-# --- Convolution ---
 
 def conv2d_forward_naive(x, w, b, stride=1, padding=0):
     """Convolution (cross-correlation, like every framework) with explicit loops.
@@ -455,6 +309,30 @@ def pool2d_backward(dout, cache):
         else:
             dx[window_slice] = average
     return dx
+
+
+def receptive_field(layers):
+    """The input pixels one unit of each layer depends on, for the layers before the first FlattenLayer.
+
+    A window of size k, stride s and padding p, over units that each see `size` input pixels and lie
+    `jump` input pixels apart, gives:  size += (k - 1) * jump;  start -= p * jump;  jump *= s.
+    Unit (i, j) of that layer then sees input rows start + i * jump to start + i * jump + size - 1
+    (rows outside 0 .. H - 1 are padding), and likewise columns.
+    Inputs: layers, e.g. CNN.layers; layers with a kernel_size (conv, pooling) widen the field,
+      the others (ReLU, BatchNorm, ...) act on each pixel alone and keep it.
+    Returns: one (size, jump, start) per layer, each a (height, width) pair.
+    """
+    size, jump, start = np.ones(2, dtype=int), np.ones(2, dtype=int), np.zeros(2, dtype=int)
+    fields = []
+    for layer in layers:
+        if isinstance(layer, FlattenLayer):  # after this, every unit sees the whole image
+            break
+        if hasattr(layer, "kernel_size"):
+            size = size + (np.array(layer.kernel_size) - 1) * jump
+            start = start - np.array(getattr(layer, "padding", (0, 0))) * jump
+            jump = jump * np.array(layer.stride)
+        fields.append(tuple(tuple(int(v) for v in pair) for pair in (size, jump, start)))
+    return fields
 
 
 # --- Seeds ---
@@ -828,7 +706,40 @@ def softmax_cross_entropy(logits, y):
     return float(loss), dlogits / N
 
 
+
+# --- Checking gradients ---
+
+def rel_error(a, b):
+    """Largest absolute difference, relative to the largest magnitude in a or b: max|a - b| / max(|a|, |b|)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), np.finfo(np.float64).tiny)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def numerical_gradient(f, x, dout=None, h=1e-6):
+    """Centred finite differences: df/dx[i] ~ (f(x + h e_i) - f(x - h e_i)) / (2 h).
+
+    Inputs:
+    - f: function of no arguments that reads x (changed in place here) and returns a
+      scalar, or an array when dout is given
+    - x: float64 array to differentiate with respect to
+    - dout: upstream gradient of f's output; then the result is the gradient of sum(f() * dout)
+    Returns: array of x's shape. The error is O(h^2) plus rounding of order eps / h.
+    """
+    grad = np.zeros_like(x, dtype=np.float64)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + h
+        plus = np.asarray(f(), dtype=np.float64).copy()
+        x[index] = original - h
+        minus = np.asarray(f(), dtype=np.float64).copy()
+        x[index] = original
+        difference = plus - minus if dout is None else np.sum((plus - minus) * dout)
+        grad[index] = difference / (2 * h)
+    return grad
+
 # --- Optimizers ---
+
 
 class SGD:
     """Stochastic gradient descent with momentum: v = momentum * v + grad; p -= learning_rate * v."""
@@ -883,27 +794,8 @@ class Adam:
 
 # --- Data augmentation ---
 
-def random_shift(x, max_shift, rng):
-    """Move each image by a random whole number of pixels in [-max_shift, max_shift] along H and W,
-    filling with zeros: a cheap augmentation that teaches the network that a digit moved a little
-    is the same digit.
-
-    Inputs: x of shape (N, C, H, W); max_shift: int >= 0; rng: np.random.Generator
-    Returns: array of shape (N, C, H, W)
-    """
-    N, C, H, W = x.shape
-    s = max_shift
-    padded = np.zeros((N, C, H + 2 * s, W + 2 * s), dtype=x.dtype)
-    padded[:, :, s:s + H, s:s + W] = x
-    shifts = rng.integers(0, 2 * s + 1, size=(N, 2))  # top-left corner of each crop in the padded image
-    out = np.empty_like(x)
-    # Group the images by their shift, so there are (2s + 1)^2 slice copies instead of N.
-    for dy in range(2 * s + 1):
-        for dx in range(2 * s + 1):
-            chosen = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
-            out[chosen] = padded[chosen, :, dy:dy + H, dx:dx + W]
-    return out
-
+# random_shift, the augmentation all three frameworks share, is in interface.py; these are the
+# NumPy module's own, for the explorer's model.
 
 def random_affine(x, rng, degrees=10.0, translate=0.1, zoom=0.1, shear=0.0):
     """Rotate, shift, zoom and slant each image by its own random amount about the image's centre,
@@ -991,82 +883,11 @@ def drawing_augmentation(x, rng, fraction=0.5):
     return out
 
 
-# --- The training loop's small pieces ---
-
-SCHEDULES = ("cosine", "constant", "one_cycle")
-HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
-
-
-def learning_rate_schedule(base_learning_rate, total_steps, schedule):
-    """The learning rate of every step t = 0 .. T - 1, of shape (T,), the same in all three frameworks:
-    - "cosine": lr_0 * (1 + cos(pi * t / T)) / 2 (Loshchilov & Hutter 2017), from lr_0 down towards 0;
-    - "constant": lr_0 throughout;
-    - "one_cycle" (Smith & Topin 2018): a warm-up along half a cosine from lr_0 / 25 up to lr_0 over the
-      first quarter of the steps, then half a cosine down to lr_0 / 250,000 (torch's OneCycleLR
-      defaults, without its momentum cycle): a short run takes large steps without starting with
-      them (experiments.py's recipe ablation measures what the warm-up buys).
-    """
-    check_choice(schedule, SCHEDULES, "schedule")
-    steps = np.arange(total_steps)
-    if schedule == "cosine":
-        return base_learning_rate * 0.5 * (1 + np.cos(np.pi * steps / total_steps))
-    if schedule == "one_cycle":
-        warmup = max(1, round(0.25 * total_steps))
-        start, end = base_learning_rate / 25, base_learning_rate / 25 / 1e4
-
-        def half_cosine(high, low, fraction):  # from high at fraction 0 to low at fraction 1
-            return low + (high - low) * 0.5 * (1 + np.cos(np.pi * fraction))
-
-        rising = half_cosine(base_learning_rate, start, 1 - steps / warmup)  # start at t = 0, lr_0 at t = warmup
-        falling = half_cosine(base_learning_rate, end, (steps - warmup) / max(1, total_steps - warmup))
-        return np.where(steps < warmup, rising, falling)
-    return np.full(total_steps, float(base_learning_rate))
-
-
-class TrainingClock:
-    """Seconds of training, with the time of anything run while it is paused (validation, a test-set
-    check in a step_callback) left out: the clock every fit in the three modules reports."""
-
-    def __init__(self):
-        self.start, self.paused_seconds, self.paused_at = time.perf_counter(), 0.0, None
-
-    def seconds(self):
-        now = self.paused_at if self.paused_at is not None else time.perf_counter()
-        return now - self.start - self.paused_seconds
-
-    def pause(self):
-        if self.paused_at is None:
-            self.paused_at = time.perf_counter()
-
-    def resume(self):
-        if self.paused_at is not None:
-            self.paused_seconds += time.perf_counter() - self.paused_at
-            self.paused_at = None
-
-    def call(self, step_callback, step):
-        """step_callback(step, training seconds so far) with the clock paused; True means stop training."""
-        if step_callback is None:
-            return False
-        self.pause()
-        try:
-            return bool(step_callback(step, self.seconds()))
-        finally:
-            self.resume()
-
-
-def epoch_line(history, epoch, epochs):
-    """One line of progress: the epoch's training loss and accuracy, validation ones if any, seconds."""
-    line = (f"epoch {epoch}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
-            f"accuracy {history['train_accuracy'][-1]:.4f}")
-    if history["val_accuracy"]:
-        line += f", val_loss {history['val_loss'][-1]:.4f}, val_accuracy {history['val_accuracy'][-1]:.4f}"
-    return f"{line} ({history['seconds'][-1]:.1f} s)"
-
-
 # --- The model ---
 
 class CNN:
-    """A stack of layers trained end to end: forward runs them in order, backward in reverse."""
+    """A stack of layers trained end to end: forward runs them in order (but for one swap that changes no
+    number, execution_order), backward in the reverse of that order; `fit` below trains it."""
 
     def __init__(self, layers, input_shape=None, num_classes=None):
         self.layers = list(layers)
@@ -1154,7 +975,7 @@ class CNN:
         lines.append(f"total parameters: {self.num_parameters():,}")
         return "\n".join(lines)
 
-    # --- Prediction and training ---
+    # --- Prediction ---
 
     def predict_logits(self, x, batch_size=1000):
         """Logits of shape (N, num_classes) in evaluation mode, computed in batches."""
@@ -1175,98 +996,6 @@ class CNN:
         logits = self.predict_logits(x, batch_size)
         loss, _ = softmax_cross_entropy(logits, y)
         return loss, float((logits.argmax(axis=1) == y).mean())
-
-    def fit(self, x, y, epochs=5, batch_size=64, optimizer=None, validation_data=None, seed=0,
-            schedule="cosine", augment=0, verbose=True, restore_best=False, step_callback=None):
-        """Mini-batch training; returns the history of loss and accuracy per epoch.
-
-        Inputs:
-        - x: images of shape (N, C, H, W), float; y: labels of shape (N,), int
-        - optimizer: an SGD or Adam over self.parameters(); default Adam(learning_rate=1e-3)
-        - validation_data: (x_val, y_val), evaluated after every epoch
-        - seed: seeds the shuffling, so the same seed gives the same history bit for bit
-        - schedule: "cosine" decays the learning rate to 0 over all steps; "constant" keeps it
-        - augment: if > 0, shift each training image by up to this many pixels (random_shift); or a
-          function f(x_batch, rng) -> augmented x_batch, such as drawing_augmentation
-        - verbose: print one line per epoch, and draw a progress bar when the output is a terminal
-        - restore_best: end with the weights of the epoch with the best validation accuracy
-          (chosen on validation data, never on test data); False keeps the last epoch's
-        - step_callback: called as step_callback(step, seconds) after every optimizer step (step counts
-          from 1; seconds of training so far, the callback's own time left out); True stops training
-        Returns: dict with one entry per epoch in lists "train_loss", "train_accuracy" (running means
-        over each epoch's batches, as Keras reports them), "val_loss", "val_accuracy", "learning_rate"
-        (the rate at the epoch's first step) and "seconds" (training only, validation not counted).
-        """
-        num_classes = self.num_classes or self.layers[-1].params["b"].shape[0]
-        channels = self.input_shape[0] if self.input_shape else None
-        x_val, y_val = validation_data if validation_data is not None else (x[:0], y[:0])
-        check_fit_arguments(x, y, x_val, y_val, channels, num_classes, epochs, batch_size, augment=bool(augment))
-        optimizer = optimizer or Adam(self.parameters())
-        base_learning_rate, rng = optimizer.learning_rate, np.random.default_rng(seed)
-        steps_per_epoch = -(-len(x) // batch_size)  # ceil(N / batch_size)
-        learning_rates = learning_rate_schedule(base_learning_rate, epochs * steps_per_epoch, schedule)  # (T,)
-        history = {key: [] for key in HISTORY_KEYS}
-        best_accuracy, best_weights, clock = -1.0, None, TrainingClock()
-        for epoch in range(1, epochs + 1):
-            start_seconds = clock.seconds()
-            epoch_rates = learning_rates[(epoch - 1) * steps_per_epoch:epoch * steps_per_epoch]
-            loss, accuracy, stopped = self.train_epoch(x, y, batch_size, optimizer, rng, epoch_rates, augment, epoch,
-                                                       verbose, step_callback, clock, (epoch - 1) * steps_per_epoch)
-            for key, value in zip(("seconds", "train_loss", "train_accuracy", "learning_rate"),
-                                  (clock.seconds() - start_seconds, loss, accuracy, float(epoch_rates[0]))):
-                history[key].append(value)
-            clock.pause()  # validation is not training
-            if validation_data is not None:
-                val_loss, val_accuracy = self.evaluate(x_val, y_val)
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(val_accuracy)
-                if restore_best and val_accuracy > best_accuracy:
-                    best_accuracy, best_weights = val_accuracy, self.weights()
-            if verbose:
-                print(epoch_line(history, epoch, epochs))
-            clock.resume()
-            if stopped:
-                break
-        optimizer.learning_rate = base_learning_rate
-        if best_weights is not None:
-            self._assign(best_weights, "the best validation epoch")
-        self.eval()
-        return history
-
-    def train_epoch(self, x, y, batch_size, optimizer, rng, learning_rates, augment=0, epoch=1, progress_bar=False,
-                    step_callback=None, clock=None, first_step=0):
-        """One pass over x (N, C, H, W), y (N,) in an order drawn from rng, batch b with learning_rates[b].
-
-        augment: shift each image by up to this many pixels (random_shift, drawn from the same rng), or a
-        function f(x_batch, rng) -> augmented x_batch (drawing_augmentation).
-        step_callback: called through clock.call after each step (see fit); first_step: steps done before.
-        Returns: (mean training loss, training accuracy) over the batches trained, and whether the
-        step_callback asked to stop. Raises FloatingPointError (`diverged`) when the loss stops being finite.
-        """
-        self.train()
-        order, loss_sum, correct, seen = rng.permutation(len(x)), 0.0, 0, 0  # (N,)
-        batches = range(0, len(x), batch_size)
-        if progress_bar and tqdm is not None:  # disable=None: a bar only on a terminal, never in a log file
-            batches = tqdm(batches, desc=f"epoch {epoch}", leave=False, unit="batch", disable=None)
-        for step, batch_start in enumerate(batches):
-            indices = order[batch_start:batch_start + batch_size]  # (B,)
-            optimizer.learning_rate = float(learning_rates[step])
-            if callable(augment):  # e.g. drawing_augmentation, the shipped explorer model's recipe
-                x_batch = augment(x[indices], rng)  # (B, C, H, W)
-            else:
-                x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]  # (B, C, H, W)
-            logits = self.forward(x_batch)  # (B, num_classes)
-            loss, dlogits = softmax_cross_entropy(logits, y[indices])
-            if not np.isfinite(loss):
-                raise diverged(loss, epoch, step, optimizer.learning_rate)
-            self.backward(dlogits)
-            optimizer.step()
-            loss_sum, seen = loss_sum + loss * len(indices), seen + len(indices)
-            correct += int((logits.argmax(axis=1) == y[indices]).sum())
-            if clock is not None and clock.call(step_callback, first_step + step + 1):
-                self.train()  # the callback may have evaluated the model
-                return loss_sum / seen, correct / seen, True
-        return loss_sum / seen, correct / seen, False
 
     def weights(self):
         """A copy of every parameter and buffer, keyed as `save` writes them ("0.W", "0.b", ...)."""
@@ -1442,8 +1171,8 @@ def make_deep_cnn(channels=(16, 32), convs_per_stage=2, hidden_units=128, dropou
     """cnn_pytorch's DeepCNN: stages of (conv 3x3 -> BatchNorm -> ReLU) x convs_per_stage -> max pool ->
     Dropout, then fully connected -> BatchNorm -> ReLU -> Dropout -> fully connected.
 
-    Note: the convolutions keep their bias, which BatchNorm's mean subtraction cancels (PyTorch and
-    Keras leave it out); only the parameter count differs, by the number of conv channels.
+    Note: the convolutions keep their bias, which BatchNorm's mean subtraction cancels (it is redundant);
+    the PyTorch and Keras DeepCNN keep it too, so that the three build the same layers.
     """
     rng = _rng_or_default(rng)
     layers, size, previous = [], image_size, in_channels
@@ -1473,19 +1202,6 @@ def make_mlp(hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28,
         in_features = hidden_units
     layers.append(FullyConnectedLayer(in_features, num_classes, init="xavier", rng=rng, dtype=dtype))
     return CNN(layers, input_shape=(in_channels, image_size, image_size), num_classes=num_classes)
-
-
-def weight_layers(model):
-    """The layers of a CNN that weight transfer copies, in order: convolution (W of 4 dims), fully
-    connected (W of 2 dims) and BatchNorm (gamma, beta and the running averages). Raises ValueError for
-    any other layer with parameters."""
-    layers = [layer for layer in model.layers if layer.params]
-    for layer in layers:
-        is_weight = set(layer.params) == {"W", "b"} and layer.params["W"].ndim in (2, 4)
-        if not is_weight and not isinstance(layer, BatchNormLayer):
-            raise ValueError(f"only convolution, fully connected and BatchNorm layers can be transferred, got "
-                             f"{layer!r} with params {sorted(layer.params)}")
-    return layers
 
 
 # --- Counting the work ---
@@ -1539,15 +1255,12 @@ def matrix_product_gflops(size=2048, repeats=5, dtype=np.float32):
     return 2 * size ** 3 / best / 1e9
 
 
-# --- The interface shared with cnn_pytorch.py and cnn_keras.py ---
-# experiments.py, visualize_features.py and explorer.py call these module-level functions, through
-# frameworks.py, in the same way for all three frameworks: the same arguments, defaults, return values
-# and errors (tests/test_conformance.py holds this). Here each is a thin wrapper around the CNN methods.
+# --- Training ---
+# One training loop for every NumPy network: `fit` below, with the arguments, defaults, history and
+# errors of cnn_pytorch.fit and cnn_keras.fit (interface.py, tests/test_conformance.py).
 
 MODELS = {"simple": make_simple_cnn, "deep": make_deep_cnn, "mlp": make_mlp, "cnn": make_cnn,
           "speedrun": make_speedrun_cnn}
-OPTIMIZERS = ("adam", "sgd")
-AUGMENT_SHIFT = 2  # fit(augment=True) in every module: random shifts of up to 2 pixels (random_shift)
 
 
 def build_model(name, **kwargs):
@@ -1557,8 +1270,9 @@ def build_model(name, **kwargs):
     return MODELS[name](**kwargs)
 
 
-def make_optimizer(model, optimizer, learning_rate, weight_decay, betas=(0.9, 0.999)):
-    """'adam': Adam, or AdamW with weight_decay > 0; 'sgd': SGD with momentum 0.9 (and L2 weight decay)."""
+def make_optimizer(model, optimizer="adam", learning_rate=2e-3, weight_decay=0.0, betas=(0.9, 0.999)):
+    """The optimizer over model.parameters(): 'adam' is Adam, or AdamW with weight_decay > 0; 'sgd' is
+    SGD with momentum 0.9 (and L2 weight decay). Returns it."""
     check_choice(optimizer, OPTIMIZERS, "optimizer")
     beta1, beta2 = check_betas(betas)
     if optimizer == "adam":
@@ -1567,35 +1281,133 @@ def make_optimizer(model, optimizer, learning_rate, weight_decay, betas=(0.9, 0.
     return SGD(model.parameters(), learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay)
 
 
+def training_batches(x, y, batch_size, rng, augment=None):
+    """Yield one epoch of (x_batch, y_batch), in an order drawn from rng: x_batch of shape (B, C, H, W),
+    passed through augment(x_batch, rng) when it is given (random_shift's draws come from the same rng,
+    after the order, exactly as in the other two modules)."""
+    order = rng.permutation(len(x))  # (N,)
+    for start in range(0, len(x), batch_size):
+        indices = order[start:start + batch_size]  # (B,)
+        x_batch = x[indices]  # (B, C, H, W)
+        yield (augment(x_batch, rng) if augment is not None else x_batch), y[indices]
+
+
+def train_epoch(model, batches, optimizer, learning_rates, hook, loss_function=softmax_cross_entropy):
+    """One pass over the batches, batch t with learning_rates[t]: forward, loss, backward, optimizer step.
+
+    Inputs: batches yielding (x_batch of shape (B, C, H, W), y_batch of shape (B,)); hook: the TrainingHook
+    asked after every step whether to stop; loss_function(logits, y) -> (loss, dlogits).
+    Returns: (mean training loss, training accuracy) over the batches trained, and whether the hook
+    asked to stop. Raises FloatingPointError (interface.diverged) when the loss stops being finite.
+    """
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for step, ((x_batch, y_batch), learning_rate) in enumerate(zip(batches, learning_rates)):
+        optimizer.learning_rate = float(learning_rate)
+        logits = model.forward(x_batch)  # (B, num_classes)
+        loss, dlogits = loss_function(logits, y_batch)
+        if not np.isfinite(loss):
+            raise diverged(loss, hook.epoch, step, optimizer.learning_rate)
+        model.backward(dlogits)
+        optimizer.step()
+        loss_sum, seen = loss_sum + loss * len(y_batch), seen + len(y_batch)
+        correct += int((logits.argmax(axis=1) == y_batch).sum())
+        if hook.end_step():
+            model.train()  # the hook may have evaluated the model
+            return loss_sum / seen, correct / seen, True
+    return loss_sum / seen, correct / seen, False
+
+
+def epoch_line(history, epoch, epochs):
+    """One line of progress: the epoch's training loss and accuracy, validation ones if any, seconds."""
+    line = (f"epoch {epoch}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
+            f"accuracy {history['train_accuracy'][-1]:.4f}")
+    if history["val_accuracy"]:
+        line += f", val_loss {history['val_loss'][-1]:.4f}, val_accuracy {history['val_accuracy'][-1]:.4f}"
+    return f"{line} ({history['seconds'][-1]:.1f} s)"
+
+
+def input_channels_and_classes(model):
+    """(channels of one image or None, number of classes): what fit and evaluate check data against."""
+    channels = model.input_shape[0] if model.input_shape else None
+    return channels, model.num_classes or model.layers[-1].params["b"].shape[0]
+
+
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
-        betas=(0.9, 0.999)):
-    """Train `model` and return its history; the same arguments, defaults and behaviour in all three modules.
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, hook=None,
+        betas=(0.9, 0.999), augmentation="shift", loss_function=softmax_cross_entropy,
+        optimizer_builder=make_optimizer):
+    """Mini-batch training of a CNN; returns its history. The same arguments, defaults and behaviour as
+    cnn_pytorch.fit and cnn_keras.fit.
 
     Inputs: x_* of shape (N, C, H, W), float in [0, 1]; y_* of shape (N,), int labels.
-    - seed: the data order and the augmentation draws (one np.random.default_rng(seed), as in the other two)
+    - seed: the data order and the augmentation draws, one np.random.default_rng(seed), as in the other
+      two modules, so the same seed gives the same history bit for bit
     - augment: True shifts each training image by up to AUGMENT_SHIFT pixels (random_shift)
-    - schedule: "cosine", "constant" or "one_cycle" (learning_rate_schedule); optimizer: "adam" (AdamW when
-      weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta1, beta2)
-    - restore_best: end with the weights of the best validation epoch (False: the last epoch's)
-    - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
-      stopped (seconds: training so far); a True return ends training (experiments.py's time to 99%)
-    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
-      learning_rate (at the epoch's first step) and seconds (training only).
+    - schedule: "cosine", "constant" or "one_cycle" (interface.learning_rate_schedule), one rate per step;
+      optimizer: "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta1, beta2)
+    - progress: one line per epoch, and a progress bar when the output is a terminal
+    - restore_best: end with the weights of the epoch with the best validation accuracy (chosen on
+      validation data, never on test data); False keeps the last epoch's
+    - hook: an interface.TrainingHook (its clock gives "seconds"; its on_step_end can stop training)
+    The NumPy module's own options, after the shared ones: augmentation "drawings" (drawing_augmentation,
+    the explorer model's recipe) instead of "shift"; loss_function(logits, y) -> (loss, dlogits) and
+    optimizer_builder(model, optimizer, learning_rate, weight_decay, betas), through which exercises.py
+    trains with the learner's own functions.
+    Returns: history, a dict of per-epoch lists: train_loss, train_accuracy (running means over each
+      epoch's batches, as Keras reports them), val_loss, val_accuracy, learning_rate (at the epoch's
+      first step) and seconds (training only, validation not counted).
     """
-    check_fit_arguments(x_train, y_train, x_val, y_val, model.input_shape[0] if model.input_shape else None,
-                        model.num_classes or model.layers[-1].params["b"].shape[0], epochs, batch_size, augment)
-    return model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
-                     optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay, betas),
-                     validation_data=(x_val, y_val), seed=seed, schedule=schedule,
-                     augment=AUGMENT_SHIFT if augment else 0, verbose=progress, restore_best=restore_best,
-                     step_callback=step_callback)
+    check_fit_arguments(x_train, y_train, x_val, y_val, *input_channels_and_classes(model), epochs, batch_size,
+                        augment)
+    for name, x in (("x_train", x_train), ("x_val", x_val)):
+        check_image_size(x, model.input_shape[1] if model.input_shape else None, name)
+    check_choice(augmentation, ("shift", "drawings"), "augmentation")
+    if augment:
+        augment = drawing_augmentation if augmentation == "drawings" else (
+            lambda x_batch, rng: random_shift(x_batch, AUGMENT_SHIFT, rng))
+    optimizer = optimizer_builder(model, optimizer, learning_rate, weight_decay, betas)
+    rng, steps_per_epoch = np.random.default_rng(seed), -(-len(x_train) // batch_size)  # ceil(N / batch_size)
+    learning_rates = learning_rate_schedule(learning_rate, epochs * steps_per_epoch, schedule)  # (T,)
+    history = {key: [] for key in HISTORY_KEYS}
+    best_accuracy, best_weights = -1.0, None
+    hook = hook or TrainingHook()
+    hook.start()
+    for epoch in range(1, epochs + 1):
+        hook.start_epoch(epoch)
+        start_seconds = hook.clock.seconds()
+        epoch_rates = learning_rates[(epoch - 1) * steps_per_epoch:epoch * steps_per_epoch]
+        batches = training_batches(x_train, y_train, batch_size, rng, augment or None)
+        if progress and tqdm is not None:  # disable=None: a bar only on a terminal, never in a log file
+            batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, unit="batch",
+                           disable=None)
+        loss, accuracy, stopped = train_epoch(model, batches, optimizer, epoch_rates, hook, loss_function)
+        for key, value in zip(("seconds", "train_loss", "train_accuracy", "learning_rate"),
+                              (hook.clock.seconds() - start_seconds, loss, accuracy, float(epoch_rates[0]))):
+            history[key].append(value)
+        with hook.clock.paused():  # validation is not training
+            val_loss, val_accuracy = model.evaluate(x_val, y_val)
+            history["val_loss"].append(val_loss)
+            history["val_accuracy"].append(val_accuracy)
+            if restore_best and val_accuracy > best_accuracy:
+                best_accuracy, best_weights = val_accuracy, model.weights()
+            if progress:
+                print(epoch_line(history, epoch, epochs))
+        if stopped:
+            break
+    optimizer.learning_rate = learning_rate
+    if best_weights is not None:
+        model._assign(best_weights, "the best validation epoch")
+    model.eval()
+    return history
 
 
 def evaluate(model, x, y, batch_size=256):
     """(mean cross-entropy loss, accuracy in [0, 1]) of a CNN on x of shape (N, C, H, W), y of shape (N,)."""
-    check_images(x, model.input_shape[0] if model.input_shape else None)
-    check_labels(y, len(x), model.num_classes or model.layers[-1].params["b"].shape[0])
+    channels, num_classes = input_channels_and_classes(model)
+    check_images(x, channels)
+    check_image_size(x, model.input_shape[1] if model.input_shape else None)
+    check_labels(y, len(x), num_classes)
     loss, accuracy = model.evaluate(x, y, batch_size)
     return float(loss), float(accuracy)
 
@@ -1624,7 +1436,8 @@ def main():
     parser = training_parser("Train the NumPy SimpleCNN on MNIST and report test accuracy.", epochs=6,
                              batch_size=64, learning_rate=2e-3,
                              quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch")
-    parser.add_argument("--augment", type=int, default=2, help="random shifts of up to this many pixels (0: off)")
+    parser.add_argument("--no-augment", action="store_true",
+                        help=f"train on the images as they are (default: random shifts of up to {AUGMENT_SHIFT} pixels)")
     parser.add_argument("--augment-drawings", action="store_true",
                         help="instead, tilt, slant, zoom, shift and thin or thicken the strokes of each image, as "
                              "drawings on the explorer's pad vary (drawing_augmentation; the shipped model's recipe)")
@@ -1634,21 +1447,20 @@ def main():
     data, epochs = load_mnist(seed=args.seed), args.epochs
     if args.quick:  # a smoke test that finishes in seconds; the accuracy is far from the full run's
         data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), 1
-    x_train, y_train = data.x_train, data.y_train
-    print(f"train {x_train.shape}, validation {data.x_val.shape}, test {data.x_test.shape}")
+    print(f"train {data.x_train.shape}, validation {data.x_val.shape}, test {data.x_test.shape}")
     model = make_simple_cnn(rng=np.random.default_rng(args.seed))
     print(model.summary())
-    optimizer = Adam(model.parameters(), learning_rate=args.learning_rate)
     start_time = time.perf_counter()
-    model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-              validation_data=(data.x_val, data.y_val), seed=args.seed,
-              augment=drawing_augmentation if args.augment_drawings else args.augment)
+    # restore_best=False: the last epoch's weights, as the shipped model (models/README.md) was trained.
+    fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, augment=not args.no_augment, restore_best=False,
+        augmentation="drawings" if args.augment_drawings else "shift")
     training_seconds = time.perf_counter() - start_time
-    test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test)
+    test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
     print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {epochs} epoch(s), "
           f"training time {training_seconds:.1f} s")
     if args.save:
-        model.save(args.save)
+        save(model, args.save)
         print(f"saved to {args.save}")
 
 

@@ -77,11 +77,11 @@ with native_stderr_silenced(not VERBOSE):
     tf.config.list_physical_devices()  # the device search that logs a missing CUDA driver, while silenced
 import numpy as np  # noqa: E402
 
-from cnn_from_scratch import (  # noqa: E402  (NumPy only: the checks, errors and shifts all three modules share)
-    AUGMENT_SHIFT, OPTIMIZERS, SCHEDULES as SHARED_SCHEDULES, TrainingClock, atomic_save, check_betas, check_choice,
-    check_fit_arguments, check_images, check_kernel_size, check_labels, conv_output_size, diverged,
-    learning_rate_schedule, random_shift, softmax_cross_entropy, weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser  # noqa: E402
+from interface import (  # noqa: E402  (NumPy only: the checks, errors and shifts all three modules share)
+    AUGMENT_SHIFT, OPTIMIZERS, SCHEDULES as SHARED_SCHEDULES, TrainingHook, atomic_save, check_betas, check_choice,
+    check_fit_arguments, check_image_size, check_images, check_kernel_size, check_labels, conv_output_size, diverged,
+    learning_rate_schedule, mean_cross_entropy, random_shift, weight_layers)
 
 # --- Seeds ---
 
@@ -351,7 +351,7 @@ SCHEDULES = SHARED_SCHEDULES + ("warmup_cosine", "plateau")  # the shared ones, 
 
 @keras.saving.register_keras_serializable(package="cnn_keras")
 class StepRates(keras.optimizers.schedules.LearningRateSchedule):
-    """A learning rate read step by step from a precomputed array (cnn_from_scratch.learning_rate_schedule),
+    """A learning rate read step by step from a precomputed array (interface.learning_rate_schedule),
     so that Keras follows the other two modules' rates exactly."""
 
     def __init__(self, rates):
@@ -373,7 +373,7 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
     is 0) with these betas; "sgd" is SGD with momentum 0.9.
     schedule: "cosine": learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no
     warm-up, as in the other two modules; "constant"; "one_cycle", the rates of
-    cnn_from_scratch.learning_rate_schedule (StepRates); Keras's own "warmup_cosine" (linear warm-up from
+    interface.learning_rate_schedule (StepRates); Keras's own "warmup_cosine" (linear warm-up from
     learning_rate / 10 over the first 20% of the steps, then a cosine down to 0, a one-cycle shape) and
     "plateau" (a constant rate that the ReduceLROnPlateau callback of `fit` halves when the validation
     loss stalls).
@@ -406,7 +406,7 @@ def shuffled_batches(x, y, batch_size, epochs, seed, augmentation=None, augmente
     """Yield (x_batch, y_batch) for `epochs` epochs, x_batch of shape (B, H, W, C), from x of shape (N, C, H, W).
 
     Each epoch's order is drawn from np.random.default_rng(seed), and with augmentation="shift" each
-    batch's shifts from the same generator: the draws of cnn_from_scratch.CNN.fit and cnn_pytorch.fit,
+    batch's shifts from the same generator: the draws of cnn_from_scratch.fit and cnn_pytorch.fit,
     so that with the same seed the three frameworks see the same batches in the same order.
     augmentation="affine": augmenter (a Keras model of augmentation layers) in training mode instead.
     A plain generator, because Keras reads it in order on one thread (a keras.utils.PyDataset is
@@ -425,37 +425,36 @@ def shuffled_batches(x, y, batch_size, epochs, seed, augmentation=None, augmente
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Records each epoch's learning rate (at its first step) and its seconds of training, on the
-    TrainingClock of the other two modules: validation and the step_callback are left out. Stops
-    training with cnn_from_scratch.diverged, as the other two modules do, when a batch's loss is not
-    finite, and when the step_callback returns True."""
+    """The shared TrainingHook inside Keras's own loop: records each epoch's learning rate (at its first
+    step) and its seconds of training on the hook's clock (validation and the hook's own time left out),
+    and stops training with interface.diverged, as the other two modules do, when a batch's loss is not
+    finite, and when the hook says so."""
 
-    def __init__(self, step_callback=None):
+    def __init__(self, hook):
         super().__init__()
-        self.seconds, self.learning_rate, self.step_callback = [], [], step_callback
-        self.clock, self.step, self.epoch, self.epoch_start = None, 0, 0, None
+        self.seconds, self.learning_rate, self.hook, self.epoch_start = [], [], hook, None
 
     def on_train_begin(self, logs=None):
-        self.clock = TrainingClock()
+        self.hook.start()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.clock.resume()
+        self.hook.clock.resume()
+        self.hook.start_epoch(epoch + 1)
         self.learning_rate.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        self.epoch, self.epoch_start = epoch + 1, self.clock.seconds()
+        self.epoch_start = self.hook.clock.seconds()
 
     def on_train_batch_end(self, batch, logs=None):
         if logs and not np.isfinite(logs.get("loss", 0.0)):
-            raise diverged(logs["loss"], self.epoch, batch,
+            raise diverged(logs["loss"], self.hook.epoch, batch,
                            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self.step += 1
-        if self.clock.call(self.step_callback, self.step):
+        if self.hook.end_step():
             self.model.stop_training = True
 
     def on_test_begin(self, logs=None):
         if self.epoch_start is not None:
-            self.seconds.append(self.clock.seconds() - self.epoch_start)
+            self.seconds.append(self.hook.clock.seconds() - self.epoch_start)
             self.epoch_start = None
-        self.clock.pause()  # validation is not training
+        self.hook.clock.pause()  # validation is not training
 
     def on_epoch_end(self, epoch, logs=None):
         self.on_test_begin()  # an epoch without validation
@@ -481,7 +480,7 @@ def training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedu
 
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, hook=None,
         betas=(0.9, 0.999), augmentation="shift", patience=None, run_dir=None, extra_callbacks=()):
     """Compile and train `model`; the shared arguments and defaults are those of every module.
 
@@ -493,8 +492,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - schedule: "cosine", "constant", "one_cycle" or Keras's own "warmup_cosine" and "plateau"; optimizer:
       "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta_1, beta_2)
     - restore_best: end with the best validation epoch's weights (False: the last epoch's)
-    - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
-      stopped (seconds: training so far); a True return ends training
+    - hook: an interface.TrainingHook (its clock gives "seconds"; its on_step_end can stop training)
     - progress: Keras's per-epoch output (a bar on a terminal, one line per epoch in a log)
     Keras's own options, after the shared ones: augmentation "affine" (the augmentation_layers: each
     image rotated, shifted and zoomed) instead of "shift"; patience (EarlyStopping on val_accuracy);
@@ -506,13 +504,15 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     x_train, x_val = channels_first_for(model, x_train), channels_first_for(model, x_val)
     check_fit_arguments(x_train, y_train, x_val, y_val, model.input_shape[-1], model.output_shape[-1], epochs,
                         batch_size, augment)
+    for name, x in (("x_train", x_train), ("x_val", x_val)):
+        check_image_size(x, model.input_shape[1], name)
     check_choice(augmentation, ("shift", "affine"), "augmentation")
     steps_per_epoch = -(-len(x_train) // batch_size)  # ceil(N / batch_size)
     augmenter = keras.Sequential(augmentation_layers(seed=seed)) if augment and augmentation == "affine" else None
     batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed,
                                augmentation if augment else None, augmenter)
     compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer, betas)
-    recorder = EpochRecorder(step_callback)
+    recorder = EpochRecorder(hook or TrainingHook())
     callbacks = training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedule) + list(extra_callbacks)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     logs = model.fit(batches, steps_per_epoch=steps_per_epoch, validation_data=(to_channels_last(x_val),
@@ -534,12 +534,13 @@ def predict_logits(model, x, batch_size=1000):
 def evaluate(model, x, y, batch_size=256):
     """(mean cross-entropy loss, accuracy in [0, 1]) on images of shape (N, C, H, W) (or the model's
     (N, H, W, C)), y of shape (N,); checked as in the other two modules; works on any model, compiled
-    or not (the loss is cnn_from_scratch.softmax_cross_entropy of the logits)."""
+    or not (the loss is interface.mean_cross_entropy of the logits, in float64)."""
     x = channels_first_for(model, x)
     check_images(x, model.input_shape[-1])
+    check_image_size(x, model.input_shape[1])
     check_labels(y, len(x), model.output_shape[-1])
     logits = predict_logits(model, x, batch_size).astype(np.float64)  # (N, num_classes)
-    loss, _ = softmax_cross_entropy(logits, np.asarray(y))
+    loss = mean_cross_entropy(logits, np.asarray(y))
     return float(loss), float(np.mean(logits.argmax(axis=1) == y))
 
 
@@ -551,7 +552,7 @@ def count_parameters(model):
 # --- Save and load ---
 
 
-def save_model(model, path):
+def save(model, path):
     """Save a model (architecture, weights, optimizer state) as a `.keras` zip archive, atomically.
 
     The archive is written to a temporary file in the same folder and then renamed over `path`
@@ -564,8 +565,8 @@ def save_model(model, path):
     return path
 
 
-def load_model(path):
-    """Load a model saved by `save_model` (or model.save); a missing or corrupt file gives a clear error."""
+def load(path):
+    """Load a model saved by `save` (or model.save); a missing or corrupt file gives a clear error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved Keras model at {str(path)!r}")
@@ -576,16 +577,6 @@ def load_model(path):
         return keras.models.load_model(path)
     except Exception as error:  # Keras raises many types for a damaged archive; name the file once
         raise ValueError(f"could not load the Keras model in {str(path)!r}: {type(error).__name__}: {error}") from error
-
-
-def save(model, path):
-    """The shared interface's save: save_model (an atomic .keras file)."""
-    return save_model(model, path)
-
-
-def load(path):
-    """The shared interface's load: load_model."""
-    return load_model(path)
 
 
 # --- Weight transfer with the NumPy CNN ---
@@ -752,7 +743,7 @@ def main():
     print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(data.x_test)} images)")
     print(f"training time: {train_seconds:.1f} s")
     if args.save:
-        print(f"saved {save_model(model, args.save)}")
+        print(f"saved {save(model, args.save)}")
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cnn_from_scratch import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, SCHEDULES, TrainingClock, atomic_save, check_betas,
-                              check_choice, check_fit_arguments, check_images, check_kernel_size, check_labels,
-                              conv_output_size, diverged, learning_rate_schedule, random_shift, weight_layers)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser
+from interface import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, SCHEDULES, TrainingHook, atomic_save, check_betas,
+                       check_choice, check_fit_arguments, check_image_size, check_images, check_kernel_size,
+                       check_labels, conv_output_size, diverged, learning_rate_schedule, random_shift, weight_layers)
 
 # --- Seeds and device ---
 
@@ -105,8 +105,8 @@ class SimpleCNN(nn.Module):
     Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32), kernel_size=3, hidden_units=128,
-                 image_size=28):
+    def __init__(self, channels=(16, 32), kernel_size=3, hidden_units=128, in_channels=1, image_size=28,
+                 num_classes=10):
         super().__init__()
         check_kernel_size(kernel_size)
         channels_1, channels_2 = channels
@@ -118,6 +118,7 @@ class SimpleCNN(nn.Module):
         size = image_size
         for _ in range(2):  # conv keeps the size for odd kernels, pooling halves it: 28 -> 14 -> 7
             size = conv_output_size(conv_output_size(size, kernel_size, 1, padding), 2, 2, 0)
+        self.image_size = image_size  # the size its Linear layer was built for (fit and evaluate check it)
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (N, C2, size, size) -> (N, C2 * size * size), in C, H, W order like the NumPy FlattenLayer
             nn.Linear(channels_2 * size * size, hidden_units), nn.ReLU(),
@@ -137,8 +138,8 @@ class DeepCNN(nn.Module):
     Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32), convs_per_stage=2, hidden_units=128,
-                 dropout=0.2, image_size=28):
+    def __init__(self, channels=(16, 32), convs_per_stage=2, hidden_units=128, dropout=0.2, in_channels=1,
+                 image_size=28, num_classes=10):
         super().__init__()
         layers, size = [], image_size
         for out_channels in channels:
@@ -147,7 +148,7 @@ class DeepCNN(nn.Module):
                 in_channels = out_channels
             layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
             size = conv_output_size(size, 2, 2, 0)  # 28 -> 14 -> 7
-        self.features = nn.Sequential(*layers)
+        self.features, self.image_size = nn.Sequential(*layers), image_size
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (N, C, size, size) -> (N, C * size * size)
             nn.Linear(in_channels * size * size, hidden_units), nn.BatchNorm1d(hidden_units), nn.ReLU(),
@@ -186,7 +187,7 @@ class ResNetCNN(nn.Module):
     Inputs: x of shape (N, in_channels, H, W). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32, 64), blocks_per_stage=1, dropout=0.0):
+    def __init__(self, channels=(16, 32, 64), blocks_per_stage=1, dropout=0.0, in_channels=1, num_classes=10):
         super().__init__()
         layers = [conv_bn_relu(in_channels, channels[0])]
         in_channels = channels[0]
@@ -221,7 +222,7 @@ class SeparableCNN(nn.Module):
     Inputs: x of shape (N, in_channels, H, W). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, channels=(16, 32, 64), convs_per_stage=2):
+    def __init__(self, channels=(16, 32, 64), convs_per_stage=2, in_channels=1, num_classes=10):
         super().__init__()
         layers = [conv_bn_relu(in_channels, channels[0])]
         in_channels = channels[0]
@@ -243,14 +244,15 @@ class MLP(nn.Module):
     Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, hidden_sizes=(512, 256), dropout=0.2, image_size=28):
+    def __init__(self, hidden_sizes=(512, 256), dropout=0.2, in_channels=1, image_size=28, num_classes=10):
         super().__init__()
         layers, in_features = [nn.Flatten()], in_channels * image_size * image_size  # (N, C, H, W) -> (N, C*H*W)
         for hidden_units in hidden_sizes:
-            layers += [nn.Linear(in_features, hidden_units), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(in_features, hidden_units), nn.ReLU()]
+            layers += [nn.Dropout(dropout)] if dropout else []  # no layer for p = 0, as in the other two modules
             in_features = hidden_units
         layers.append(nn.Linear(in_features, num_classes))
-        self.layers = nn.Sequential(*layers)
+        self.layers, self.image_size = nn.Sequential(*layers), image_size
 
     def forward(self, x):
         return self.layers(x)
@@ -295,7 +297,7 @@ def make_cnn(num_conv_layers=2, activation="relu", base_channels=16, kernel_size
     layers += [nn.Dropout(dropout)] if dropout else []
     layers.append(nn.Linear(hidden_units, num_classes))
     model = nn.Sequential(*layers)
-    model.build_spec = {"name": "cnn", "kwargs": arguments}
+    model.build_spec, model.image_size = {"name": "cnn", "kwargs": arguments}, image_size
     return model
 
 
@@ -303,12 +305,14 @@ def make_speedrun_cnn(in_channels=1, image_size=28, num_classes=10):
     """The network of the fastest published MNIST recipe, layer for layer the NumPy `make_speedrun_cnn`:
     Conv 5x5 (24) ReLU MaxPool2 -> Conv 3x3 (32) ReLU MaxPool2 -> Flatten -> Linear 256 ReLU -> Linear."""
     size = (conv_output_size(image_size, 5, 1, 0) // 2 - 2) // 2  # 28 -> 24 -> 12 -> 10 -> 5
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Conv2d(in_channels, 24, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(24, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),  # (N, 32, 5, 5) -> (N, 800), in C, H, W order
         nn.Linear(32 * size * size, 256), nn.ReLU(),
         nn.Linear(256, num_classes))
+    model.image_size = image_size  # the size its Linear layer was built for (fit and evaluate check it)
+    return model
 
 
 MODELS = {"simple": SimpleCNN, "deep": DeepCNN, "residual": ResNetCNN, "separable": SeparableCNN, "mlp": MLP,
@@ -381,14 +385,27 @@ def input_channels_and_classes(model):
     return (convolutions[0].in_channels if convolutions else None), linears[-1].out_features
 
 
+def as_numpy(array):
+    """A tensor's values as a NumPy array (no copy on the CPU), so that the checks read tensors too."""
+    return array.detach().cpu().numpy() if torch.is_tensor(array) else array
+
+
+def check_data(model, x, y):
+    """The checks of the other two modules (interface.py), for NumPy arrays and tensors alike: images of
+    shape (N, C, H, W) with the model's channels and the size it was built for (model.image_size, None
+    for a network that takes any size), labels in range."""
+    x, y = as_numpy(x), as_numpy(y)
+    channels, num_classes = input_channels_and_classes(model)
+    check_images(x, channels)
+    check_image_size(x, getattr(model, "image_size", None))
+    check_labels(y, len(x), num_classes)
+
+
 @torch.inference_mode()
 def evaluate(model, x, y, batch_size=256):
     """(mean cross-entropy loss, accuracy in [0, 1]) of `model` on x of shape (N, C, H, W), y of shape (N,)
-    (NumPy arrays, checked as in the other two modules, or tensors)."""
-    if isinstance(x, np.ndarray):
-        channels, num_classes = input_channels_and_classes(model)
-        check_images(x, channels)
-        check_labels(y, len(x), num_classes)
+    (NumPy arrays or tensors, checked as in the other two modules)."""
+    check_data(model, x, y)
     x, y = to_tensors(x, y, next(model.parameters()).device)
     model.eval()
     total_loss, correct = 0.0, 0
@@ -400,77 +417,22 @@ def evaluate(model, x, y, batch_size=256):
     return total_loss / len(x), correct / len(x)
 
 
-def augment_batch(images, index, augmentation, rng, generator, x_numpy):
-    """The training batch x[index], augmented: "shift" moves each image by up to AUGMENT_SHIFT pixels
-    with the NumPy random_shift and the run's rng (the same draws as the other two modules),
-    "affine" rotates, shifts and zooms each image (random_affine), "torchvision" applies one
-    v2.RandomAffine draw to the whole batch; None leaves the batch alone."""
-    if augmentation == "shift":
-        shifted = random_shift(x_numpy[index.cpu().numpy()], AUGMENT_SHIFT, rng)  # (B, C, H, W)
-        return torch.from_numpy(shifted).to(images.device)
-    if augmentation == "affine":
-        return random_affine(images, generator)  # its own transform for each image
-    if augmentation == "torchvision":
-        return torchvision_affine()(images)  # one transform for the whole batch
-    return images
-
-
-def train_one_epoch(model, optimizer, scheduler, x, y, batch_size, rng, augmentation=None, generator=None,
-                    label_smoothing=0.0, progress=False, epoch=1, x_numpy=None, step_callback=None, clock=None,
-                    first_step=0):
-    """One pass over x (N, C, H, W), y (N,) in an order drawn from the NumPy generator rng.
-
-    augmentation: None, "shift", "affine" or "torchvision" (augment_batch); x_numpy: x as a NumPy array,
-    which "shift" cuts its batches from. step_callback: called through clock.call after each step
-    (see fit); first_step: the steps done before this epoch.
-    Returns: (mean training loss, training accuracy) over the batches trained (with dropout and
-    augmentation on), and whether the step_callback asked to stop.
-    Raises FloatingPointError (cnn_from_scratch.diverged) when the loss stops being finite.
-    """
-    model.train()
-    order = torch.as_tensor(rng.permutation(len(x)), device=x.device)  # (N,), as cnn_from_scratch.CNN.fit draws it
-    total_loss, correct, seen = 0.0, 0, 0
-    # disable=None draws the bar only on a terminal, so a log file gets no carriage-return updates.
-    batches = tqdm(range(0, len(x), batch_size), desc=f"epoch {epoch}", leave=False,
-                   disable=None if progress else True)
-    for step, start in enumerate(batches):
-        index = order[start:start + batch_size]
-        inputs = augment_batch(x[index], index, augmentation, rng, generator, x_numpy)  # (B, C, H, W)
-        labels = y[index]  # (B,)
-        logits = model(inputs)  # (B, num_classes)
-        loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-        if not torch.isfinite(loss):
-            raise diverged(loss.item(), epoch, step, optimizer.param_groups[0]["lr"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss, seen = total_loss + loss.item() * len(index), seen + len(index)
-        correct += (logits.argmax(dim=1) == labels).sum().item()
-        batches.set_postfix(loss=f"{loss.item():.4f}")
-        if clock is not None and clock.call(step_callback, first_step + step + 1):
-            model.train()  # the callback may have evaluated the model
-            return total_loss / seen, correct / seen, True
-    return total_loss / seen, correct / seen, False
-
-
-def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, schedule="cosine", optimizer="adam",
-                   betas=(0.9, 0.999)):
-    """The optimizer and a per-step learning-rate schedule. Returns (optimizer, scheduler).
-
-    optimizer: "adam" is AdamW (Adam when weight_decay is 0) with these betas; "sgd" is SGD with momentum 0.9.
-    schedule: "cosine": lr_t = learning_rate * (1 + cos(pi * t / T)) / 2 over T steps, no warm-up;
-    "constant"; "one_cycle": the rates of cnn_from_scratch.learning_rate_schedule, step for step. The
-    same three schedules in all three modules.
-    """
+def make_optimizer(model, optimizer="adam", learning_rate=2e-3, weight_decay=0.0, betas=(0.9, 0.999)):
+    """The optimizer over model.parameters(), as in cnn_from_scratch: "adam" is AdamW (Adam when
+    weight_decay is 0) with these betas; "sgd" is SGD with momentum 0.9 (and L2 weight decay). Returns it."""
     check_choice(optimizer, OPTIMIZERS, "optimizer")
-    check_choice(schedule, SCHEDULES, "schedule")
     if optimizer == "adam":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
-                                      betas=check_betas(betas))
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9, weight_decay=weight_decay)
-    total_steps = epochs * steps_per_epoch
+        return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
+                                 betas=check_betas(betas))
+    return torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, total_steps, schedule="cosine"):
+    """A per-step learning-rate schedule of the optimizer's rate lr_0 over total_steps steps: "cosine",
+    lr_t = lr_0 * (1 + cos(pi * t / T)) / 2, no warm-up; "constant"; "one_cycle", the rates of
+    interface.learning_rate_schedule, step for step. The same three schedules in all three modules."""
+    check_choice(schedule, SCHEDULES, "schedule")
+    learning_rate = optimizer.param_groups[0]["lr"]
     if schedule == "one_cycle":
         rates = learning_rate_schedule(learning_rate, total_steps, schedule)  # (T,)
         factor = lambda step: float(rates[min(step, total_steps - 1)]) / learning_rate  # noqa: E731
@@ -478,24 +440,76 @@ def make_optimizer(model, learning_rate, weight_decay, epochs, steps_per_epoch, 
         factor = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))  # noqa: E731
     else:
         factor = lambda step: 1.0  # noqa: E731
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def training_batches(x, y, batch_size, rng, augment=None):
+    """Yield one epoch of (images of shape (B, C, H, W), labels of shape (B,)) in an order drawn from the
+    NumPy generator rng, as cnn_from_scratch.training_batches draws it; augment(images, index) changes
+    the images of a batch when it is given."""
+    order = torch.as_tensor(rng.permutation(len(x)), device=x.device)  # (N,)
+    for start in range(0, len(x), batch_size):
+        index = order[start:start + batch_size]  # (B,)
+        yield (augment(x[index], index) if augment is not None else x[index]), y[index]
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, hook, label_smoothing=0.0):
+    """One pass over the batches: forward, loss, backward, optimizer step, scheduler step.
+
+    Inputs: batches yielding (images of shape (B, C, H, W), labels of shape (B,)); hook: the TrainingHook
+    asked after every step whether to stop; label_smoothing: as F.cross_entropy's.
+    Returns: (mean training loss, training accuracy) over the batches trained (with dropout and
+    augmentation on), and whether the hook asked to stop.
+    Raises FloatingPointError (interface.diverged) when the loss stops being finite.
+    """
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for step, (inputs, labels) in enumerate(batches):
+        logits = model(inputs)  # (B, num_classes)
+        loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        if not torch.isfinite(loss):
+            raise diverged(loss.item(), hook.epoch, step, optimizer.param_groups[0]["lr"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss, seen = total_loss + loss.item() * len(labels), seen + len(labels)
+        correct += (logits.argmax(dim=1) == labels).sum().item()
+        if hook.end_step():
+            model.train()  # the hook may have evaluated the model
+            return total_loss / seen, correct / seen, True
+    return total_loss / seen, correct / seen, False
+
+
+def batch_augmentation(augmentation, x_numpy, rng, generator):
+    """augment(images, index) for training_batches: "shift" moves each image by up to AUGMENT_SHIFT pixels
+    with interface.random_shift and the run's rng (the same draws as the other two modules), "affine"
+    rotates, shifts and zooms each image (random_affine), "torchvision" applies one v2.RandomAffine
+    draw to the whole batch; None leaves the batches alone."""
+    if augmentation == "shift":
+        return lambda images, index: torch.from_numpy(
+            random_shift(x_numpy[index.cpu().numpy()], AUGMENT_SHIFT, rng)).to(images.device)  # (B, C, H, W)
+    if augmentation == "affine":
+        return lambda images, index: random_affine(images, generator)  # its own transform for each image
+    if augmentation == "torchvision":
+        return lambda images, index: torchvision_affine()(images)  # one transform for the whole batch
+    return None
 
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
-        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, step_callback=None,
+        progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, hook=None,
         betas=(0.9, 0.999), augmentation="shift", label_smoothing=0.0, patience=None, log=print):
     """Train `model` and return its history; the shared arguments and defaults are those of every module.
 
-    Inputs: x_* of shape (N, C, H, W) and y_* of shape (N,), NumPy arrays (checked, then moved to the
-    model's device) or tensors.
+    Inputs: x_* of shape (N, C, H, W) and y_* of shape (N,), NumPy arrays or tensors (checked, then
+    moved to the model's device).
     - seed: the data order and the shift draws, one np.random.default_rng(seed) as in the other two
       modules, so that the same seed gives the same batches in all three; dropout masks follow set_seed
     - augment: True shifts each training image by up to AUGMENT_SHIFT pixels, as everywhere
-    - schedule: "cosine", "constant" or "one_cycle" (cnn_from_scratch.learning_rate_schedule); optimizer:
-      "adam" (AdamW when weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta1, beta2)
+    - schedule: "cosine", "constant" or "one_cycle" (make_scheduler); optimizer: "adam" (AdamW when
+      weight_decay > 0) or "sgd" (momentum 0.9); betas: Adam's (beta1, beta2)
     - restore_best: end with the best validation epoch's weights (False: the last epoch's)
-    - step_callback: step_callback(step, seconds) after every optimizer step, with the training clock
-      stopped (seconds: training so far); a True return ends training
+    - hook: an interface.TrainingHook (its clock gives "seconds"; its on_step_end can stop training)
     PyTorch's own options, after the shared ones: augmentation "affine" (each image rotated, shifted and
     zoomed, random_affine) or "torchvision" (one v2.RandomAffine draw per batch) instead of "shift";
     label_smoothing; patience: stop after this many epochs without a better validation accuracy;
@@ -503,48 +517,54 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
       learning_rate (at the epoch's first step) and seconds (training only).
     """
-    if isinstance(x_train, np.ndarray):
-        channels, num_classes = input_channels_and_classes(model)
-        check_fit_arguments(x_train, y_train, x_val, y_val, channels, num_classes, epochs, batch_size, augment)
+    check_fit_arguments(as_numpy(x_train), as_numpy(y_train), as_numpy(x_val), as_numpy(y_val),
+                        *input_channels_and_classes(model), epochs, batch_size, augment)
+    for name, x in (("x_train", x_train), ("x_val", x_val)):
+        check_image_size(as_numpy(x), getattr(model, "image_size", None), name)
     check_choice(augmentation, ("shift", "affine", "torchvision"), "augmentation")
     device = next(model.parameters()).device
-    x_numpy = np.asarray(x_train.cpu() if torch.is_tensor(x_train) else x_train, dtype=np.float32)
+    x_numpy = np.asarray(as_numpy(x_train), dtype=np.float32)
     x_train, y_train = to_tensors(x_train, y_train, device)
     x_val, y_val = to_tensors(x_val, y_val, device)
-    rng = np.random.default_rng(seed)  # the data order and the shifts, drawn as cnn_from_scratch.CNN.fit draws them
+    rng = np.random.default_rng(seed)  # the data order and the shifts, drawn as cnn_from_scratch.fit draws them
     generator = torch.Generator().manual_seed(seed)  # "affine" augmentation (dropout follows set_seed's global seed)
-    optimizer, scheduler = make_optimizer(model, learning_rate, weight_decay, epochs,
-                                          math.ceil(len(x_train) / batch_size), schedule, optimizer, betas)
+    augment_function = batch_augmentation(augmentation if augment else None, x_numpy, rng, generator)
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    optimizer = make_optimizer(model, optimizer, learning_rate, weight_decay, betas)
+    scheduler = make_scheduler(optimizer, epochs * steps_per_epoch, schedule)
     history = {key: [] for key in HISTORY_KEYS}
     best_accuracy, best_state, epochs_without_improvement = -1.0, None, 0
-    clock, steps_per_epoch = TrainingClock(), math.ceil(len(x_train) / batch_size)
+    hook = hook or TrainingHook()
+    hook.start()
     for epoch in range(1, epochs + 1):
-        start_seconds = clock.seconds()
+        hook.start_epoch(epoch)
+        start_seconds = hook.clock.seconds()
         history["learning_rate"].append(optimizer.param_groups[0]["lr"])
-        train_loss, train_accuracy, stopped = train_one_epoch(
-            model, optimizer, scheduler, x_train, y_train, batch_size, rng, augmentation if augment else None,
-            generator, label_smoothing, progress, epoch, x_numpy, step_callback, clock, (epoch - 1) * steps_per_epoch)
+        # disable=None draws the bar only on a terminal, so a log file gets no carriage-return updates.
+        batches = tqdm(training_batches(x_train, y_train, batch_size, rng, augment_function), total=steps_per_epoch,
+                       desc=f"epoch {epoch}", leave=False, disable=None if progress else True)
+        train_loss, train_accuracy, stopped = train_one_epoch(model, batches, optimizer, scheduler, hook,
+                                                              label_smoothing)
         if device.type == "cuda":
             torch.cuda.synchronize()  # the clock stops when the GPU's work is done, not when it was queued
-        history["seconds"].append(clock.seconds() - start_seconds)
-        clock.pause()  # validation is not training
-        val_loss, val_accuracy = evaluate(model, x_val, y_val)
-        for key, value in zip(("train_loss", "train_accuracy", "val_loss", "val_accuracy"),
-                              (train_loss, train_accuracy, val_loss, val_accuracy)):
-            history[key].append(value)
-        if progress:
-            log(f"epoch {epoch:2d}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
-                f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  ({history['seconds'][-1]:.1f} s)")
-        if val_accuracy > best_accuracy:
-            best_accuracy, epochs_without_improvement = val_accuracy, 0
-            best_state = copy.deepcopy(model.state_dict()) if restore_best else None
-        else:
-            epochs_without_improvement += 1
-            if patience is not None and epochs_without_improvement >= patience:
-                if progress:
-                    log(f"early stopping: no better validation accuracy for {patience} epochs")
-                break
-        clock.resume()
+        history["seconds"].append(hook.clock.seconds() - start_seconds)
+        with hook.clock.paused():  # validation is not training
+            val_loss, val_accuracy = evaluate(model, x_val, y_val)
+            for key, value in zip(("train_loss", "train_accuracy", "val_loss", "val_accuracy"),
+                                  (train_loss, train_accuracy, val_loss, val_accuracy)):
+                history[key].append(value)
+            if progress:
+                log(f"epoch {epoch:2d}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  "
+                    f"val loss {val_loss:.4f} acc {val_accuracy:.4f}  ({history['seconds'][-1]:.1f} s)")
+            if val_accuracy > best_accuracy:
+                best_accuracy, epochs_without_improvement = val_accuracy, 0
+                best_state = copy.deepcopy(model.state_dict()) if restore_best else None
+            else:
+                epochs_without_improvement += 1
+                if patience is not None and epochs_without_improvement >= patience:
+                    if progress:
+                        log(f"early stopping: no better validation accuracy for {patience} epochs")
+                    break
         if stopped:
             break
     if restore_best:
@@ -552,7 +572,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     return history
 
 
-# --- Checkpoints ---
+# --- Save and load ---
 
 
 def build_spec_of(model, model_name=None, model_kwargs=None):
@@ -566,9 +586,11 @@ def build_spec_of(model, model_name=None, model_kwargs=None):
     return {"name": name, "kwargs": dict(model_kwargs or {})}
 
 
-def save_checkpoint(model, path, model_name=None, model_kwargs=None, history=None):
-    """Save the state_dict and how to build the model again (build_spec_of) atomically: a temp file,
-    then os.replace, so that an interrupted save never leaves a half-written checkpoint behind."""
+def save(model, path, model_name=None, model_kwargs=None, history=None):
+    """Save the state_dict and how to build the model again (build_spec_of) to a .pt file, atomically:
+    a temporary file, then os.replace, so that an interrupted save never leaves a half-written file.
+    Returns the Path. PyTorch's own options: model_name and model_kwargs name a model that build_model
+    did not build; history is stored beside the weights."""
     spec = build_spec_of(model, model_name, model_kwargs)
     checkpoint = {"model_name": spec["name"], "model_kwargs": spec["kwargs"], "history": history,
                   "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()}}
@@ -576,10 +598,10 @@ def save_checkpoint(model, path, model_name=None, model_kwargs=None, history=Non
     return Path(path)
 
 
-def load_checkpoint(path, model=None, device="cpu"):
-    """Load a checkpoint written by save_checkpoint into `model` (or a model rebuilt from the
-    checkpoint's name and kwargs). Returns (model, checkpoint dict).
-    Raises ValueError for a corrupt file or weights that do not fit the model."""
+def load(path, device="cpu", model=None):
+    """The model of a file written by `save`, built again from its name and kwargs (or the weights loaded
+    into `model`), on `device`, in evaluation mode. Raises ValueError for a corrupt file or weights that
+    do not fit the model."""
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
@@ -587,7 +609,7 @@ def load_checkpoint(path, model=None, device="cpu"):
     except Exception as error:  # a truncated zip, a pickle error, ...
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{path}: expected a dict with a 'state_dict' (written by save_checkpoint), "
+        raise ValueError(f"{path}: expected a dict with a 'state_dict' (written by save), "
                          f"got {type(checkpoint).__name__}")
     if model is None:
         if checkpoint.get("model_name") is None:
@@ -597,19 +619,7 @@ def load_checkpoint(path, model=None, device="cpu"):
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:  # missing or unexpected keys, shape mismatches
         raise ValueError(f"{path}: the weights do not fit {type(model).__name__}: {error}") from None
-    return model.to(device), checkpoint
-
-
-def save(model, path, model_name=None, model_kwargs=None):
-    """The shared interface's save: save_checkpoint, atomic, with how to build the model again; returns
-    the Path. model_name and model_kwargs (PyTorch's own) name a model that build_model did not build."""
-    return save_checkpoint(model, path, model_name, model_kwargs)
-
-
-def load(path, device="cpu"):
-    """The shared interface's load: the model of a checkpoint written by `save`, built again from its
-    name and kwargs, in evaluation mode."""
-    return load_checkpoint(path, device=device)[0].eval()
+    return model.to(device).eval()
 
 
 # --- Weight transfer with the NumPy CNN ---
@@ -743,7 +753,7 @@ def main():
     print(f"test accuracy: {100 * test_accuracy:.2f}% (loss {test_loss:.4f}, {len(x_test)} images)")
     print(f"training time: {train_seconds:.1f} s")
     if args.save:
-        save_checkpoint(model, args.save, model_name=args.model, history=history)
+        save(model, args.save, model_name=args.model, history=history)
         print(f"saved {args.save}")
 
 
