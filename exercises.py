@@ -3,22 +3,29 @@
 The README teaches each piece of the NumPy CNN; here you write it. `start` writes a file of empty
 functions with the signatures and docstrings (shapes included) of the project's own functions, read
 from cnn_from_scratch.py itself, so they cannot drift from the code. `check` runs your functions on
-small inputs chosen to catch the classic mistakes (stride 2, padding, a batch of 1, odd sizes, pooling
-windows with tied maxima), compares them with the project's functions, which are the solutions, and
-your gradients with centred finite differences. It shows the first wrong value, and a hint when your
-answer equals the answer of a known mistake. `train` builds the SimpleCNN from your functions.
+small inputs chosen to catch the classic mistakes (stride 2, padding, a batch of 1, odd sizes, a
+non-square kernel, pooling windows with tied maxima), compares them with the project's functions, which
+are the solutions, and your gradients with centred finite differences. A failure shows the first wrong
+value, the largest difference against the tolerance, a line that reproduces the case in a REPL, and a
+hint when your answer equals the answer of a known mistake. A function that calls another exercise
+(conv2d_backward calling your col2im) waits until that one passes. `train` trains the SimpleCNN made of
+your functions as soon as the ones it uses pass.
 
 Run it (NumPy alone is enough):
     python exercises.py start                  # writes my_cnn.py (never over an existing file)
     python exercises.py check                  # each exercise: passed, wrong, waiting or not started
     python exercises.py check relu_forward relu_backward --file my_cnn.py
-    python exercises.py train --quick          # once all pass: your network on MNIST
+    python exercises.py train --quick          # once the SimpleCNN's functions pass: your network on MNIST
+    python exercises.py train --quick --batchnorm --dropout 0.25   # with your BatchNorm and dropout too
     python exercises.py check --solutions      # the project's own functions pass (CI runs this)
 
-In a REPL:
+In a REPL or a notebook:
     >>> import exercises
     >>> [exercise.name for exercise in exercises.EXERCISES][:3]
     ['conv2d_forward_naive', 'conv2d_backward_naive', 'im2col']
+    >>> result = exercises.check("relu_forward", exercises.SOLUTIONS.relu_forward)  # prints the verdict
+    relu_forward  passed  2 cases
+    >>> args, expected = exercises.case("relu_forward", 1)  # the arguments of a check, and the solution's outputs
     >>> results = exercises.check_all(exercises.SOLUTIONS)    # {name: Result(name, status, details)}
 """
 import argparse
@@ -27,7 +34,6 @@ import importlib.util
 import inspect
 import sys
 import textwrap
-import time
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -37,11 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from cnn_from_scratch import (Adam, BatchNormLayer, ConvolutionLayer, DropoutLayer, FullyConnectedLayer, Layer,
-                              PoolingLayer, ReLULayer, SigmoidLayer, atomic_save, col2im, conv2d_backward,
-                              conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, conv_output_size, im2col,
-                              make_simple_cnn, numerical_gradient, pool2d_backward, pool2d_forward, random_shift,
-                              rel_error, softmax_cross_entropy, to_chwn)
+                              PoolingLayer, ReLULayer, SigmoidLayer, col2im, conv2d_backward, conv2d_backward_naive,
+                              conv2d_forward, conv2d_forward_naive, fit, im2col, make_simple_cnn, numerical_gradient,
+                              pool2d_backward, pool2d_forward, rel_error, softmax_cross_entropy, to_chwn)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
+from interface import atomic_save, conv_output_size
 
 DEFAULT_FILE = "my_cnn.py"
 TOLERANCE = 1e-9  # float64: your answer against the solution, relative to the solution's largest value
@@ -180,11 +186,19 @@ def dropout_backward(dout, cache):
 # version takes the arguments of the check (for a backward pass: dout, then the forward pass's
 # arguments) and returns the compared outputs, or None for an output it says nothing about.
 
-def conv_windows_at_i(x, w, b, stride, padding):
-    """Window (i, j) starting at (i, j) instead of (i * stride, j * stride)."""
-    H_out = conv_output_size(x.shape[2], w.shape[2], stride, padding)
-    W_out = conv_output_size(x.shape[3], w.shape[3], stride, padding)
-    return conv2d_forward(x, w, b, 1, padding)[0][:, :, :H_out, :W_out]
+def conv_slip(x, w, b, stride, padding, steps=None, sizes_from=None):
+    """conv2d_forward with windows stepping by `steps` (a stride forgotten in one direction or both), or with
+    (H_out, W_out) computed from the kernel sizes `sizes_from` (W_out from HH): its windows are right, their
+    number is not."""
+    HH, WW = sizes_from or w.shape[2:]
+    H_out, W_out = conv_output_size(x.shape[2], HH, stride, padding), conv_output_size(x.shape[3], WW, stride, padding)
+    return conv2d_forward(x, w, b, steps or stride, padding)[0][:, :, :H_out, :W_out]
+
+
+def kernel_sizes(w, height_from="HH", width_from="WW"):
+    """(HH, WW) of w, or one of them taken from the other: the width-from-height slip."""
+    sizes = dict(HH=w.shape[2], WW=w.shape[3])
+    return sizes[height_from], sizes[width_from]
 
 
 def conv_output_unordered(x, w, b, stride, padding):
@@ -193,12 +207,21 @@ def conv_output_unordered(x, w, b, stride, padding):
     return np.ascontiguousarray(to_chwn(out)).reshape(out.shape)  # (F, H_out, W_out, N) memory read as NCHW
 
 
+WINDOW_START_HINT = ("window (i, j) starts at row i * stride and column j * stride: the stride applies in both "
+                     "directions")
+SIZES_HINT = "H_out comes from the kernel's height HH, W_out from its width WW: W_out = 1 + (W + 2 * P - WW) // stride"
 CONV_FORWARD_MISTAKES = [
     ("the kernel is flipped: this is cross-correlation, window element (u, v) meets w[f, c, u, v] as it is",
      lambda x, w, b, stride, padding: conv2d_forward(x, w[:, :, ::-1, ::-1], b, stride, padding)[0]),
     ("the bias is missing: add b[f] to every output of filter f",
      lambda x, w, b, stride, padding: conv2d_forward(x, w, np.zeros_like(b), stride, padding)[0]),
-    ("window (i, j) starts at row i * stride and column j * stride", conv_windows_at_i),
+    (WINDOW_START_HINT, partial(conv_slip, steps=(1, 1))),
+    (WINDOW_START_HINT, lambda x, w, b, stride, padding: conv_slip(x, w, b, stride, padding, steps=(stride, 1))),
+    (WINDOW_START_HINT, lambda x, w, b, stride, padding: conv_slip(x, w, b, stride, padding, steps=(1, stride))),
+    (SIZES_HINT, lambda x, w, b, stride, padding: conv_slip(x, w, b, stride, padding,
+                                                            sizes_from=kernel_sizes(w, width_from="HH"))),
+    (SIZES_HINT, lambda x, w, b, stride, padding: conv_slip(x, w, b, stride, padding,
+                                                            sizes_from=kernel_sizes(w, height_from="WW"))),
     ("pad x with `padding` zeros on each side first: np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))",
      lambda x, w, b, stride, padding: conv2d_forward(x, w, b, stride, 0)[0]),
 ]
@@ -232,6 +255,7 @@ def conv_backward_unordered_dout(dout, x, w, b, stride, padding):
     return dx, (dout_rows @ cols.T).reshape(w.shape), dout_rows.sum(axis=1)
 
 
+SUM_NOT_MEAN_HINT = "{} is a sum, not a mean: dout already holds the loss's 1/N, do not divide by N again"
 CONV_BACKWARD_MISTAKES = [
     ("dx must have x's shape: crop the padding off, dx = dx_pad[:, :, P:P + H, P:P + W]",
      partial(conv_backward_loops, crop=False)),
@@ -241,6 +265,10 @@ CONV_BACKWARD_MISTAKES = [
      partial(conv_backward_loops, add=False)),
     ("db[f] sums dout over n, i and j: dout.sum(axis=(0, 2, 3))",
      lambda dout, x, w, b, stride, padding: (None, None, dout.sum(axis=(2, 3)))),
+    (SUM_NOT_MEAN_HINT.format("db"), lambda dout, x, w, b, stride, padding: (None, None, dout.mean(axis=(0, 2, 3)))),
+    (SUM_NOT_MEAN_HINT.format("db"), lambda dout, x, w, b, stride, padding: (None, None, dout.sum(axis=(0, 2, 3)) / len(x))),
+    (SUM_NOT_MEAN_HINT.format("dw"),
+     lambda dout, x, w, b, stride, padding: (None, conv_backward_loops(dout, x, w, b, stride, padding)[1] / len(x), None)),
 ]
 VECTORIZED_CONV_BACKWARD_MISTAKES = CONV_BACKWARD_MISTAKES + [
     ("dout is (N, F, H_out, W_out): to_chwn(dout).reshape(F, -1) puts its columns in the (i, j, n) order of "
@@ -252,6 +280,16 @@ def im2col_columns_nij(x, HH, WW, stride, padding):
     """im2col with its columns in (n, i, j) order."""
     cols = im2col(x, HH, WW, stride, padding)
     return cols.reshape(len(cols), -1, x.shape[0]).transpose(0, 2, 1).reshape(len(cols), -1)
+
+
+def im2col_slip(x, HH, WW, stride, padding, steps=None, sizes_from=None):
+    """im2col with windows stepping by `steps`, or (H_out, W_out) computed from the kernel sizes `sizes_from`."""
+    (sh, sw), (ph, pw), (kh, kw) = stride, padding, sizes_from or (HH, WW)
+    steps = steps or stride
+    H_out, W_out = conv_output_size(x.shape[2], kh, sh, ph), conv_output_size(x.shape[3], kw, sw, pw)
+    H_all, W_all = conv_output_size(x.shape[2], HH, steps[0], ph), conv_output_size(x.shape[3], WW, steps[1], pw)
+    cols = im2col(x, HH, WW, steps, padding).reshape(-1, H_all, W_all, x.shape[0])  # (C * HH * WW, H_all, W_all, N)
+    return cols[:, :H_out, :W_out].reshape(len(cols), -1)
 
 
 def col2im_columns_nij(dcols, x_shape, HH, WW, stride, padding):
@@ -286,8 +324,12 @@ IM2COL_MISTAKES = [
          x.shape[1], HH * WW, -1).transpose(1, 0, 2).reshape(x.shape[1] * HH * WW, -1)),
     ("pad x first: the windows slide over x_pad",
      lambda x, HH, WW, stride, padding: im2col(x, HH, WW, stride, (0, 0))),
-    ("window (i, j) starts at row i * stride and column j * stride",
-     lambda x, HH, WW, stride, padding: im2col(x, HH, WW, (1, 1), padding)),
+    (WINDOW_START_HINT, lambda x, HH, WW, stride, padding: im2col(x, HH, WW, (1, 1), padding)),
+    (WINDOW_START_HINT, partial(im2col_slip, steps=(1, 1))),
+    (WINDOW_START_HINT, lambda x, HH, WW, stride, padding: im2col_slip(x, HH, WW, stride, padding, (stride[0], 1))),
+    (WINDOW_START_HINT, lambda x, HH, WW, stride, padding: im2col_slip(x, HH, WW, stride, padding, (1, stride[1]))),
+    (SIZES_HINT, lambda x, HH, WW, stride, padding: im2col_slip(x, HH, WW, stride, padding, sizes_from=(HH, HH))),
+    (SIZES_HINT, lambda x, HH, WW, stride, padding: im2col_slip(x, HH, WW, stride, padding, sizes_from=(WW, WW))),
 ]
 COL2IM_MISTAKES = [
     (ADD_HINT, partial(col2im_assigned, by_window=True)),
@@ -298,6 +340,14 @@ COL2IM_MISTAKES = [
     (COLUMN_ORDER_HINT, col2im_columns_nij),
 ]
 
+def pool_slip(x, kernel_size, stride, mode, rows=True, columns=True):
+    """pool2d_forward whose windows step by 1 instead of the stride in the rows (rows=False) or the columns."""
+    stride = stride or kernel_size
+    H_out, W_out = conv_output_size(x.shape[2], kernel_size, stride, 0), conv_output_size(x.shape[3], kernel_size, stride, 0)
+    steps = (stride if rows else 1, stride if columns else 1)
+    return pool2d_forward(x, kernel_size, steps, mode)[0][:, :, :H_out, :W_out]
+
+
 POOL_FORWARD_MISTAKES = [
     ("this is the other mode's answer: mode 'max' takes each window's maximum, 'avg' its mean",
      lambda x, kernel_size, stride, mode: pool2d_forward(x, kernel_size, stride, "avg" if mode == "max" else "max")[0]),
@@ -305,10 +355,12 @@ POOL_FORWARD_MISTAKES = [
      lambda x, kernel_size, stride, mode: pool2d_forward(x, kernel_size, stride or 1, mode)[0]),
     ("window (i, j) starts at row i * stride and column j * stride, and the stride need not be the kernel size",
      lambda x, kernel_size, stride, mode: pool2d_forward(x, kernel_size, None, mode)[0]),
+    (WINDOW_START_HINT, lambda x, kernel_size, stride, mode: pool_slip(x, kernel_size, stride, mode, rows=False)),
+    (WINDOW_START_HINT, lambda x, kernel_size, stride, mode: pool_slip(x, kernel_size, stride, mode, columns=False)),
 ]
 
 
-def pool_backward_loops(dout, x, kernel_size, stride, mode, ties="first", add=True, divide=True):
+def pool_backward_loops(dout, x, kernel_size, stride, mode, ties="first", add=True, divide="k * k"):
     """pool2d_backward_naive's loops with one classic mistake switched on."""
     k, s = kernel_size, stride or kernel_size
     dx = np.zeros_like(x)
@@ -316,7 +368,7 @@ def pool_backward_loops(dout, x, kernel_size, stride, mode, ties="first", add=Tr
         rows, cols = slice(i * s, i * s + k), slice(j * s, j * s + k)
         window, grad = x[n, c, rows, cols], np.zeros((k, k))
         if mode == "avg":
-            grad[...] = dout[n, c, i, j] / (k * k if divide else 1)
+            grad[...] = dout[n, c, i, j] / {"k * k": k * k, "k": k, "1": 1}[divide]
         elif ties == "all":
             grad[window == window.max()] = dout[n, c, i, j]
         else:
@@ -335,7 +387,9 @@ POOL_BACKWARD_MISTAKES = [
     ("send each window's gradient to its first maximum (np.argmax's, row-major), not its last",
      partial(pool_backward_loops, ties="last")),
     ("average pooling: each of a window's kernel_size ** 2 inputs gets dout / kernel_size ** 2",
-     partial(pool_backward_loops, divide=False)),
+     partial(pool_backward_loops, divide="1")),
+    ("average pooling: each of a window's kernel_size ** 2 inputs gets dout / kernel_size ** 2, not / kernel_size",
+     partial(pool_backward_loops, divide="k")),
     (ADD_HINT, partial(pool_backward_loops, add=False)),
 ]
 
@@ -374,19 +428,20 @@ FULLY_CONNECTED_BACKWARD_MISTAKES = [
     ("dW must have W's shape (D, M): dW = x.T @ dout", lambda dout, x, W, b: (None, dout.T @ x, None)),
     ("dx = dout @ W.T: the gradient goes back through W transposed", lambda dout, x, W, b: (dout @ W, None, None)),
     ("db sums dout over the batch, axis 0", lambda dout, x, W, b: (None, None, dout.sum(axis=1))),
-    ("db is a sum, not a mean: dout already holds the loss's 1/N",
-     lambda dout, x, W, b: (None, None, dout.mean(axis=0))),
+    (SUM_NOT_MEAN_HINT.format("db"), lambda dout, x, W, b: (None, None, dout.mean(axis=0))),
+    (SUM_NOT_MEAN_HINT.format("dW"), lambda dout, x, W, b: (None, x.T @ dout / len(x), None)),
 ]
 
 
-def softmax_mistake(logits, y, axis=1, shift=True, mean=True, divide=True, one_hot=True):
+def softmax_mistake(logits, y, axis=1, shift=True, mean=True, divide=True, one_hot=True, rows=True, log_eps=0.0):
     """softmax_cross_entropy with one classic mistake switched off or on."""
     z = logits - logits.max(axis=axis, keepdims=True) if shift else logits
     p = np.exp(z) / np.exp(z).sum(axis=axis, keepdims=True)
     N = len(y)
-    losses = -np.log(p[np.arange(N), y])
+    picked = np.arange(N) if rows else slice(None)  # rows=False: p[:, y], every row at every label, (N, N)
+    losses = -np.log(p[picked, y] + log_eps)
     dlogits = p.copy()
-    dlogits[np.arange(N), y] -= 1 if one_hot else 0
+    dlogits[picked, y] -= 1 if one_hot else 0
     return (losses.mean() if mean else losses.sum()), (dlogits / N if divide else dlogits)
 
 
@@ -406,15 +461,22 @@ SOFTMAX_MISTAKES = [
      partial(softmax_mistake, axis=0)),
     ("subtract 1 at each row's label: dlogits = (p - one_hot(y)) / N", partial(softmax_mistake, one_hot=False)),
     ("the loss is one number, the mean over the batch", lambda logits, y: (softmax_losses(logits, y), None)),
-]
+    ("p[:, y] is (N, N), every row at every label: take one value per row, p[np.arange(N), y]",
+     partial(softmax_mistake, rows=False)),
+] + [("log(p + eps) is not log p where p is tiny (exp(-40)): compute log p as a log-softmax, z - log(sum(exp(z))) "
+      "with z the logits minus each row's maximum", partial(softmax_mistake, log_eps=eps))
+     for eps in (1e-15, 1e-12, 1e-10, 1e-9, 1e-8, 1e-7)]
 
 
-def adam_textbook(w, dw, m, v, t, learning_rate, beta1, beta2, eps, correct=True, t_offset=0, square=True, root=True):
+def adam_textbook(w, dw, m, v, t, learning_rate, beta1, beta2, eps, correct=True, t_offset=0, square=True, root=True,
+                  eps_inside=False):
     """Kingma and Ba's Algorithm 1 as PyTorch writes it (eps after the bias corrections), with switches."""
     m = beta1 * m + (1 - beta1) * dw
     v = beta2 * v + (1 - beta2) * (dw * dw if square else dw)
     t = t + t_offset
     m_hat, v_hat = (m / (1 - beta1 ** t), v / (1 - beta2 ** t)) if correct else (m, v)
+    if eps_inside:
+        return w - learning_rate * m_hat / np.sqrt(v_hat + eps), m, v
     return w - learning_rate * m_hat / ((np.sqrt(v_hat) if root else v_hat) + eps), m, v
 
 
@@ -425,6 +487,7 @@ ADAM_MISTAKES = [
     ("t counts the steps from 1: the first step has t = 1", partial(adam_textbook, t_offset=1)),
     ("v is the running mean of the squared gradient, dw * dw", partial(adam_textbook, square=False)),
     ("divide by sqrt(v_hat) + eps, the root of the running mean of dw * dw", partial(adam_textbook, root=False)),
+    ("eps goes outside the square root: m_hat / (sqrt(v_hat) + eps)", partial(adam_textbook, eps_inside=True)),
     ("use the arguments beta1, beta2 and eps, not their default values",
      lambda w, dw, m, v, t, learning_rate, beta1, beta2, eps: adam_step(w, dw, m, v, t, learning_rate)),
 ]
@@ -486,7 +549,8 @@ def conv_cases(rng):
     shapes = [((2, 3, 7, 5), (4, 3, 3, 3), 1, 1),  # "same" padding, H != W
               ((1, 2, 8, 7), (3, 2, 3, 2), 2, 1),  # a batch of 1, stride 2, odd sizes, a 3x2 kernel
               ((3, 1, 6, 6), (2, 1, 2, 2), 2, 0),  # no padding, windows side by side
-              ((2, 2, 5, 6), (2, 2, 3, 3), 1, 2)]  # padding wider than the kernel's half
+              ((2, 2, 5, 6), (2, 2, 3, 3), 1, 2),  # padding wider than the kernel's half
+              ((2, 2, 6, 6), (3, 2, 3, 2), 1, 0)]  # W_out from HH would give 4 columns, not 5
     return [(rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0]), stride,
              padding) for x_shape, w_shape, stride, padding in shapes]
 
@@ -1119,35 +1183,22 @@ class LearnerAdam(Adam):
             layer.params[key][...], m[...], v[...] = w, m_new, v_new
 
 
-def train_network(model, functions, x, y, epochs, batch_size, learning_rate, seed, augment, verbose=True):
-    """CNN.fit's loop (shuffling and shifts drawn from `seed`, Adam, cosine schedule) with the learner's
-    loss and Adam step, so that the solutions reproduce `python cnn_from_scratch.py` exactly."""
-    optimizer = LearnerAdam(functions.adam_step, model.parameters(), learning_rate)
-    rng = np.random.default_rng(seed)
-    total_steps, step = epochs * -(-len(x) // batch_size), 0  # ceil(N / batch_size) steps per epoch
-    model.train()
-    for epoch in range(1, epochs + 1):
-        start_time, order, loss_sum = time.perf_counter(), rng.permutation(len(x)), 0.0
-        for batch_start in range(0, len(x), batch_size):
-            indices = order[batch_start:batch_start + batch_size]
-            optimizer.learning_rate = float(learning_rate * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
-            x_batch = random_shift(x[indices], augment, rng) if augment else x[indices]
-            loss, dlogits = functions.softmax_cross_entropy(model.forward(x_batch), y[indices])
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"training diverged: the loss became {loss} at step {step}")
-            model.backward(dlogits)
-            optimizer.step()
-            step += 1
-            loss_sum += float(loss) * len(indices)
-        if verbose:
-            print(f"epoch {epoch}/{epochs}: loss {loss_sum / len(x):.4f} ({time.perf_counter() - start_time:.1f} s)")
-    model.eval()
+def train_network(model, functions, data, epochs, seed, progress=True):
+    """Train `model` with cnn_from_scratch.fit, the project's one training loop, on data.x_train (validated
+    on data.x_val), with the learner's loss and Adam step, and the settings of `python cnn_from_scratch.py`
+    (EPOCHS ... AUGMENT below), so that the solutions reproduce its test accuracy exactly. Returns model."""
+    def learner_adam(model, optimizer, learning_rate, weight_decay, betas):  # fit's optimizer_builder
+        return LearnerAdam(functions.adam_step, model.parameters(), learning_rate)
+
+    fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE, seed=seed, augment=AUGMENT, progress=progress, restore_best=False,
+        loss_function=functions.softmax_cross_entropy, optimizer_builder=learner_adam)
     return model
 
 
 # The settings of `python cnn_from_scratch.py` (its main()), so that the two runs can be compared; --quick
 # trains on data.py's slice of MNIST, as every script's --quick does.
-EPOCHS, QUICK_EPOCHS, BATCH_SIZE, LEARNING_RATE, AUGMENT = 6, 1, 64, 2e-3, 2
+EPOCHS, QUICK_EPOCHS, BATCH_SIZE, LEARNING_RATE, AUGMENT = 6, 1, 64, 2e-3, True  # AUGMENT: shifts of 2 pixels
 
 
 def train(path, quick, seed):
@@ -1161,12 +1212,11 @@ def train(path, quick, seed):
     data, epochs = load_mnist(seed=seed), EPOCHS
     if quick:
         data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), QUICK_EPOCHS
-    x, y = data.x_train, data.y_train
+    x = data.x_train
     print(f"All {len(results)} exercises pass. Training the SimpleCNN made of your functions: {len(x):,} images, "
           f"{epochs} epoch(s), seed {seed}")
     try:
-        model = train_network(learner_network(module, np.random.default_rng(seed)), module, x, y, epochs, BATCH_SIZE,
-                              LEARNING_RATE, seed, AUGMENT)
+        model = train_network(learner_network(module, np.random.default_rng(seed)), module, data, epochs, seed)
     except Exception as error:  # float32 inputs or MNIST's sizes can reach code that the checks did not
         print("training stopped:\n  " + "\n  ".join(error_lines(error, str(Path(path).resolve()))))
         return 1

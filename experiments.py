@@ -77,7 +77,8 @@ import cnn_pytorch  # the sweeps and transfer train PyTorch models; cnn_keras is
 import torch
 from data import load_mnist
 from frameworks import FRAMEWORKS, copy_numpy_weights, fix_malloc_thresholds, framework_module, to_device
-from report import SWEEPS, atomic_write, summarize, write_figures, write_report
+from interface import TrainingHook
+from report import atomic_write, summarize, write_figures, write_report
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results"
@@ -108,6 +109,7 @@ class Budget:
     time_to_99_seeds: int  # and time_to_99 these first ones
 
 
+SWEEPS = ("depth", "activations", "efficiency", "ablation")  # PyTorch models on the sweep budget (sweep_config)
 ALL = ("frameworks", "time_to_99", "depth", "activations", "efficiency", "ablation", "transfer")
 # The long budget's epochs: as many as fit its 2 hours on two cores; whether they are enough, the "epochs"
 # experiment checks.
@@ -286,7 +288,7 @@ def train_time_to_target(context, config, seed):
     frameworks, until the test accuracy reaches the target.
 
     The test accuracy is measured every 1/checks_per_epoch of an epoch, with the training clock stopped
-    (fit's step_callback), and training ends at the first check that reaches the target. The test set
+    (an interface.TrainingHook given to fit), and training ends at the first check that reaches the target. The test set
     serves only to stop the clock: nothing is chosen by it (restore_best=False; the validation split is
     fit's validation data, as everywhere). Recorded beside it: the FLOPs of one training image
     (count_flops) and this process's matrix-product speed (matrix_product_gflops), the machine's limit.
@@ -313,7 +315,7 @@ def train_time_to_target(context, config, seed):
     flops = cnn_from_scratch.count_flops(numpy_model)
     metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
                              data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
-                             fingerprint(numpy_model.weights().values()), step_callback=check_test_accuracy,
+                             fingerprint(numpy_model.weights().values()), hook=TrainingHook(check_test_accuracy),
                              schedule=config["schedule"], betas=tuple(config["betas"]), **SAME_RECIPE)
     reached = next(((step, seconds) for step, seconds, accuracy in checks if accuracy >= config["target"]), None)
     # A run that stops mid-epoch trained last_step steps, not whole epochs: its speed from those.

@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cnn_pytorch import (DeepCNN, SimpleCNN, choose_device, count_parameters, evaluate, make_optimizer,  # noqa: E402
-                         set_seed, to_tensors, train_one_epoch)
+                         make_scheduler, set_seed, to_tensors, train_one_epoch, training_batches)
+from interface import TrainingHook  # noqa: E402
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist  # noqa: E402
 
 
@@ -66,8 +67,9 @@ def main():
     half_sizes = (len(x_train) // 2, len(x_train) - len(x_train) // 2)
     num_halves = round(2 * args.epochs)  # the test accuracy is checked after every half epoch
     total_steps = sum(math.ceil(half_sizes[half % 2] / args.batch_size) for half in range(num_halves))
-    optimizer, scheduler = make_optimizer(model, args.learning_rate, 1e-4, epochs=1, steps_per_epoch=total_steps,
-                                          schedule="one_cycle")
+    optimizer = make_optimizer(model, "adam", args.learning_rate, weight_decay=1e-4)
+    scheduler = make_scheduler(optimizer, total_steps, schedule="one_cycle")
+    hook = TrainingHook()
     generator = torch.Generator().manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)  # the batch order within each half epoch
     print(f"{type(model).__name__}, channels {tuple(args.channels)}, hidden units {args.hidden_units}: "
@@ -77,7 +79,8 @@ def main():
         if half % 2 == 0:  # a new shuffle every epoch, split into two halves
             order = torch.randperm(len(x_train), generator=generator).to(device)
         index = order[:half_sizes[0]] if half % 2 == 0 else order[half_sizes[0]:]
-        train_one_epoch(model, optimizer, scheduler, x_train[index], y_train[index], args.batch_size, rng)
+        batches = training_batches(x_train[index], y_train[index], args.batch_size, rng)
+        train_one_epoch(model, batches, optimizer, scheduler, hook)
         _, accuracy = evaluate(model, x_test, y_test)
         seconds, epochs_done = time.perf_counter() - start, (half + 1) / 2
         print(f"epoch {epochs_done:.1f}: test accuracy {100 * accuracy:.2f}% at {seconds:.1f} s")
