@@ -1,24 +1,27 @@
-"""Statistics, summary.json, RESULTS.md and the figures of experiments.py, from its runs.jsonl alone.
+"""summary.json, RESULTS.md and the figures of experiments.py, from its runs.jsonl alone.
 
 experiments.py trains and records, and says what it planned (the runs, the budget, the recipes, the
 transfer methods); this module only reads what was recorded, so that `python experiments.py --report`
 rebuilds every table and figure without training or loading any data, and every number in RESULTS.md
-is one of summary.json, which is computed from runs.jsonl. It imports no framework.
+is one of summary.json, which is computed from runs.jsonl. It imports no framework and no figures
+module; the tests and intervals come from stats.py. The story, top to bottom: the summary (each
+configuration's statistics and its comparison with a reference), the tables of RESULTS.md written
+from it, then the figures; matplotlib is imported only when a figure is drawn (new_figure).
 
+Run it:
+    python experiments.py --report      # summary.json, RESULTS.md and plots/experiments_* from results/
 In a REPL:
-    >>> from report import describe, welch_test
-    >>> round(describe([0.990, 0.991, 0.993])["std"], 6)
-    0.001528
+    >>> import json, report
+    >>> summary = json.load(open("results/summary.json"))
+    >>> print("\n".join(report.section_sweep(summary, "depth", "Depth", "")))
 """
 import json
 import math
 from dataclasses import asdict
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
-ALPHA = 0.05  # the family-wise error rate of each table's comparisons (Holm-Bonferroni)
-POWER = 0.8  # "would be detected 80% of the time": the power behind each table's detectable difference
+from stats import ALPHA, POWER, describe, detectable_difference, difference_test, holm
 
 # LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to document recognition",
 # and Simard, Steinkraus and Platt (2003): published, not measured here.
@@ -34,108 +37,6 @@ WRITE_UP_CLAIMS = {
     "depth": {"1 conv block": 0.932, "2 conv blocks": 0.967, "3 conv blocks": 0.971, "4 conv blocks": 0.969},
     "activations": {"ReLU": 0.967, "Leaky ReLU": 0.971, "ELU": 0.965, "Tanh": 0.923},
 }
-
-# --- Statistics ---
-
-
-def describe(values):
-    """Mean, standard deviation (ddof=1), n, min, max, median and quartiles, and the 95% t-interval of the mean.
-
-    Inputs: a sequence of numbers (None entries, e.g. a target never reached, are left out).
-    Returns: dict; std and ci95 are None for fewer than two values.
-    """
-    values = np.asarray([value for value in values if value is not None], dtype=np.float64)
-    n = len(values)
-    if n == 0:
-        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "median": None, "q1": None, "q3": None,
-                "ci95": None}
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if n > 1 else None
-    ci95 = None
-    if n > 1:
-        from scipy.stats import t  # noqa: PLC0415 (scipy comes with scikit-learn)
-
-        half_width = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)  # t_{0.975, n-1} * s / sqrt(n)
-        ci95 = [mean - half_width, mean + half_width]
-    q1, median, q3 = (float(value) for value in np.percentile(values, [25, 50, 75]))
-    return {"n": n, "mean": mean, "std": std, "min": float(values.min()), "max": float(values.max()),
-            "median": median, "q1": q1, "q3": q3, "ci95": ci95}
-
-
-def difference_test(a, b, paired):
-    """Test mean(a) == mean(b), two-sided, with scipy: the paired t-test (ttest_rel) when the runs are
-    paired by seed (the same initial weights and batch order in both arms), Welch's unequal-variance
-    t-test (ttest_ind, equal_var=False) otherwise.
-
-    Inputs: a, b: sequences of numbers; paired a[i] with b[i] when paired (then len(a) == len(b)).
-    Returns: dict with test ("paired t" or "Welch t"), t, df and p; t, df and p are None with fewer than
-    two values on a side (or two pairs), and p is 1.0 or 0.0 when both sides are constant.
-    """
-    from scipy import stats  # noqa: PLC0415
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    name = "paired t" if paired else "Welch t"
-    if len(a) < 2 or len(b) < 2:
-        return {"test": name, "t": None, "df": None, "p": None}
-    if (np.ptp(a - b) == 0) if paired else (np.ptp(a) == 0 and np.ptp(b) == 0):  # no spread: t is undefined
-        return {"test": name, "t": None, "df": None, "p": 1.0 if np.mean(a) == np.mean(b) else 0.0}
-    if paired:
-        result, df = stats.ttest_rel(a, b), len(a) - 1
-    else:
-        result = stats.ttest_ind(a, b, equal_var=False)
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
-    return {"test": name, "t": float(result.statistic), "df": float(df), "p": float(result.pvalue)}
-
-
-def holm(p_values):
-    """Holm-Bonferroni adjusted p-values, in the order given (None stays None and is not counted).
-
-    Sort the m p-values: p_(1) <= ... <= p_(m); adjusted p_(i) = max over j <= i of min(1, (m - j + 1) p_(j)).
-    A comparison is a detected difference when its adjusted p < ALPHA; the chance of calling any true
-    null hypothesis of the table a difference is then at most ALPHA (Holm 1979).
-    """
-    order = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
-    adjusted, running_max, m = [None] * len(p_values), 0.0, len(order)
-    for rank, (p, index) in enumerate(order):
-        running_max = max(running_max, min(1.0, (m - rank) * p))
-        adjusted[index] = running_max
-    return adjusted
-
-
-def detectable_difference(a, b, paired, alpha=ALPHA, power=POWER):
-    """The true difference of means that this test, at level alpha, would detect with probability
-    `power`, taking the observed spread for the true one (a plug-in estimate).
-
-    Power of the two-sided t-test at a true difference delta: P(|T| > t_{1 - alpha/2, df}) with T
-    noncentral t (df, delta / se); se = sd(a - b) / sqrt(n) when paired, else sqrt(s_a^2/n_a + s_b^2/n_b).
-    Returns: delta (same units as a and b), or None with fewer than two values on a side.
-    """
-    from scipy import optimize, stats  # noqa: PLC0415
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
-        return None
-    if paired:
-        se, df = np.std(a - b, ddof=1) / math.sqrt(len(a)), len(a) - 1
-    else:
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        se = math.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) - 1
-    if se == 0:
-        return 0.0
-    critical = stats.t.ppf(1 - alpha / 2, df)
-
-    def shortfall(delta):
-        noncentrality = delta / se
-        lower_tail = np.nan_to_num(stats.nct.cdf(-critical, df, noncentrality))  # ~0; scipy gives nan far out
-        return stats.nct.sf(critical, df, noncentrality) + lower_tail - power
-
-    upper = se * (critical + 3)
-    while shortfall(upper) <= 0:  # few degrees of freedom (a near-constant side) need a larger difference
-        upper *= 2
-    return float(optimize.brentq(shortfall, 0.0, upper))
-
 
 # --- Summary: numbers from runs.jsonl alone ---
 
@@ -626,8 +527,12 @@ def verdict_flips(default, long):
     return [cells for _, cells in sorted(rows, key=lambda item: item[0])]
 
 
-SWEEPS = ("depth", "activations", "efficiency", "ablation")  # PyTorch models on the sweep budget
-TRAINED_AS_SWEEPS = {*SWEEPS, "epochs"}  # "epochs" trains sweep configurations for longer
+def sweep_experiments(summary):
+    """The experiments of a summary trained with the sweep recipe (summary["recipes"]["sweep"]): those whose
+    configurations say whether they augment, as only experiments.sweep_config writes them (the sweeps, and
+    the epochs check, which trains sweep configurations for longer)."""
+    return {name for name, experiment in summary["experiments"].items()
+            if any("augment" in row["config"] for row in experiment["rows"])}
 
 
 def header_lines(summary):
@@ -649,7 +554,7 @@ def header_lines(summary):
             f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
             f"{summary['max_load_average'] or 0:.2f}, this script included; commit(s) "
             f"{', '.join(summary['git_commits'])}.",
-            *([] if not TRAINED_AS_SWEEPS & set(summary["experiments"]) else [
+            *([] if not sweep_experiments(summary) else [
             f"- Sweeps (depth, activations, efficiency, ablation): PyTorch models on "
             f"{budget['sweep_train_size'] or 55000:,} training images for {budget['sweep_epochs']} epochs, batch "
             f"{sweep['batch_size']}, Adam at learning rate {sweep['learning_rate']} with a cosine schedule, the "
@@ -711,8 +616,7 @@ def write_report(summaries, path):
                                                    ""]
     if frameworks and "time_to_99" in frameworks["experiments"]:
         lines += section_time_to_target(frameworks) + [""]
-    lines += ["## The sweeps", ""] if any(summary and TRAINED_AS_SWEEPS & set(summary["experiments"])
-                                          for summary in (main, long)) else []
+    lines += ["## The sweeps", ""] if any(summary and sweep_experiments(summary) for summary in (main, long)) else []
     for name, title, description, extra in SWEEP_SECTIONS:
         for summary, suffix in ((main, ""), (long, "_long")):
             if summary and name in summary["experiments"]:
@@ -824,6 +728,14 @@ def atomic_write(path, text):
 
 # --- Figures: drawn from summary.json ---
 
+def new_figure(width, height):
+    """A matplotlib Figure with constrained layout and no pyplot (savefig draws it with Agg). matplotlib is
+    imported here, when the first figure is drawn: the summary and the text of RESULTS.md need none of it."""
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
 COLORS = {"CNN": "tab:blue", "MLP": "tab:orange", "scratch": "tab:gray", "frozen": "tab:blue", "fine_tune": "tab:green"}
 
 
@@ -912,6 +824,8 @@ def draw_sweep(ax, summary, experiment, title):
 
 
 def draw_curves(ax, rows, curve, ylabel, log=False):
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 (matplotlib only when figures are drawn)
+
     for row in rows:
         values = row["curves"].get(curve)
         if values:
@@ -995,7 +909,7 @@ def save_figure(figure, path, quick):
     figure.savefig(path, dpi=100, bbox_inches="tight")  # legends placed outside the axes are kept
 
 
-def figure_frameworks(summary, new_figure, plots_dir):
+def figure_frameworks(summary, plots_dir):
     """experiments_frameworks.png (accuracy, seconds per epoch: one quantity per axis) and
     experiments_training_history.png, of the SimpleCNN in three frameworks."""
     figure = new_figure(11, 4.4)
@@ -1012,7 +926,7 @@ def figure_frameworks(summary, new_figure, plots_dir):
     return [lambda ax, _: draw_frameworks_accuracy(ax, summary)]
 
 
-def figure_time_to_99(summary, new_figure, plots_dir):
+def figure_time_to_99(summary, plots_dir):
     """experiments_time_to_99.png: the recipes with the machine's limit, and the recipe's ablation."""
     figure = new_figure(14, 5)
     for ax, draw in zip(figure.subplots(1, 2, sharey=True), (draw_frameworks_time_to_target, draw_recipe_ablation)):
@@ -1027,7 +941,7 @@ def figure_file(name, suffix=""):
     return f"experiments_{name}{'' if name == 'efficiency' else suffix}.png"
 
 
-def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
+def figure_sweep(summary, plots_dir, name, title, suffix=""):
     """experiments_<name><suffix>.png: test accuracy per configuration and validation curves; for the
     activations, the gradient that reaches the first layer."""
     rows = summary["experiments"][name]["rows"]
@@ -1044,7 +958,7 @@ def figure_sweep(summary, new_figure, plots_dir, name, title, suffix=""):
     return [lambda ax, summary: draw_sweep(ax, summary, name, title)]
 
 
-def figure_single(summary, new_figure, plots_dir, name, draw, size, suffix=""):
+def figure_single(summary, plots_dir, name, draw, size, suffix=""):
     """experiments_<name><suffix>.png drawn by one draw function on one axis."""
     figure = new_figure(*size)
     draw(figure.subplots(), summary)
@@ -1052,7 +966,7 @@ def figure_single(summary, new_figure, plots_dir, name, draw, size, suffix=""):
     return [draw]
 
 
-def figure_long_curves(long, new_figure, plots_dir):
+def figure_long_curves(long, plots_dir):
     """experiments_long_curves.png: every long-budget configuration's validation accuracy per epoch."""
     names = [name for name in ("depth", "efficiency", "ablation", "epochs") if name in long["experiments"]]
     figure = new_figure(6 * len(names), 4.6)
@@ -1063,7 +977,7 @@ def figure_long_curves(long, new_figure, plots_dir):
     save_figure(figure, plots_dir / "experiments_long_curves.png", long["quick"])
 
 
-def figure_summary(summary, new_figure, plots_dir, panels):
+def figure_summary(summary, plots_dir, panels):
     """experiments_summary.png: every experiment's main panel on one page."""
     columns = min(3, len(panels))
     figure = new_figure(6 * columns, 4.8 * math.ceil(len(panels) / columns))
@@ -1079,31 +993,29 @@ def figure_summary(summary, new_figure, plots_dir, panels):
 def write_figures(summaries, plots_dir):
     """Every experiment's figure for each budget, the long budget's learning curves, and the one-page
     summary of the main panels. summaries: {budget name: summary}."""
-    from visualize_features import new_figure  # noqa: PLC0415 (matplotlib only when figures are drawn)
-
     main, frameworks, long = the_budgets(summaries)
     if not (main or frameworks or long):
         return
     plots_dir.mkdir(parents=True, exist_ok=True)
     panels = []  # draw functions of the summary page, one per panel: draw(ax, main)
     if frameworks and "frameworks" in frameworks["experiments"]:
-        panels += figure_frameworks(frameworks, new_figure, plots_dir)
+        panels += figure_frameworks(frameworks, plots_dir)
     if frameworks and "time_to_99" in frameworks["experiments"]:
-        panels += figure_time_to_99(frameworks, new_figure, plots_dir)
+        panels += figure_time_to_99(frameworks, plots_dir)
     for summary, suffix in ((main, ""), (long, "_long")):
         for name, title in (("depth", "Depth"), ("activations", "Activation")):
             if summary and name in summary["experiments"]:
-                drawn = figure_sweep(summary, new_figure, plots_dir, name, title, suffix)
+                drawn = figure_sweep(summary, plots_dir, name, title, suffix)
                 panels += drawn if summary is main else []
         if summary and "ablation" in summary["experiments"]:
-            drawn = figure_single(summary, new_figure, plots_dir, "ablation", draw_ablation, (10, 4.8), suffix)
+            drawn = figure_single(summary, plots_dir, "ablation", draw_ablation, (10, 4.8), suffix)
             panels += drawn if summary is main else []
     if main and "efficiency" in main["experiments"]:
-        panels += figure_single(main, new_figure, plots_dir, "efficiency",
+        panels += figure_single(main, plots_dir, "efficiency",
                                 lambda ax, summary: draw_efficiency(ax, summary, long), (8, 5.5))
     if main and "transfer" in main["experiments"]:
-        panels += figure_single(main, new_figure, plots_dir, "transfer", draw_transfer, (7, 4.5))
+        panels += figure_single(main, plots_dir, "transfer", draw_transfer, (7, 4.5))
     if long:
-        figure_long_curves(long, new_figure, plots_dir)
+        figure_long_curves(long, plots_dir)
     if panels:
-        figure_summary(main or frameworks, new_figure, plots_dir, panels)
+        figure_summary(main or frameworks, plots_dir, panels)
