@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from interface import atomic_save  # a temporary file, then a rename: never a half-written RESULTS.md
 from stats import ALPHA, POWER, describe, detectable_difference, difference_test, holm
 
 # LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to document recognition",
@@ -716,9 +717,7 @@ SWEEP_SECTIONS = [  # (experiment, title, description(summary), extra column)
 
 
 def atomic_write(path, text):
-    """Write text to path through cnn_from_scratch.atomic_save (a temporary file, then a rename)."""
-    from cnn_from_scratch import atomic_save  # noqa: PLC0415
-
+    """Write text to path through interface.atomic_save (a temporary file, then a rename)."""
     def write(temporary):
         with open(temporary, "w", encoding="utf-8") as f:
             f.write(text)
