@@ -1065,8 +1065,8 @@ class CNN:
                     store[key] = arrays[f"{index}.{key}"].copy()
 
 
-def make_simple_cnn(in_channels=1, image_size=28, num_classes=10, channels=(16, 32), kernel_size=3,
-                    hidden_units=128, rng=None, dtype=np.float32):
+def make_simple_cnn(channels=(16, 32), kernel_size=3, hidden_units=128, in_channels=1, image_size=28, num_classes=10,
+                    rng=None, dtype=np.float32):
     """The project's SimpleCNN, built the same way in cnn_pytorch.py and cnn_keras.py:
 
     [conv(k x k, padding k // 2) -> ReLU -> 2x2 max pool] x 2 -> flatten -> fully connected -> ReLU -> fully connected

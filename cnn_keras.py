@@ -365,12 +365,23 @@ class StepRates(keras.optimizers.schedules.LearningRateSchedule):
         return {"rates": self.rates.tolist()}
 
 
+def make_optimizer(model, optimizer="adam", learning_rate=2e-3, weight_decay=0.0, betas=(0.9, 0.999)):
+    """The optimizer, as in the other two modules: "adam" is AdamW (epsilon 1e-8, as in PyTorch and the
+    NumPy Adam; Adam when weight_decay is 0) with these betas; "sgd" is SGD with momentum 0.9. Returns it.
+    learning_rate: a number or a keras LearningRateSchedule (compile_model passes one). model: the shared
+    signature's; a Keras optimizer finds the model's variables when compile_model attaches it."""
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
+    beta_1, beta_2 = check_betas(betas)
+    if optimizer == "adam":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=1e-8,
+                                      beta_1=beta_1, beta_2=beta_2)
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay or None)
+
+
 def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine", total_steps=None, optimizer="adam",
                   betas=(0.9, 0.999)):
-    """Attach the optimizer, the cross-entropy on logits and accuracy.
+    """Attach the optimizer (make_optimizer) with its schedule, the cross-entropy on logits and accuracy.
 
-    optimizer: "adam" is AdamW (epsilon 1e-8, as in PyTorch and the NumPy Adam; Adam when weight_decay
-    is 0) with these betas; "sgd" is SGD with momentum 0.9.
     schedule: "cosine": learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no
     warm-up, as in the other two modules; "constant"; "one_cycle", the rates of
     interface.learning_rate_schedule (StepRates); Keras's own "warmup_cosine" (linear warm-up from
@@ -380,7 +391,7 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
     """
     check_choice(schedule, SCHEDULES, "schedule")
     check_choice(optimizer, OPTIMIZERS, "optimizer")
-    beta_1, beta_2 = check_betas(betas)
+    check_betas(betas)
     if schedule in ("cosine", "warmup_cosine", "one_cycle") and not total_steps:
         raise ValueError(f"the {schedule} schedule needs total_steps >= 1, got {total_steps!r}")
     if schedule == "one_cycle":
@@ -392,12 +403,7 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
             warmup_steps=warmup_steps)
     elif schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
-    if optimizer == "adam":
-        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=1e-8,
-                                           beta_1=beta_1, beta_2=beta_2)
-    else:
-        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, weight_decay=weight_decay or None)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    model.compile(optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay, betas), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
 

@@ -219,9 +219,8 @@ def test_fit_learns_digits_and_is_deterministic(digits):
     histories = []
     for _ in range(2):
         model = tiny_cnn(np.random.default_rng(3), dtype=np.float32)
-        histories.append(model.fit(digits.x_train, digits.y_train, epochs=10, batch_size=32,
-                                   optimizer=scratch.Adam(model.parameters(), learning_rate=1e-2),
-                                   validation_data=(digits.x_val, digits.y_val), seed=7, verbose=False))
+        histories.append(scratch.fit(model, digits.x_train, digits.y_train, digits.x_val, digits.y_val, epochs=10,
+                                     batch_size=32, learning_rate=1e-2, seed=7, progress=False, restore_best=False))
     first, second = histories
     assert first["train_loss"][-1] < first["train_loss"][0]
     assert first["val_accuracy"][-1] > 0.93
@@ -233,24 +232,25 @@ def test_fit_learns_digits_and_is_deterministic(digits):
 
 def test_sgd_with_momentum_lowers_the_loss(digits):
     model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
-    history = model.fit(digits.x_train, digits.y_train, epochs=3, batch_size=32, seed=0, verbose=False,
-                        optimizer=scratch.SGD(model.parameters(), learning_rate=0.05, momentum=0.9))
+    history = scratch.fit(model, digits.x_train, digits.y_train, digits.x_val, digits.y_val, epochs=3, batch_size=32,
+                          learning_rate=0.05, optimizer="sgd", progress=False)
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_divergence_stops_with_a_clear_message(digits):
     model = tiny_cnn(np.random.default_rng(0), dtype=np.float32)
-    optimizer = scratch.SGD(model.parameters(), learning_rate=1e30)
-    with pytest.raises(FloatingPointError, match="diverged"):
-        model.fit(digits.x_train, digits.y_train, epochs=2, optimizer=optimizer, verbose=False)
+    with pytest.raises(FloatingPointError, match=r"diverged: the loss became nan at epoch 1, step 1; lower the learning rate"):
+        scratch.fit(model, digits.x_train, digits.y_train, digits.x_val, digits.y_val, epochs=2, learning_rate=1e30,
+                    optimizer="sgd", progress=False)
 
 
 # --- Saving and loading ---
 
 def test_save_load_round_trip_is_exact(tmp_path, digits):
     model = tiny_cnn(np.random.default_rng(0), dtype=np.float32)
-    model.fit(digits.x_train[:256], digits.y_train[:256], epochs=1, verbose=False)
+    scratch.fit(model, digits.x_train[:256], digits.y_train[:256], digits.x_val, digits.y_val, epochs=1,
+                progress=False)
     path = tmp_path / "model.npz"
     model.save(path)
     assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
@@ -281,7 +281,8 @@ def test_every_layer_type_is_registered_and_saved_and_loaded(tmp_path, digits):
     assert defined_here == set(scratch.LAYER_TYPES)  # (exercises.py subclasses Layer for the learner's functions)
     model = scratch.CNN(every_layer_type(np.random.default_rng(0)), input_shape=(1, 8, 8), num_classes=10)
     assert {type(layer).__name__ for layer in model.layers} == set(scratch.LAYER_TYPES)  # every type is in it
-    model.fit(digits.x_train[:256], digits.y_train[:256], epochs=1, batch_size=32, verbose=False)  # BN statistics
+    scratch.fit(model, digits.x_train[:256], digits.y_train[:256], digits.x_val, digits.y_val, epochs=1,
+                batch_size=32, progress=False)  # BN statistics
     path = tmp_path / "every_layer.npz"
     model.save(path)
     loaded = scratch.CNN.load(path)
@@ -350,11 +351,15 @@ def test_bad_inputs_raise_clear_errors():
         model.forward(bad)
     bad[0, 0, 3, 3] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
-        model.fit(bad, np.zeros(2, np.int64), verbose=False)
+        scratch.fit(model, bad, np.zeros(2, np.int64), good, np.zeros(2, np.int64), progress=False)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\), got values from 0 to 10"):
-        model.fit(good, np.array([0, 10]), verbose=False)
+        scratch.fit(model, good, np.array([0, 10]), good, np.zeros(2, np.int64), progress=False)
     with pytest.raises(ValueError, match="labels must be integers"):
-        model.fit(good, np.array([0.0, 1.0]), verbose=False)
+        scratch.fit(model, good, np.array([0.0, 1.0]), good, np.zeros(2, np.int64), progress=False)
+    small = np.zeros((2, 1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"x_train must hold 28x28 images, the size this model was built for, got "
+                                         r"shape \(2, 1, 8, 8\)"):
+        scratch.fit(model, small, np.zeros(2, np.int64), good, np.zeros(2, np.int64), progress=False)
     with pytest.raises(ValueError, match="stride must be an int >= 1"):
         scratch.ConvolutionLayer(1, 2, 3, stride=0)
     with pytest.raises(ValueError, match="stride must be an int >= 1"):
@@ -469,12 +474,12 @@ def test_random_stroke_width_blends_towards_one_dilation_or_erosion():
     assert (thick.sum(axis=(1, 2, 3)) >= x.sum(axis=(1, 2, 3))).all()
 
 
-def test_drawing_augmentation_is_seeded_and_fit_takes_an_augmentation_function():
+def test_drawing_augmentation_is_seeded_and_the_batches_take_an_augmentation_function():
     x = blob(8).astype(np.float32)
     first, again = (scratch.drawing_augmentation(x, np.random.default_rng(4)) for _ in range(2))
     assert first.shape == x.shape and first.dtype == np.float32
     np.testing.assert_array_equal(first, again)
-    # CNN.fit calls the function on every batch, with its own rng; the identity trains as no augmentation.
+    # training_batches calls the function on every batch, with the run's rng; the identity changes nothing.
     rng = np.random.default_rng(0)
     images, labels = rng.random((96, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 96)
     shapes = []
@@ -483,9 +488,13 @@ def test_drawing_augmentation_is_seeded_and_fit_takes_an_augmentation_function()
         shapes.append(batch.shape)
         return batch
 
-    histories = []
-    for augment in (identity, 0):
-        model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
-        histories.append(model.fit(images, labels, epochs=1, batch_size=64, augment=augment, verbose=False))
+    augmented, plain = (list(scratch.training_batches(images, labels, 64, np.random.default_rng(5), augment))
+                        for augment in (identity, None))
     assert shapes == [(64, 1, 8, 8), (32, 1, 8, 8)]
-    assert histories[0]["train_loss"] == histories[1]["train_loss"]
+    for (x_augmented, y_augmented), (x_plain, y_plain) in zip(augmented, plain):
+        np.testing.assert_array_equal(x_augmented, x_plain)
+        np.testing.assert_array_equal(y_augmented, y_plain)
+    model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
+    history = scratch.fit(model, images, labels, images[:8], labels[:8], epochs=1, augment=True,
+                          augmentation="drawings", progress=False)
+    assert np.isfinite(history["train_loss"][0])

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cnn_from_scratch
 import frameworks
-from cnn_from_scratch import HISTORY_KEYS, learning_rate_schedule
+import interface
 from data import load_mnist
+from interface import HISTORY_KEYS, TrainingHook, learning_rate_schedule
 
 MODULES = {name: frameworks.framework_module(name) for name in frameworks.FRAMEWORKS}
 
@@ -30,7 +30,8 @@ SHARED_ARGUMENTS = {
     "make_cnn": ["num_conv_layers", "activation", "base_channels", "kernel_size", "hidden_units", "pooling",
                  "padding", "batch_norm", "dropout", "in_channels", "image_size", "num_classes"],
     "fit": ["model", "x_train", "y_train", "x_val", "y_val", "epochs", "batch_size", "learning_rate", "seed",
-            "augment", "progress", "schedule", "optimizer", "weight_decay", "restore_best", "step_callback", "betas"],
+            "augment", "progress", "schedule", "optimizer", "weight_decay", "restore_best", "hook", "betas"],
+    "make_optimizer": ["model", "optimizer", "learning_rate", "weight_decay", "betas"],
     "evaluate": ["model", "x", "y", "batch_size"],
     "count_parameters": ["model"],
     "save": ["model", "path"],
@@ -180,16 +181,15 @@ def test_fit_returns_the_same_history_and_keeps_the_best_validation_epoch(framew
 
 
 @pytest.mark.parametrize("framework", frameworks.FRAMEWORKS)
-def test_step_callback_sees_every_step_with_the_clock_stopped_and_can_stop_training(framework, mnist_slice,
-                                                                                     monkeypatch):
+def test_the_hook_sees_every_step_with_the_clock_stopped_and_can_stop_training(framework, mnist_slice, monkeypatch):
     module = MODULES[framework]
     x_train, y_train, x_val, y_val = mnist_slice
     module.set_seed(0)
     model = module.build_model("simple", channels=(4, 8), hidden_units=16)
-    # Every fit reads cnn_from_scratch.TrainingClock, which reads cnn_from_scratch.time.perf_counter: a clock
+    # Every fit reads the hook's interface.TrainingClock, which reads interface.time.perf_counter: a clock
     # that each check moves forward by an hour. If the training clock ran during checks, it would show.
     hour, moved = 3600.0, types.SimpleNamespace(offset=0.0)
-    monkeypatch.setattr(cnn_from_scratch, "time",
+    monkeypatch.setattr(interface, "time",
                         types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + moved.offset))
     calls = []
 
@@ -199,7 +199,7 @@ def test_step_callback_sees_every_step_with_the_clock_stopped_and_can_stop_train
         return step == 5
 
     history = module.fit(model, x_train, y_train, x_val, y_val, epochs=3, batch_size=64, progress=False,
-                         step_callback=check)
+                         hook=TrainingHook(on_step_end=check))
     assert [step for step, _ in calls] == [1, 2, 3, 4, 5]  # 4 steps per epoch: it stopped in epoch 2
     assert len(history["seconds"]) == 2
     seconds = [value for _, value in calls]
@@ -254,6 +254,12 @@ def bad_input_cases(data):
          r"optimizer must be one of \['adam', 'sgd'\], got 'rmsprop'"),
         ("fit: beta2 of 1.5", lambda m: fit(m, betas=(0.9, 1.5)), ValueError,
          r"betas must be a pair \(beta1, beta2\) of numbers in \[0, 1\), got \(0.9, 1.5\)"),
+        ("fit: 32x32 images for a 28x28 model", lambda m: fit(m, x_train=np.pad(x_train[:64], ((0, 0), (0, 0), (2, 2), (2, 2)))),
+         ValueError, r"x_train must hold 28x28 images, the size this model was built for, got shape \(64, 1, 32, 32\)"),
+        ("evaluate: 14x14 images for a 28x28 model", lambda m: evaluate(m, x_val[:8, :, ::2, ::2], y_val[:8]),
+         ValueError, r"x must hold 28x28 images, the size this model was built for, got shape \(8, 1, 14, 14\)"),
+        ("make_optimizer: an unknown optimizer", lambda m: m.make_optimizer(m.build_model("mlp"), "rmsprop"), ValueError,
+         r"optimizer must be one of \['adam', 'sgd'\], got 'rmsprop'"),
         ("evaluate: uint8 images", lambda m: evaluate(m, (x_val[:8] * 255).astype(np.uint8), y_val[:8]), TypeError,
          r"x must be a floating array"),
         ("evaluate: a label out of range", lambda m: evaluate(m, x_val[:8], np.full(8, -1)), ValueError,
@@ -280,8 +286,8 @@ def test_one_cycle_gives_the_same_rate_at_every_step_in_all_three():
     assert rates[0] == pytest.approx(0.01 / 25) and rates[10] == pytest.approx(0.01) and rates.argmax() == 10
     assert np.all(np.diff(rates[:11]) > 0) and np.all(np.diff(rates[10:]) < 0) and rates[-1] < 0.01 / 100
     torch_model = MODULES["pytorch"].build_model("simple", channels=(2, 4), hidden_units=8)
-    optimizer, scheduler = MODULES["pytorch"].make_optimizer(torch_model, 0.01, 0.0, epochs=2, steps_per_epoch=20,
-                                                             schedule="one_cycle")
+    optimizer = MODULES["pytorch"].make_optimizer(torch_model, "adam", 0.01)
+    scheduler = MODULES["pytorch"].make_scheduler(optimizer, 40, schedule="one_cycle")
     torch_rates = []
     for _ in range(40):
         torch_rates.append(optimizer.param_groups[0]["lr"])
@@ -292,7 +298,7 @@ def test_one_cycle_gives_the_same_rate_at_every_step_in_all_three():
                                                  0.01, schedule="one_cycle", total_steps=40)
     schedule = keras_model.optimizer._learning_rate
     np.testing.assert_allclose([float(schedule(step)) for step in range(40)], rates, rtol=1e-6)  # float32
-    assert all("one_cycle" in module.SCHEDULES for module in MODULES.values())
+    assert "one_cycle" in interface.SCHEDULES and set(interface.SCHEDULES) <= set(MODULES["keras"].SCHEDULES)
 
 
 def m_name(module):
@@ -311,6 +317,65 @@ def test_a_corrupt_file_is_a_value_error_everywhere(tmp_path):
             module.load(path)
 
 
+# --- One name, one meaning ---
+
+def shared_model_names():
+    return sorted(set.intersection(*(set(module.MODELS) for module in MODULES.values())))
+
+
+@pytest.mark.parametrize("name", shared_model_names())
+def test_a_models_builder_takes_its_arguments_in_the_same_order_everywhere(name):
+    """The arguments every framework's builder of a model has come in one order (a module's own, such as
+    NumPy's rng or Keras's augment, may sit among them)."""
+    names = {framework: list(inspect.signature(module.MODELS[name]).parameters)
+             for framework, module in MODULES.items()}
+    common = set.intersection(*(set(value) for value in names.values()))
+    orders = {framework: [argument for argument in value if argument in common] for framework, value in names.items()}
+    assert len({tuple(order) for order in orders.values()}) == 1, orders
+    assert {"in_channels", "num_classes"} <= common
+
+
+def test_make_optimizer_returns_one_optimizer_everywhere():
+    kinds = {}
+    for framework, module in MODULES.items():
+        model = module.build_model("mlp", hidden_sizes=(8,))
+        adam = module.make_optimizer(model, "adam", 0.01, weight_decay=0.1)
+        sgd = module.make_optimizer(model, "sgd", 0.01)
+        assert not isinstance(adam, tuple) and not isinstance(sgd, tuple), framework
+        kinds[framework] = (type(adam).__name__.lower().startswith("adam"), type(sgd).__name__ == "SGD")
+    assert set(kinds.values()) == {(True, True)}, kinds
+
+
+def test_an_mlp_without_dropout_has_the_same_layers_everywhere():
+    layers = {framework: [kind for _, kind, _ in frameworks.model_layers(module.build_model("mlp", dropout=0.0))]
+              for framework, module in MODULES.items()}
+    assert all("dropout" not in kinds for kinds in layers.values()), layers
+    assert len({tuple(kinds) for kinds in layers.values()}) == 1, layers
+
+
+def test_save_and_load_have_no_second_names():
+    for name, module in MODULES.items():
+        for other in ("save_model", "load_model", "save_checkpoint", "load_checkpoint"):
+            assert not hasattr(module, other), f"{name}.{other}: save and load are the one way"
+
+
+def test_pytorch_checks_tensors_as_it_checks_arrays(mnist_slice):
+    """Tensors get the checks and messages that NumPy arrays get, in fit and evaluate."""
+    import torch
+
+    module = MODULES["pytorch"]
+    x_train, y_train, x_val, y_val = mnist_slice
+    model = module.build_model("simple", channels=(2, 4), hidden_units=8)
+    small = torch.from_numpy(x_val[:8, :, ::2, ::2].copy())
+    with pytest.raises(ValueError, match=r"x must hold 28x28 images, the size this model was built for"):
+        module.evaluate(model, small, torch.from_numpy(y_val[:8]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
+        module.fit(model, torch.from_numpy(x_train[:64]), torch.full((64,), 10), x_val, y_val, epochs=1,
+                   progress=False)
+    with pytest.raises(ValueError, match=r"x_train must hold 28x28 images"):
+        module.fit(model, small, torch.from_numpy(y_val[:8]), x_val, y_val, epochs=1, progress=False)
+
+
 # --- The checks catch a module that diverges ---
 
 def test_the_signature_check_catches_a_changed_default_or_a_missing_argument():
@@ -318,7 +383,7 @@ def test_the_signature_check_catches_a_changed_default_or_a_missing_argument():
 
     def fit_with_other_default(model, x_train, y_train, x_val, y_val, epochs=10, batch_size=64, learning_rate=2e-3,
                                seed=0, augment=False, progress=True, schedule="cosine", optimizer="adam",
-                               weight_decay=0.0, restore_best=True, step_callback=None, betas=(0.9, 0.999)):
+                               weight_decay=0.0, restore_best=True, hook=None, betas=(0.9, 0.999)):
         """A fit whose epochs default differs from the other modules' (5)."""
 
     diverging = types.SimpleNamespace(**{call: getattr(numpy_module, call) for call in SHARED_ARGUMENTS})
