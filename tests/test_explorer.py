@@ -488,9 +488,9 @@ def test_pytorch_and_keras_models_give_the_numpy_answers(tmp_path, session, mnis
     import cnn_pytorch
     torch_path = tmp_path / "simple.pt"
     torch_model = cnn_pytorch.numpy_to_torch(session.model, cnn_pytorch.SimpleCNN())
-    cnn_pytorch.save_checkpoint(torch_model, torch_path, model_name="simple")
+    cnn_pytorch.save(torch_model, torch_path, model_name="simple")
     keras_path = tmp_path / "simple.keras"
-    cnn_keras.save_model(cnn_keras.numpy_to_keras(session.model, cnn_keras.make_simple_cnn()), keras_path)
+    cnn_keras.save(cnn_keras.numpy_to_keras(session.model, cnn_keras.make_simple_cnn()), keras_path)
     image = mnist.x_test[7, 0]
     reference = session.analyze(image)
     for path, framework in ((torch_path, "pytorch"), (keras_path, "keras")):

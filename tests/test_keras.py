@@ -151,8 +151,8 @@ def test_save_load_round_trip_is_exact(models, tmp_path):
     cnn_keras.set_seed(0)
     augmented = cnn_keras.make_functional_cnn(augment=True)  # BatchNorm, skips and augmentation layers
     for name, model in (("simple", models["simple"]), ("functional_augmented", augmented)):
-        path = cnn_keras.save_model(model, tmp_path / f"{name}.keras")
-        loaded = cnn_keras.load_model(path)
+        path = cnn_keras.save(model, tmp_path / f"{name}.keras")
+        loaded = cnn_keras.load(path)
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
         assert loaded.count_params() == model.count_params()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["functional_augmented.keras", "simple.keras"]  # no temp files
@@ -162,16 +162,16 @@ def test_corrupt_or_missing_file_gives_a_clear_error(models, tmp_path):
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"this is not a zip archive")
     with pytest.raises(ValueError, match="not a valid .keras file"):
-        cnn_keras.load_model(garbage)
-    good = cnn_keras.save_model(models["mlp"], tmp_path / "mlp.keras")
+        cnn_keras.load(garbage)
+    good = cnn_keras.save(models["mlp"], tmp_path / "mlp.keras")
     truncated = tmp_path / "truncated.keras"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ValueError, match="truncated.keras"):
-        cnn_keras.load_model(truncated)
+        cnn_keras.load(truncated)
     with pytest.raises(FileNotFoundError, match="no saved Keras model"):
-        cnn_keras.load_model(tmp_path / "missing.keras")
+        cnn_keras.load(tmp_path / "missing.keras")
     with pytest.raises(ValueError, match="'.keras'"):
-        cnn_keras.save_model(models["mlp"], tmp_path / "model.h5")
+        cnn_keras.save(models["mlp"], tmp_path / "model.h5")
 
 
 def test_bad_arguments_raise_clear_errors():

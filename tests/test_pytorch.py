@@ -14,8 +14,8 @@ import torch.nn.functional as F
 import cnn_from_scratch as scratch
 import cnn_pytorch
 from cnn_pytorch import (MLP, DeepCNN, ResNetCNN, SeparableCNN, SimpleCNN, build_model, choose_device,
-                         count_parameters, evaluate, fit, load_checkpoint, make_cnn, numpy_to_torch, random_affine,
-                         save_checkpoint, set_seed, to_tensors, torch_to_numpy)
+                         count_parameters, evaluate, fit, load, make_cnn, numpy_to_torch, random_affine, save, set_seed,
+                         to_tensors, torch_to_numpy)
 from conftest import simple_cnn_arguments
 from data import load_digits
 
@@ -181,9 +181,10 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     model = build_model("deep", channels=(4, 8), hidden_units=16).eval()
     model.features[0][1].running_mean.fill_(0.5)  # buffers travel too, not only parameters
     path = tmp_path / "sub" / "deep.pt"
-    save_checkpoint(model, path, model_name="deep", model_kwargs={"channels": (4, 8), "hidden_units": 16})
-    loaded, checkpoint = load_checkpoint(path)
-    assert checkpoint["model_name"] == "deep"
+    save(model, path, model_name="deep", model_kwargs={"channels": (4, 8), "hidden_units": 16}, history={"a": [1]})
+    loaded = load(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["model_name"] == "deep" and checkpoint["history"] == {"a": [1]}
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
     x = torch.rand(4, 1, 28, 28)
@@ -194,13 +195,13 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
 def test_corrupt_or_mismatched_checkpoint_gives_a_clear_error(tmp_path):
     model = SimpleCNN(channels=(4, 8), hidden_units=16)
     path = tmp_path / "simple.pt"
-    save_checkpoint(model, path)
+    save(model, path)
     path.write_bytes(path.read_bytes()[:100])  # truncated
     with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(path, SimpleCNN(channels=(4, 8), hidden_units=16))
-    save_checkpoint(model, path)
+        load(path, model=SimpleCNN(channels=(4, 8), hidden_units=16))
+    save(model, path)
     with pytest.raises(ValueError, match="do not fit SimpleCNN"):
-        load_checkpoint(path, SimpleCNN(channels=(4, 16), hidden_units=16))
+        load(path, model=SimpleCNN(channels=(4, 16), hidden_units=16))
 
 
 # --- The script ---

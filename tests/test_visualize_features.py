@@ -15,8 +15,8 @@ import pytest
 import explain
 import frameworks
 import visualize_features as vis
-from cnn_from_scratch import (Adam, ConvolutionLayer, FullyConnectedLayer, conv2d_backward, conv2d_forward,
-                              conv2d_forward_naive, init_weights, make_simple_cnn)
+from cnn_from_scratch import (ConvolutionLayer, FullyConnectedLayer, conv2d_backward, conv2d_forward,
+                              conv2d_forward_naive, fit, init_weights, make_simple_cnn)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONV_STAGES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
@@ -25,8 +25,8 @@ CONV_STAGES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
 @pytest.fixture(scope="module")
 def numpy_model(mnist):
     model = make_simple_cnn(rng=np.random.default_rng(0))
-    model.fit(mnist.x_train[:4000], mnist.y_train[:4000], epochs=1, batch_size=64,
-              optimizer=Adam(model.parameters(), learning_rate=2e-3), seed=0, verbose=False)
+    fit(model, mnist.x_train[:4000], mnist.y_train[:4000], mnist.x_val, mnist.y_val, epochs=1, batch_size=64,
+        learning_rate=2e-3, seed=0, progress=False, restore_best=False)
     return model
 
 
@@ -99,8 +99,8 @@ def test_gradcam_of_a_keras_model_loaded_from_a_file(keras_model, mnist, tmp_pat
     # A Sequential model loaded from .keras is rebuilt layer by layer: a layer's `.output` is then
     # not on the path to model.outputs, and d score / d activation used to come back as None.
     import cnn_keras
-    cnn_keras.save_model(keras_model, tmp_path / "simple.keras")
-    loaded = cnn_keras.load_model(tmp_path / "simple.keras")
+    cnn_keras.save(keras_model, tmp_path / "simple.keras")
+    loaded = cnn_keras.load(tmp_path / "simple.keras")
     images, labels = mnist.x_test[:4], mnist.y_test[:4]
     gradients = vis.class_score_gradients(loaded, images, labels, "relu2")
     expected = vis.class_score_gradients(keras_model, images, labels, "relu2")
