@@ -44,8 +44,9 @@ import numpy as np
 
 from cnn_from_scratch import (Adam, BatchNormLayer, ConvolutionLayer, DropoutLayer, FullyConnectedLayer, Layer,
                               PoolingLayer, ReLULayer, SigmoidLayer, col2im, conv2d_backward, conv2d_backward_naive,
-                              conv2d_forward, conv2d_forward_naive, fit, im2col, make_simple_cnn, numerical_gradient,
-                              pool2d_backward, pool2d_forward, rel_error, softmax_cross_entropy, to_chwn)
+                              conv2d_forward, conv2d_forward_naive, fit, im2col, make_cnn, make_simple_cnn,
+                              numerical_gradient, pool2d_backward, pool2d_forward, rel_error, softmax_cross_entropy,
+                              to_chwn)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
 from interface import atomic_save, conv_output_size
 
@@ -266,9 +267,10 @@ CONV_BACKWARD_MISTAKES = [
     ("db[f] sums dout over n, i and j: dout.sum(axis=(0, 2, 3))",
      lambda dout, x, w, b, stride, padding: (None, None, dout.sum(axis=(2, 3)))),
     (SUM_NOT_MEAN_HINT.format("db"), lambda dout, x, w, b, stride, padding: (None, None, dout.mean(axis=(0, 2, 3)))),
-    (SUM_NOT_MEAN_HINT.format("db"), lambda dout, x, w, b, stride, padding: (None, None, dout.sum(axis=(0, 2, 3)) / len(x))),
-    (SUM_NOT_MEAN_HINT.format("dw"),
-     lambda dout, x, w, b, stride, padding: (None, conv_backward_loops(dout, x, w, b, stride, padding)[1] / len(x), None)),
+    (SUM_NOT_MEAN_HINT.format("db"),
+     lambda dout, x, w, b, stride, padding: (None, None, dout.sum(axis=(0, 2, 3)) / len(x))),
+    (SUM_NOT_MEAN_HINT.format("dw"), lambda dout, x, w, b, stride, padding: (
+        None, conv_backward_loops(dout, x, w, b, stride, padding)[1] / len(x), None)),
 ]
 VECTORIZED_CONV_BACKWARD_MISTAKES = CONV_BACKWARD_MISTAKES + [
     ("dout is (N, F, H_out, W_out): to_chwn(dout).reshape(F, -1) puts its columns in the (i, j, n) order of "
@@ -343,7 +345,7 @@ COL2IM_MISTAKES = [
 def pool_slip(x, kernel_size, stride, mode, rows=True, columns=True):
     """pool2d_forward whose windows step by 1 instead of the stride in the rows (rows=False) or the columns."""
     stride = stride or kernel_size
-    H_out, W_out = conv_output_size(x.shape[2], kernel_size, stride, 0), conv_output_size(x.shape[3], kernel_size, stride, 0)
+    H_out, W_out = (conv_output_size(size, kernel_size, stride, 0) for size in x.shape[2:])
     steps = (stride if rows else 1, stride if columns else 1)
     return pool2d_forward(x, kernel_size, steps, mode)[0][:, :, :H_out, :W_out]
 
@@ -649,6 +651,7 @@ class Exercise:
     check: object = None  # a check of its own (dropout's random masks)
     accepted: object = None  # another answer that counts as right (the textbook placement of Adam's eps)
     in_place: bool = False  # may update its array arguments in place
+    note: str = None  # a line that the empty function's docstring adds to the solution's
 
 
 CONVOLUTION, POOLING, ACTIVATIONS = "Convolution", "Pooling", "Activations"
@@ -721,7 +724,8 @@ EXERCISES = [
                                        "W_out, N), then transpose to (N, F, H_out, W_out)", conv_output_unordered)]),
     Exercise("conv2d_backward", CONVOLUTION, conv2d_backward, ("dx", "dw", "db"),
              mistakes=VECTORIZED_CONV_BACKWARD_MISTAKES, forward="conv2d_forward", gradient_of=(0, 1, 2)),
-    Exercise("pool2d_forward", POOLING, pool2d_forward, ("out", "cache"), pool_cases, POOL_FORWARD_MISTAKES),
+    Exercise("pool2d_forward", POOLING, pool2d_forward, ("out", "cache"), pool_cases, POOL_FORWARD_MISTAKES,
+             note="stride=None means stride = kernel_size: windows side by side"),
     Exercise("pool2d_backward", POOLING, pool2d_backward, ("dx",), mistakes=POOL_BACKWARD_MISTAKES,
              forward="pool2d_forward", gradient_of=(0,), kinks=True),
     Exercise("relu_forward", ACTIVATIONS, relu_forward, ("out", "cache"), relu_cases, RELU_FORWARD_MISTAKES,
@@ -759,12 +763,13 @@ FAST_TWIN = {conv2d_forward_naive: conv2d_forward}
 
 # --- Writing the learner's file (start) ---
 
-FILE_HEADER = '''"""My CNN, written by hand: the exercises of exercises.py, in the README's order.
+FILE_HEADER = '''"""My CNN, written by hand: the exercises of exercises.py, under the README sections that teach them
+(each backward pass beside its forward pass, although the README derives it later, in Backpropagation).
 
 Write each function below, then check it (the checker reads this file; run it from the repository):
     python exercises.py check{file_flag}                        # every exercise
     python exercises.py check conv2d_forward_naive{file_flag}   # one or more by name
-Once all pass, train the SimpleCNN made of your functions on MNIST:
+Once the SimpleCNN's functions pass (sigmoid, BatchNorm and dropout are extras), train it on MNIST:
     python exercises.py train --quick{file_flag}
 
 The signatures and docstrings are those of cnn_from_scratch.py, whose code is the solution. A forward
@@ -783,6 +788,8 @@ def stub(exercise):
         summary, shapes = doc.split("\n\n", 1)
         layer_summary = inspect.getdoc(exercise.layer).split("\n\n")[0]
         doc = f"{summary}\n\n{layer_summary}\n\n{shapes}"
+    if exercise.note:
+        doc += f"\nNote: {exercise.note}"
     body = f'"""{doc}\n"""\nraise NotImplementedError("{exercise.name}: not written yet")'
     return f"def {exercise.name}{inspect.signature(exercise.solution)}:\n{textwrap.indent(body, '    ')}\n"
 
@@ -808,7 +815,8 @@ def start(path):
     text = learner_file_text(path)
     atomic_save(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
     file_flag = "" if str(path) == DEFAULT_FILE else f" --file {path}"
-    print(f"wrote {path}: {len(EXERCISES)} functions to write, in the README's order, each with its docstring.\n"
+    print(f"wrote {path}: {len(EXERCISES)} functions to write, under the README sections that teach them, each with "
+          f"its docstring.\n"
           f"Next: write conv2d_forward_naive, then `python exercises.py check{file_flag}`.")
     return 0
 
@@ -931,37 +939,61 @@ def outputs_of(exercise, result, keep_cache=False):
     return tuple(value for name, value in zip(names, values) if keep_cache or name != "cache")
 
 
-def same(a, b, tolerance):
-    """Same shape, and equal within tolerance * (b's largest finite magnitude), nan where b is nan."""
+def scale_of(b):
+    """The largest finite magnitude in b: the tolerances are relative to it."""
+    b = np.asarray(b, dtype=np.float64)
+    return max(np.abs(b[np.isfinite(b)]).max(initial=0.0), np.finfo(np.float64).tiny)
+
+
+def largest_difference(a, b):
+    """max |a - b| over the elements where a and b differ (nan meets nan, inf meets inf); inf when the shapes
+    differ or only one of the two is nan."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        return False
-    scale = max(np.abs(b[np.isfinite(b)]).max(initial=0.0), np.finfo(np.float64).tiny)
+        return np.inf
     with np.errstate(invalid="ignore"):
-        close = (np.abs(a - b) <= tolerance * scale) | (a == b) | (np.isnan(a) & np.isnan(b))
-    return bool(close.all())
+        differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        gaps = np.abs(a - b)[differ]
+    return float(np.nan_to_num(gaps, nan=np.inf).max(initial=0.0))
+
+
+def same(a, b, tolerance):
+    """Same shape, and equal within tolerance * (b's largest finite magnitude), nan where b is nan."""
+    return largest_difference(a, b) <= tolerance * scale_of(b)
+
+
+def two_numbers(expected, received):
+    """Both numbers with the fewest digits (8 or more) that tell them apart."""
+    for digits in range(8, 18):
+        if f"{expected:.{digits}g}" != f"{received:.{digits}g}":
+            break
+    return f"expected {expected:.{digits}g}, received {received:.{digits}g}"
 
 
 def difference(name, received, expected):
-    """[] when received equals expected within TOLERANCE, else a line naming the first wrong element."""
+    """[] when received equals expected within TOLERANCE, else lines naming the first wrong element and the
+    largest difference against the tolerance."""
     if received.shape != expected.shape:
         return [f"{name}: expected shape {expected.shape}, received {received.shape}"]
-    if same(received, expected, TOLERANCE):
+    gap, scale = largest_difference(received, expected), scale_of(expected)
+    if gap <= TOLERANCE * scale:
         return []
-    scale = max(np.abs(expected).max(initial=0.0), np.finfo(np.float64).tiny)
+    largest = (f"{name}: largest difference {gap:.2e}, {gap / scale:.1e} of the largest |expected| ({scale:.4g}); "
+               f"the tolerance is {TOLERANCE:g} of it" if np.isfinite(gap) else
+               f"{name}: nan or inf where finite values were expected")
+    if expected.ndim == 0:
+        return [f"{name}: {two_numbers(float(expected), float(received))}", largest]
     with np.errstate(invalid="ignore"):
         wrong = ~((np.abs(received - expected) <= TOLERANCE * scale) | (received == expected))
-    if expected.ndim == 0:
-        return [f"{name}: expected {expected:.8g}, received {received:.8g}"]
     index = np.unravel_index(np.argmax(wrong), wrong.shape)
     where = "[" + ", ".join(str(int(i)) for i in index) + "]"
-    return [f"{name}: {int(wrong.sum())} of {wrong.size} values wrong; the first at {where}: expected "
-            f"{expected[index]:.8g}, received {received[index]:.8g}"]
+    return [f"{name}: {int(wrong.sum())} of {wrong.size} values wrong; the first at {where}: "
+            f"{two_numbers(expected[index], received[index])}", largest]
 
 
 def compare(exercise, received, expected, mistake_args):
     """Problems with received against expected, each wrong output with the hints of the wrong versions
-    whose output equals it; [] when all are right."""
+    that explain it (equal to it, and at least 100 times nearer to it than the solution); [] when all are right."""
     problems, wrong_versions, shown = [], None, set()
     names = [name for name in exercise.returns if name != "cache"]
     for index, (name, got, want) in enumerate(zip(names, received, expected)):
@@ -976,8 +1008,10 @@ def compare(exercise, received, expected, mistake_args):
             continue
         if wrong_versions is None:
             wrong_versions = run_mistakes(exercise, mistake_args, len(names))
+        gap = largest_difference(got_array, want)
         hints = [hint for hint, outputs in wrong_versions if outputs[index] is not None
-                 and same(got_array, outputs[index], HINT_TOLERANCE) and not same(want, outputs[index], HINT_TOLERANCE)]
+                 and same(got_array, outputs[index], HINT_TOLERANCE)
+                 and largest_difference(got_array, outputs[index]) <= 0.01 * gap]
         if np.asarray(got).dtype == np.float32:
             hints.append("your result is float32 from float64 inputs: keep the input's dtype "
                          "(np.zeros(shape, dtype=x.dtype))")
@@ -1005,40 +1039,122 @@ def describe_case(function, args):
                      for name, value in zip(names, args))
 
 
+def solution_cases(exercise):
+    """[(args, dout, expected)] for each check of an exercise: the arguments of the function (of its forward
+    pass, for a backward pass), dout (None but for a backward pass) and the solution's outputs. Seeds 0 and 1."""
+    forward = BY_NAME.get(exercise.forward)
+    if exercise.check or not (forward or exercise).cases:
+        raise ValueError(f"{exercise.name} has checks of its own (see check_{exercise.name}), not cases")
+    cases, rng = (forward or exercise).cases(np.random.default_rng(0)), np.random.default_rng(1)
+    checked = []
+    for args in cases:
+        if forward:
+            out, cache = forward.solution(*args)
+            dout = rng.standard_normal(np.shape(out))
+            checked.append((args, dout, outputs_of(exercise, exercise.solution(dout, cache))))
+        else:
+            checked.append((args, None, outputs_of(exercise, exercise.solution(*args))))
+    return checked
+
+
+def case(name, number):
+    """The arguments of check `number` (from 1) of exercise `name`, and the solution's outputs: (args, expected).
+
+    For a backward pass, args = (dout, *its forward pass's arguments): your forward pass makes the cache.
+    Example: args, expected = case("conv2d_forward", 2); out, cache = conv2d_forward(*args)
+    """
+    if name not in BY_NAME:
+        raise ValueError(f"no exercise named {name!r}; the exercises are: {', '.join(BY_NAME)}")
+    cases = solution_cases(BY_NAME[name])
+    if not 1 <= number <= len(cases):
+        raise ValueError(f"{name} has cases 1 to {len(cases)}, not {number}")
+    args, dout, expected = cases[number - 1]
+    return (args if dout is None else (dout, *args)), expected
+
+
+def source_of(functions):
+    """(setup, prefix): the Python that names the learner's functions in a REPL: their file, loaded, or, for
+    functions handed to check() from a notebook, their bare names."""
+    if functions is SOLUTIONS:
+        return "import exercises; ", "exercises.SOLUTIONS."
+    path = getattr(functions, "__file__", None)
+    if not path:
+        return "import exercises; ", ""
+    try:
+        path = str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:  # not under the current folder: the absolute path
+        pass
+    return f"import exercises; mine = exercises.load_learner_file({path!r}); ", "mine."
+
+
+def reproduce_line(exercise, number, functions):
+    """One line of Python that rebuilds case `number` in a REPL and calls the learner's function on it."""
+    setup, prefix = source_of(functions)
+    outputs = ", ".join(exercise.returns)
+    if exercise.forward:
+        return (f"reproduce: {setup}(dout, *args), expected = exercises.case({exercise.name!r}, {number}); "
+                f"{outputs} = {prefix}{exercise.name}(dout, {prefix}{exercise.forward}(*args)[1])")
+    return (f"reproduce: {setup}args, expected = exercises.case({exercise.name!r}, {number}); "
+            f"{outputs} = {prefix}{exercise.name}(*args)")
+
+
+def cache_arrays(cache, label="cache", depth=3):
+    """[(label, array, copy)] for the arrays in a cache (a tuple, list or dict of them, nested a little)."""
+    if isinstance(cache, np.ndarray):
+        return [(label, cache, cache.copy())]
+    if depth == 0:
+        return []
+    items = cache.items() if isinstance(cache, dict) else enumerate(cache) if isinstance(cache, (tuple, list)) else []
+    return [entry for key, value in items for entry in cache_arrays(value, f"{label}[{key!r}]", depth - 1)]
+
+
+def cache_problems(exercise, snapshot, received):
+    """A line for each array of the cache that the backward pass changed in place, with a hint when an output is
+    that same array (dw = w, then filled in: a second name, not a copy)."""
+    problems = []
+    names = [name for name in exercise.returns if name != "cache"]
+    for label, array, copy in snapshot:
+        if np.array_equal(array, copy, equal_nan=True):
+            continue
+        problems.append(f"{exercise.name} changed {label} (of shape {array.shape}), an array of its cache, in place: "
+                        f"the forward pass's arrays (its input, the weights) must stay as they were")
+        problems += [f"hint: {name} is {label} under a second name: `{name} = w` does not copy; start from "
+                     f"np.zeros_like(w)" for name, value in zip(names, received)
+                     if isinstance(value, np.ndarray) and np.shares_memory(value, array)]
+    return problems
+
+
 def check_against_solution(exercise, functions):
     """Compare with the solution on every case, then gradients with centred differences; (passed, lines)."""
     function = getattr(functions, exercise.name)
     forward = BY_NAME.get(exercise.forward)
-    cases = (forward or exercise).cases(np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    for number, args in enumerate(cases, start=1):
+    cases = solution_cases(exercise)
+    for number, (args, dout, expected) in enumerate(cases, start=1):
         if forward:
-            out, cache = forward.solution(*args)
-            dout = rng.standard_normal(np.shape(out))
-            expected = outputs_of(exercise, exercise.solution(dout, cache))
-            mistake_args = (dout, *args)
-            case = f"case {number} of {len(cases)}: your {forward.name}({describe_case(forward.solution, args)}), " \
-                   f"then {exercise.name}(dout of shape {dout.shape}, cache)"
+            case_line = (f"case {number} of {len(cases)}: your {forward.name}({describe_case(forward.solution, args)})"
+                         f", then {exercise.name}(dout of shape {dout.shape}, cache)")
         else:
-            expected = outputs_of(exercise, exercise.solution(*args))
-            mistake_args = args
-            case = f"case {number} of {len(cases)}: {exercise.name}({describe_case(exercise.solution, args)})"
-        changed = []
+            case_line = f"case {number} of {len(cases)}: {exercise.name}({describe_case(exercise.solution, args)})"
+        reproduce = reproduce_line(exercise, number, functions)
+        changed, snapshot = [], []
         try:
             if forward:
                 _, learner_cache = outputs_of(forward, call(getattr(functions, forward.name), args), keep_cache=True)
+                snapshot = cache_arrays(learner_cache)
             received = outputs_of(exercise, call(function, (dout, learner_cache) if forward else args, changed))
         except LearnerError as error:
-            return False, [case] + error.lines
+            return False, [case_line] + error.lines + [reproduce]
         changed = [] if exercise.in_place else changed
+        mistake_args = (dout, *args) if forward else args
         problems = compare(exercise, received, expected, mistake_args)
         if problems and exercise.accepted and not compare(exercise, received, exercise.accepted(*args), args):
             problems = []  # the other accepted answer
         problems += [f"{exercise.name} changed its argument {list(inspect.signature(function).parameters)[index]} in "
                      f"place; the caller still needs it: write the result into a new array" for index in changed]
+        problems += cache_problems(exercise, snapshot, received)
         if problems:
-            return False, [case] + problems
-    error = gradient_error(exercise, functions, cases, rng)
+            return False, [case_line] + problems + [reproduce]
+    error = gradient_error(exercise, functions, [args for args, _, _ in cases], np.random.default_rng(2))
     if error is not None and not error <= GRADIENT_TOLERANCE:
         return False, [f"the gradients disagree with centred finite differences: relative error {error:.1e}, more "
                        f"than {GRADIENT_TOLERANCE:g}"]
@@ -1070,16 +1186,19 @@ def gradient_error(exercise, functions, cases, rng):
     return worst
 
 
-def check_exercise(exercise, functions, forward_passed=True):
-    """The Result of one exercise for the functions in `functions` (a module or a namespace)."""
+def check_exercise(exercise, functions, waiting_for=()):
+    """The Result of one exercise for the functions in `functions` (a module or a namespace); waiting_for:
+    [(name, status)] of the exercises it needs (its forward pass, those it calls) that do not pass."""
     function = getattr(functions, exercise.name, None)
     if function is None or is_empty(function):
         return Result(exercise.name, "not started", [])
     if not callable(function):
         return Result(exercise.name, "wrong", [f"{exercise.name} is {describe(function)}, not a function"])
-    if not forward_passed:
-        return Result(exercise.name, "waiting", [f"{exercise.forward} must pass first: its cache is this "
-                                                 f"function's input"])
+    if waiting_for:
+        return Result(exercise.name, "waiting", [
+            f"waiting for {name}, which is {status}: "
+            + ("its cache is this function's input" if name == exercise.forward else f"{exercise.name} calls it")
+            for name, status in waiting_for])
     try:
         passed, details = (exercise.check or check_against_solution)(exercise, functions)
     except NotImplementedError:
@@ -1089,54 +1208,111 @@ def check_exercise(exercise, functions, forward_passed=True):
     return Result(exercise.name, "passed" if passed else "wrong", details)
 
 
+def called_exercises(name, functions):
+    """The other exercises that the function `name` calls, directly or through helpers of its own module: your
+    conv2d_backward calling your col2im. Found by the names its code reads, where they are those functions."""
+    function, found = getattr(functions, name, None), []
+    home = getattr(function, "__globals__", None)
+    stack, seen = [function], set()
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, types.FunctionType) or current in seen:
+            continue
+        seen.add(current)
+        codes, names = [current.__code__], set()
+        while codes:  # the function's code and the code inside it (lambdas, comprehensions, inner functions)
+            code = codes.pop()
+            names.update(code.co_names)
+            codes += [constant for constant in code.co_consts if isinstance(constant, types.CodeType)]
+        for used in names:
+            value = current.__globals__.get(used)
+            if used in BY_NAME and used != name:
+                if value is not None and value is getattr(functions, used, None):
+                    found.append(used)
+            elif isinstance(value, types.FunctionType) and value.__globals__ is home:  # a helper of the same file
+                stack.append(value)
+    return [other for other in BY_NAME if other in found]
+
+
 def check_all(functions, names=None):
     """{name: Result} for the exercises named (default: all), in order. A backward pass receives its forward
-    pass's cache, so the forward pass is checked first, and the backward pass waits until it passes."""
-    results = {}
+    pass's cache, and a function may call other exercises (conv2d_forward calling im2col): those are checked
+    first, and the function waits until they pass."""
+    results, in_progress = {}, set()
 
     def result(name):
         if name not in results:
+            in_progress.add(name)
             exercise = BY_NAME[name]
-            forward_passed = exercise.forward is None or result(exercise.forward).status == "passed"
-            results[name] = check_exercise(exercise, functions, forward_passed)
+            needed = [exercise.forward] if exercise.forward else []
+            needed += [other for other in called_exercises(name, functions)
+                       if other not in needed and other not in in_progress]  # no cycles
+            waiting_for = [(other, result(other).status) for other in needed if result(other).status != "passed"]
+            results[name] = check_exercise(exercise, functions, waiting_for)
+            in_progress.discard(name)
         return results[name]
 
     return {name: result(name) for name in (names or list(BY_NAME))}
+
+
+def check(name, function, others=None):
+    """Check one of your functions from Python (a REPL, a notebook): prints the verdict that
+    `python exercises.py check NAME` prints, and returns its Result.
+
+    name: the exercise, such as "conv2d_forward"; function: yours
+    others: where the functions it needs are (its forward pass, the im2col it calls): a module, a dict or a
+      namespace; default: the globals of the file or notebook in which `function` was written
+    Example: exercises.check("relu_backward", relu_backward)   # finds your relu_forward beside it
+    """
+    if name not in BY_NAME:
+        raise ValueError(f"no exercise named {name!r}; the exercises are: {', '.join(BY_NAME)}")
+    if others is None:
+        others = getattr(function, "__globals__", {})
+    namespace = others if isinstance(others, dict) else vars(others)
+    functions = types.SimpleNamespace(**{key: value for key, value in namespace.items() if key in BY_NAME})
+    setattr(functions, name, function)
+    result = check_all(functions, [name])[name]
+    print(report({name: result}, None))
+    return result
 
 
 STATUSES = ("passed", "wrong", "waiting", "not started")
 
 
 def report(results, source):
-    """The progress table: one line per exercise, the details of each wrong one under it, a total."""
+    """The progress table: one line per exercise, the details of each wrong one under it, a total (and a
+    header naming the source, unless source is None: check()'s one line)."""
     width = max(len(name) for name in results)
-    lines = [f"{source}:", f"  {'exercise':<{width}}  status"]
+    lines = [] if source is None else [f"{source}:", f"  {'exercise':<{width}}  status"]
     for result in results.values():
         note = result.details[0] if result.status == "passed" and result.details else ""
         lines.append(f"  {result.name:<{width}}  {result.status:<11}  {note}".rstrip())
         if result.status != "passed":
             lines += [f"      {detail}" for detail in result.details]
     counts = {status: sum(result.status == status for result in results.values()) for status in STATUSES}
-    lines.append(", ".join(f"{count} {status}" for status, count in counts.items()))
+    if source is not None:
+        lines.append(", ".join(f"{count} {status}" for status, count in counts.items()))
     return "\n".join(lines)
 
 
-def all_attempted_pass(results):
-    return not any(result.status in ("wrong", "waiting") for result in results.values())
+def all_passed(results):
+    """True when every function checked passes: `check`'s exit status is 0 then, and 1 otherwise."""
+    return all(result.status == "passed" for result in results.values())
 
 
 # --- Training the learner's network (train) ---
 
 class LearnerLayer(Layer):
-    """A SimpleCNN layer whose passes are the learner's functions; it shares the project layer's params."""
+    """A SimpleCNN layer whose passes are the learner's functions; it shares the project layer's params.
+    forward(x, training) -> (out, cache); backward(dout, cache) -> (dx, *grads in the order of params)."""
 
     def __init__(self, layer, forward, backward):
         super().__init__()
-        self.params, self.grads = layer.params, layer.grads
-        self.run_forward, self.run_backward = forward, backward  # x -> (out, cache); (dout, cache) -> (dx, *grads)
+        self.layer, self.params, self.grads, self.buffers = layer, layer.params, layer.grads, layer.buffers
+        self.run_forward, self.run_backward = forward, backward
 
     def forward(self, x):
-        out, self.cache = self.run_forward(x)
+        out, self.cache = self.run_forward(x, self.training)
         return out
 
     def backward(self, dout):
@@ -1145,23 +1321,58 @@ class LearnerLayer(Layer):
         return dx
 
 
-def learner_network(functions, rng):
+def batchnorm_pass(layer, forward):
+    """BatchNorm's forward pass: the learner's in training; in evaluation, which batchnorm_forward does not do,
+    the project's layer with its running averages. The project's layer also keeps those averages up to date."""
+    def run(x, training):
+        layer.training = training
+        evaluated = layer.forward(x)  # in training, only for the running averages
+        return forward(x, layer.params["gamma"], layer.params["beta"], layer.eps) if training else (evaluated, None)
+    return run
+
+
+def network_exercises(activation="relu", batchnorm=False, dropout=0.0):
+    """The exercises whose functions train's network uses, in the order of EXERCISES; the SimpleCNN's by default."""
+    used = {"conv2d_forward", "conv2d_backward", "pool2d_forward", "pool2d_backward", f"{activation}_forward",
+            f"{activation}_backward", "fully_connected_forward", "fully_connected_backward", "softmax_cross_entropy",
+            "adam_step"}
+    used |= {"batchnorm_forward", "batchnorm_backward"} if batchnorm else set()
+    used |= {"dropout_forward", "dropout_backward"} if dropout else set()
+    return [name for name in BY_NAME if name in used]
+
+
+def learner_network(functions, rng, activation="relu", batchnorm=False, dropout=0.0):
     """make_simple_cnn's SimpleCNN, the same initial weights, with every layer's passes replaced by the
-    learner's functions (Flatten, not an exercise, stays the project's)."""
-    model, f = make_simple_cnn(rng=rng), functions
+    learner's functions (Flatten, not an exercise, stays the project's). With an option, make_cnn's same
+    network with sigmoid activations, BatchNorm after each convolution and the hidden layer, or dropout
+    before the last layer."""
+    if activation == "relu" and not batchnorm and not dropout:
+        model = make_simple_cnn(rng=rng)
+    else:
+        model = make_cnn(activation=activation, batch_norm=batchnorm, dropout=dropout, rng=rng)
+    f = functions
 
     def replace(layer):
         if isinstance(layer, ConvolutionLayer):
-            return LearnerLayer(layer, lambda x: f.conv2d_forward(x, layer.params["W"], layer.params["b"],
-                                                                  layer.stride[0], layer.padding[0]), f.conv2d_backward)
+            return LearnerLayer(layer, lambda x, training: f.conv2d_forward(
+                x, layer.params["W"], layer.params["b"], layer.stride[0], layer.padding[0]), f.conv2d_backward)
         if isinstance(layer, PoolingLayer):
-            return LearnerLayer(layer, lambda x: f.pool2d_forward(x, layer.kernel_size[0], layer.stride[0], layer.mode),
+            return LearnerLayer(layer, lambda x, training: f.pool2d_forward(x, layer.kernel_size[0], layer.stride[0],
+                                                                            layer.mode),
                                 lambda dout, cache: (f.pool2d_backward(dout, cache),))
-        if isinstance(layer, ReLULayer):
-            return LearnerLayer(layer, f.relu_forward, lambda dout, cache: (f.relu_backward(dout, cache),))
+        if isinstance(layer, (ReLULayer, SigmoidLayer)):
+            name = "relu" if isinstance(layer, ReLULayer) else "sigmoid"
+            forward, backward = getattr(f, f"{name}_forward"), getattr(f, f"{name}_backward")
+            return LearnerLayer(layer, lambda x, training: forward(x), lambda dout, cache: (backward(dout, cache),))
         if isinstance(layer, FullyConnectedLayer):
-            return LearnerLayer(layer, lambda x: f.fully_connected_forward(x, layer.params["W"], layer.params["b"]),
+            return LearnerLayer(layer, lambda x, training: f.fully_connected_forward(x, layer.params["W"],
+                                                                                     layer.params["b"]),
                                 f.fully_connected_backward)
+        if isinstance(layer, BatchNormLayer):
+            return LearnerLayer(layer, batchnorm_pass(layer, f.batchnorm_forward), f.batchnorm_backward)
+        if isinstance(layer, DropoutLayer):
+            return LearnerLayer(layer, lambda x, training: f.dropout_forward(x, layer.p, layer.rng, training),
+                                lambda dout, cache: (f.dropout_backward(dout, cache),))
         return layer
 
     model.layers = [replace(layer) for layer in model.layers]
@@ -1201,29 +1412,39 @@ def train_network(model, functions, data, epochs, seed, progress=True):
 EPOCHS, QUICK_EPOCHS, BATCH_SIZE, LEARNING_RATE, AUGMENT = 6, 1, 64, 2e-3, True  # AUGMENT: shifts of 2 pixels
 
 
-def train(path, quick, seed):
-    """Check every exercise, then train the learner's SimpleCNN on MNIST; returns the exit status."""
+def train(path, quick, seed, activation="relu", batchnorm=False, dropout=0.0):
+    """Check the functions that the network uses, then train the learner's network on MNIST: the SimpleCNN,
+    or with the options, the same network with sigmoid, BatchNorm or dropout. Returns the exit status."""
     module = load_learner_file(path)
-    results = check_all(module)
-    if not all(result.status == "passed" for result in results.values()):
+    names = network_exercises(activation, batchnorm, dropout)
+    results = check_all(module, names)
+    extras = ((" with sigmoid activations", activation == "sigmoid"), (" with BatchNorm", batchnorm),
+              (f" with dropout {dropout:g}", dropout))
+    network = "the SimpleCNN" + "".join(extra for extra, chosen in extras if chosen)
+    if not all_passed(results):
         print(report(results, path))
-        print("train needs every exercise passed first.")
+        print(f"train needs the {len(names)} functions of {network} passed first (sigmoid, BatchNorm and dropout "
+              f"are extras: train --sigmoid, --batchnorm, --dropout P).")
         return 1
+    called = [other for other in BY_NAME if other not in names
+              and any(other in called_exercises(name, module) for name in names)]
     data, epochs = load_mnist(seed=seed), EPOCHS
     if quick:
         data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), QUICK_EPOCHS
-    x = data.x_train
-    print(f"All {len(results)} exercises pass. Training the SimpleCNN made of your functions: {len(x):,} images, "
-          f"{epochs} epoch(s), seed {seed}")
+    print(f"Training {network} made of your {', '.join(names)}" + (f" (and {', '.join(called)}, which they call)"
+                                                                   if called else "") +
+          f": {len(data.x_train):,} images, {epochs} epoch(s), seed {seed}")
     try:
-        model = train_network(learner_network(module, np.random.default_rng(seed)), module, data, epochs, seed)
+        model = train_network(learner_network(module, np.random.default_rng(seed), activation, batchnorm, dropout),
+                              module, data, epochs, seed)
     except Exception as error:  # float32 inputs or MNIST's sizes can reach code that the checks did not
         print("training stopped:\n  " + "\n  ".join(error_lines(error, str(Path(path).resolve()))))
         return 1
     accuracy = float((model.predict(data.x_test) == data.y_test).mean())
     command = "python cnn_from_scratch.py" + (" --quick" if quick else "") + ("" if seed == 0 else f" --seed {seed}")
-    print(f"your network's test accuracy: {accuracy:.2%} on {len(data.y_test):,} test images "
-          f"(`{command}` trains the same network with the project's functions)")
+    same_network = network == "the SimpleCNN"
+    print(f"your network's test accuracy: {accuracy:.2%} on {len(data.y_test):,} test images" +
+          (f" (`{command}` trains the same network with the project's functions)" if same_network else ""))
     return 0
 
 
@@ -1233,10 +1454,14 @@ EPILOG = f"""commands:
   python exercises.py start [PATH]                       write PATH ({DEFAULT_FILE}) full of empty functions
   python exercises.py check [NAME ...] [--file PATH]     check your functions (all, or those named)
   python exercises.py check --solutions                  check the project's own functions, the solutions
-  python exercises.py train [--quick] [--seed N] [--file PATH]   train your network on MNIST once all pass
+  python exercises.py train [--quick] [--seed N] [--file PATH]   train the SimpleCNN made of your functions on
+      MNIST, once the {len(network_exercises())} it uses pass; --sigmoid, --batchnorm, --dropout P use those too
 
 {textwrap.fill("exercises: " + ", ".join(BY_NAME), 110, subsequent_indent="  ")}
-exit status: 0 when everything attempted passes"""
+From Python: exercises.check("relu_forward", relu_forward) prints the same verdict; exercises.case(NAME, NUMBER)
+gives a check's arguments and the solution's outputs.
+exit status: check exits 0 only when every function it checked passes (one not started or waiting counts as not
+passing), 1 otherwise, 2 for a wrong command line; train exits 0 once it has trained."""
 
 
 def main(argv=None):
@@ -1245,7 +1470,9 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="write the file of empty functions")
     start_parser.add_argument("path", nargs="?", default=DEFAULT_FILE, help=f"default: {DEFAULT_FILE}")
-    check_parser = commands.add_parser("check", help="check your functions against the solutions")
+    check_parser = commands.add_parser("check", help="check your functions against the solutions",
+                                       description="Check your functions against the solutions. Exit status: 0 "
+                                                   "only when every function checked passes, else 1.")
     check_parser.add_argument("names", nargs="*", metavar="NAME", help="exercises to check (default: all)")
     source = check_parser.add_mutually_exclusive_group()
     source.add_argument("--file", default=DEFAULT_FILE, help=f"your file (default: {DEFAULT_FILE})")
@@ -1256,13 +1483,21 @@ def main(argv=None):
                                    f"cnn_from_scratch.py --quick")
     train_parser.add_argument("--seed", type=int, default=0, help="initial weights, data order and shifts")
     train_parser.add_argument("--file", default=DEFAULT_FILE, help=f"your file (default: {DEFAULT_FILE})")
+    train_parser.add_argument("--sigmoid", action="store_true", help="sigmoid activations instead of ReLU (yours)")
+    train_parser.add_argument("--batchnorm", action="store_true",
+                              help="BatchNorm (yours) after each convolution and the hidden layer")
+    train_parser.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                              help="dropout (yours) with probability P before the last layer (default: none)")
     args = parser.parse_args(argv)
 
     if args.command == "start":
         return start(args.path)
     try:
         if args.command == "train":
-            return train(args.file, args.quick, args.seed)
+            if not 0 <= args.dropout < 1:
+                train_parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+            return train(args.file, args.quick, args.seed, "sigmoid" if args.sigmoid else "relu", args.batchnorm,
+                         args.dropout)
         unknown = [name for name in args.names if name not in BY_NAME]
         if unknown:
             check_parser.error(f"no exercise named {', '.join(unknown)}; the exercises are: {', '.join(BY_NAME)}")
@@ -1272,9 +1507,9 @@ def main(argv=None):
         print(error)
         return 1
     print(report(results, "the solutions (cnn_from_scratch.py)" if args.solutions else args.file))
-    if not args.solutions and not args.names and all(result.status == "passed" for result in results.values()):
+    if not args.solutions and not args.names and all_passed(results):
         print(f"Every exercise passes: train your network with `python exercises.py train --quick --file {args.file}`.")
-    return 0 if all_attempted_pass(results) else 1
+    return 0 if all_passed(results) else 1
 
 
 if __name__ == "__main__":
