@@ -13,7 +13,7 @@ server, then `main()`.
 Run it:
     python explorer.py                                 # the shipped NumPy SimpleCNN, http://127.0.0.1:8000/
     python explorer.py --model my_cnn.npz              # a model saved by CNN.save (NumPy)
-    python explorer.py --model checkpoints/simple.pt   # cnn_pytorch.save_checkpoint; --model x.keras for Keras
+    python explorer.py --model checkpoints/simple.pt   # saved by cnn_pytorch.save; --model x.keras for Keras
     python explorer.py --port 8080 --host 0.0.0.0      # other port; a non-loopback host prints a warning
     python explorer.py --quick                         # one prediction through the HTTP API, then exit
 In a REPL:

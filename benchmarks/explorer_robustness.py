@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import drawings  # noqa: E402
 import explorer  # noqa: E402
-import visualize_features as vis  # noqa: E402
+import frameworks  # noqa: E402
 from data import load_mnist  # noqa: E402
 
 
@@ -47,8 +47,8 @@ def main():
     print(f"{'model':<24}" + "".join(f"{column:>10}" for column in columns))
     for path in args.model or [explorer.DEFAULT_MODEL_PATH]:
         model, _, _ = explorer.load_model_file(path)
-        clean = float((vis.predict_logits(model, images).argmax(axis=1) == labels).mean())
-        accuracy = drawings.robustness_accuracy(vis.predict_logits(model, robust["x"]).argmax(axis=1), robust)
+        clean = float((frameworks.predict_logits(model, images).argmax(axis=1) == labels).mean())
+        accuracy = drawings.robustness_accuracy(frameworks.predict_logits(model, robust["x"]).argmax(axis=1), robust)
         drop = clean - accuracy["overall"]
         percentages = "".join(f"{100 * value:>9.2f}%" for value in [clean, *accuracy.values()])
         print(f"{os.path.basename(path):<24}{percentages}{100 * drop:>10.2f}")
