@@ -29,14 +29,17 @@ answered as GET, without the body):
     GET  /api/test-image[?index=i]  a real MNIST test image (random without index) and its label
     POST /api/predict               {"drawing": 112 rows of 112 numbers in [0, 1]} (preprocessed here)
                                     or {"image": 28 rows of 28 numbers in [0, 1]} (used as it is),
-                                    optional "classes": [class indices] for Grad-CAM (default: all)
+                                    optional "classes": [class indices] for Grad-CAM (default: all),
+                                    optional "dtype": "int8" for the maps and Grad-CAM as 8-bit levels
+                                    (encode_levels: what the page asks for, a quarter of the bytes)
     POST /api/feature-map           {"image": 28 rows of 28, "layer": a conv layer, "channel": k}: how
                                     map k is made: the maps below, filter k's slices, their correlations,
-                                    sum, bias and result (asked only for the clicked map, so that
-                                    /api/predict stays as fast as it was)
+                                    sum, bias, result and the model's own map (asked only for the
+                                    clicked map, so that /api/predict stays as fast as it was)
 Arrays of more than one dimension travel as {"shape": [...], "dtype": "float32", "data": base64 of
 the little-endian float32 bytes}: about a third of the size of nested lists of floats, and far
-quicker to encode (`python benchmarks/explorer_latency.py` times the whole request).
+quicker to encode (`python benchmarks/explorer_latency.py` times the whole request); or as
+{"dtype": "int8", "scale", ...}, 8-bit levels (encode_levels), a quarter of that again.
 
 The client never names a file: the model is chosen when the server starts, and the server only
 ever serves the three files of explorer/.
@@ -181,15 +184,18 @@ class Explorer:
                 "filters": {"layer": first_conv, "limit": float(np.abs(self.filters).max()),
                             "weights": encode_array(self.filters)}}
 
-    def analyze(self, image, classes=None):
+    def analyze(self, image, classes=None, dtype="float32"):
         """Everything the page shows for one 28x28 image.
 
         Inputs: image of shape (28, 28) in [0, 1]; classes: the classes to explain with Grad-CAM
-        (default: every class, so the page can switch between them without asking again)
+        (default: every class, so the page can switch between them without asking again); dtype:
+        "float32" (encode_array) or "int8" (encode_levels: a quarter of the bytes, for the page)
         Returns: dict with "probabilities" and "logits" (lists of num_classes floats), "predicted",
         "confidence", "layers" (each map layer's output of shape (K, h, w), at most 64 channels,
         with "limit" = its largest absolute value) and "gradcam" maps of shape (len(classes), 28, 28).
         """
+        if dtype not in ("float32", "int8"):
+            raise ValueError(f'dtype must be "float32" or "int8", got {dtype!r}')
         classes = list(range(self.num_classes)) if classes is None else list(classes)
         x = image.astype(np.float32)[None, None]  # (28, 28) -> (1, 1, 28, 28)
         batch = np.repeat(x, len(classes), axis=0)  # (len(classes), 1, 28, 28): one copy per class
@@ -204,11 +210,11 @@ class Explorer:
             maps = activations[name][0]  # (K, h, w)
             layers.append({"name": name, "kind": next(layer["kind"] for layer in self.layers if layer["name"] == name),
                            "channels": int(maps.shape[0]), "limit": float(np.abs(maps).max()),
-                           "maps": encode_array(maps[:MAX_MAPS_PER_LAYER])})
+                           "maps": encode_maps(maps[:MAX_MAPS_PER_LAYER], np.abs(maps).max(), dtype)})
         return {"predicted": int(np.argmax(probabilities)), "confidence": float(probabilities.max()),
                 "probabilities": probabilities.tolist(), "logits": logits.astype(np.float64).tolist(),
                 "layers": layers,
-                "gradcam": {"layer": self.gradcam_layer, "classes": classes, "maps": encode_array(cam)}}
+                "gradcam": {"layer": self.gradcam_layer, "classes": classes, "maps": encode_maps(cam, cam.max(), dtype)}}
 
     def explain_map(self, image, layer, channel):
         """How one map of a conv layer is made from the layer below, for the page's click on a map.
@@ -217,8 +223,9 @@ class Explorer:
         Returns: dict with "below" (the name of the layer below, or None: the input is the digit),
         "inputs" of shape (C, H, W) (the maps below), "kernels" of shape (C, HH, WW) (filter
         `channel`, one slice per input channel), "correlations" of shape (C, H_out, W_out) (each input
-        correlated with its slice), their "sum" and the "bias", and "result" = sum + bias, of shape
-        (H_out, W_out); "stride" and "padding" (the zeros before the first row and column).
+        correlated with its slice), their "sum" and the "bias", "result" = sum + bias and "output"
+        (the map as the model computed it), of shape (H_out, W_out); "stride" and "padding" (the zeros
+        before the first row and column).
         Raises ValueError when the result is not the layer's own map: its input is not the output of
         the layer listed before it (a skip connection), or its filters are grouped or dilated.
         """
@@ -246,7 +253,7 @@ class Explorer:
                              f"(largest difference {np.abs(result - output).max():.3g}): its input is not the "
                              f"output of {below or 'the image'} (a skip connection), or its filter is dilated")
         return {"below": below, "inputs": inputs, "kernels": kernels, "correlations": correlations,
-                "sum": total, "bias": float(bias[channel]), "result": result,
+                "sum": total, "bias": float(bias[channel]), "result": result, "output": output,
                 "stride": [int(step) for step in stride], "padding": list(before)}
 
     def test_set(self):
@@ -337,31 +344,59 @@ def parse_classes(value, num_classes):
     return value
 
 
+def encode_levels(array, limit):
+    """An array as 8-bit levels of its scale: {"shape", "dtype": "int8", "scale", "data": base64 of the
+    levels}, value = level * scale with scale = limit / 127, within scale / 2 of the value (limit: the
+    largest absolute value). A quarter of encode_array's bytes, and twice the levels the page's
+    colours can show; the page asks for it with "dtype": "int8"."""
+    scale = float(limit) / 127 if limit > 0 else 0.0
+    levels = np.zeros(np.shape(array), dtype=np.int8) if scale == 0 else np.clip(
+        np.round(np.asarray(array, dtype=np.float64) / scale), -127, 127).astype(np.int8)
+    return {"shape": list(levels.shape), "dtype": "int8", "scale": scale,
+            "data": base64.b64encode(levels.tobytes()).decode("ascii")}
+
+
+def decode_levels(encoded):
+    """The inverse of encode_levels, to within half a level: a float32 array of the encoded shape."""
+    levels = np.frombuffer(base64.b64decode(encoded["data"]), dtype=np.int8).reshape(encoded["shape"])
+    return (levels * np.float32(encoded["scale"])).astype(np.float32)
+
+
+def encode_maps(array, limit, dtype):
+    """Feature maps or Grad-CAM as the request asked: encode_array ("float32") or encode_levels ("int8")."""
+    return encode_levels(array, limit) if dtype == "int8" else encode_array(array)
+
+
 def parse_predict_request(body, num_classes):
-    """Check a /api/predict body; returns (image of shape (28, 28), preprocessing steps or None, classes)."""
+    """Check a /api/predict body; returns (image of shape (28, 28), preprocessing steps or None, classes,
+    dtype of the maps and Grad-CAM: "float32" or "int8")."""
     request = parse_json(body)
-    unknown = sorted(set(request) - {"drawing", "image", "classes"})
+    unknown = sorted(set(request) - {"drawing", "image", "classes", "dtype"})
     if unknown:
-        raise ApiError(400, f'unknown field(s) {unknown}; expected "drawing" or "image", and optionally "classes"')
+        raise ApiError(400, f'unknown field(s) {unknown}; expected "drawing" or "image", and optionally "classes" '
+                            f'and "dtype"')
     if ("drawing" in request) == ("image" in request):
         raise ApiError(400, f'send exactly one of "drawing" ({DRAWING_SIZE}x{DRAWING_SIZE}, preprocessed like MNIST) '
                             f'or "image" ({IMAGE_SIZE}x{IMAGE_SIZE}, used as it is)')
     classes = parse_classes(request.get("classes"), num_classes)
+    dtype = request.get("dtype", "float32")
+    if dtype not in ("float32", "int8"):
+        raise ApiError(400, f'"dtype" must be "float32" (the default) or "int8", got {dtype!r}')
     if "image" in request:
-        return parse_grid(request["image"], "image", IMAGE_SIZE), None, classes
+        return parse_grid(request["image"], "image", IMAGE_SIZE), None, classes, dtype
     drawing = parse_grid(request["drawing"], "drawing", DRAWING_SIZE)
     try:
         image, steps = preprocess_drawing(drawing)
     except ValueError as error:  # an empty drawing
         raise ApiError(400, str(error)) from None
-    return image, steps, classes
+    return image, steps, classes, dtype
 
 
 def answer_predict(explorer, body):
     """The answer to POST /api/predict: the analysis, the input as the network saw it, and the preprocessing."""
     start = time.perf_counter()
-    image, steps, classes = parse_predict_request(body, explorer.num_classes)
-    response = explorer.analyze(image, classes)
+    image, steps, classes, dtype = parse_predict_request(body, explorer.num_classes)
+    response = explorer.analyze(image, classes, dtype)
     response["input"] = encode_array(image)
     response["preprocessing"] = None if steps is None else {
         "drawing_size": DRAWING_SIZE, "box_size": BOX_SIZE, "box": steps["box"],
@@ -394,7 +429,7 @@ def answer_feature_map(explorer, body):
         parts = explorer.explain_map(image, layer, channel)
     except ValueError as error:  # a layer this view cannot rebuild from the layer below
         raise ApiError(422, str(error)) from None
-    arrays = ("inputs", "kernels", "correlations", "sum", "result")
+    arrays = ("inputs", "kernels", "correlations", "sum", "result", "output")
     return {"layer": layer, "channel": channel, **{key: encode_array(value) if key in arrays else value
                                                    for key, value in parts.items()}}
 

@@ -1,13 +1,17 @@
 // The page of explorer.py: a drawing pad, and what the network makes of the drawing.
 // Plain JavaScript with no libraries; it talks only to the server that served it (see the
 // JSON API in explorer.py). Read top to bottom: arrays and colours, the drawing pad, requests,
-// one function per panel, then the view of how one feature map is made.
+// one function per panel, then the view of how one feature map is made, then the keyboard.
+// Every view works with a keyboard (the bars and the maps are buttons), every picture has a name a
+// screen reader can say, and #status (a polite live region) says each new prediction and any error.
 "use strict";
 
 const THROTTLE_MS = 120;       // at most one request per 120 ms while the pen moves
 const PEN_WIDTH = 22;          // in pad pixels (280 x 280): about MNIST's stroke width once scaled to 20 x 20
 const TILE = 42;               // size in screen pixels of one feature map (28 x 1.5, 14 x 3, 7 x 6)
 const COLUMNS = 8;             // feature maps per row
+const SERVER_DOWN = "The explorer's server does not answer: start it again with `python explorer.py` " +
+  "in a terminal, then reload this page.";
 
 const state = {
   model: null,          // GET /api/model
@@ -15,7 +19,8 @@ const state = {
   test: null,           // {index, label, image} of the test image on the pad
   drawing: null,        // the last drawing sent, 112 x 112 values in [0, 1]
   result: null,         // the last POST /api/predict answer
-  selectedClass: null,  // the class the learner clicked for Grad-CAM; null follows the prediction
+  selectedClass: null,  // the class the learner chose for Grad-CAM; null follows the prediction
+  pointerId: null,      // the one pointer that draws; a second finger is ignored until the first lifts
   inFlight: false,
   dirty: false,
   lastSent: 0,
@@ -27,11 +32,17 @@ const state = {
 
 // --- Arrays and colours ---
 
-// The API sends arrays as {shape, dtype: "float32", data: base64 of little-endian float32 bytes}.
+// The API sends arrays as {shape, dtype, data: base64 of little-endian bytes}: dtype "float32", or
+// "int8" with a "scale" (value = level x scale), which the page asks for its maps and Grad-CAM: a
+// quarter of the bytes, and more levels than its colours show.
 function decodeArray(encoded) {
   const bytes = atob(encoded.data);
   const buffer = new Uint8Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) buffer[i] = bytes.charCodeAt(i);
+  if (encoded.dtype === "int8") {
+    const levels = new Int8Array(buffer.buffer);
+    return { shape: encoded.shape, data: Float32Array.from(levels, (level) => level * encoded.scale) };
+  }
   return { shape: encoded.shape, data: new Float32Array(buffer.buffer) };
 }
 
@@ -45,9 +56,15 @@ function diverging(value, limit) {
   return [255 + (end[0] - 255) * a, 255 + (end[1] - 255) * a, 255 + (end[2] - 255) * a];
 }
 
-// Grad-CAM heat: dark red -> orange -> yellow as t goes from 0 to 1.
+// Grad-CAM heat: dark red -> orange -> yellow as t goes from 0 to 1, laid over a grey level `base`
+// with opacity 0.85 sqrt(t), so that weak evidence stays faint.
 function heat(t) {
   return [255, Math.round(40 + 215 * t * t), Math.round(30 * (1 - t))];
+}
+function heatOver(base, t) {
+  const colour = heat(t);
+  const alpha = 0.85 * Math.sqrt(t);
+  return [0, 1, 2].map((i) => Math.round(base * (1 - alpha) + colour[i] * alpha));
 }
 
 // Paint an (h, w) grid of [r, g, b] colours onto ctx at (x, y), each cell scale x scale pixels.
@@ -71,6 +88,12 @@ function grey(value) {
   return [v, v, v];
 }
 
+function clearCanvas(canvas) {
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+}
+
+const percent = (p) => `${(100 * p).toFixed(1)}%`;
+
 // --- The drawing pad ---
 
 const pad = document.getElementById("pad");
@@ -86,10 +109,13 @@ function padPoint(event) {
   return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
 }
 
+// One pointer draws at a time: a second finger (or a palm) on the pad is ignored until the first lifts.
 function startDrawing() {
   let last = null;
   pad.addEventListener("pointerdown", (event) => {
     event.preventDefault();
+    if (state.pointerId !== null) return;
+    state.pointerId = event.pointerId;
     pad.setPointerCapture(event.pointerId);
     if (state.mode !== "drawing") {
       state.test = null;
@@ -101,15 +127,16 @@ function startDrawing() {
     scheduleUpdate();
   });
   pad.addEventListener("pointermove", (event) => {
-    if (last === null) return;
+    if (event.pointerId !== state.pointerId || last === null) return;
     event.preventDefault();
     const point = padPoint(event);
     strokeTo(last, point);
     last = point;
     scheduleUpdate();
   });
-  const stop = () => {
-    if (last === null) return;
+  const stop = (event) => {
+    if (event.pointerId !== state.pointerId) return;
+    state.pointerId = null;
     last = null;
     scheduleUpdate(true);  // pen up: send at once
   };
@@ -169,8 +196,14 @@ function paintTestImage(image) {
 
 // --- Requests ---
 
+// fetch() rejects only when no answer came at all (the server stopped): say what to do about it.
 async function getJSON(url, options) {
-  const response = await fetch(url, options);
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (error) {
+    throw new Error(SERVER_DOWN);
+  }
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
@@ -197,24 +230,28 @@ function cancelUpdates() {
 }
 
 // body[data-busy] is "true" while an answer is awaited: the panels show the latest drawing once it is "false".
+function busy() {
+  return state.inFlight || state.dirty || state.timer !== null;
+}
 function showBusy() {
-  document.body.dataset.busy = String(state.inFlight || state.dirty || state.timer !== null);
+  document.body.dataset.busy = String(busy());
 }
 
 async function sendUpdate() {
   // Until GET /api/model has answered, a drawing stays dirty; start() sends it once the model is known.
   if (!state.dirty || state.inFlight || state.mode === "empty" || state.model === null) return showBusy();
   state.dirty = false;
+  // "dtype": "int8" asks for the maps and Grad-CAM as 8-bit levels: all that the colours need.
   let body;
   if (state.mode === "test") {
     const [height, width] = state.test.image.shape;
     body = { image: Array.from({ length: height }, (_, row) =>
-      Array.from(state.test.image.data.subarray(row * width, (row + 1) * width))) };
+      Array.from(state.test.image.data.subarray(row * width, (row + 1) * width))), dtype: "int8" };
   } else {
     const drawing = readDrawing();
     if (drawing === null) return showBusy();  // nothing drawn yet
     state.drawing = drawing;
-    body = { drawing };
+    body = { drawing, dtype: "int8" };
   }
   const generation = state.generation;
   state.inFlight = true;
@@ -223,10 +260,14 @@ async function sendUpdate() {
     const result = await getJSON("/api/predict", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
-    if (generation === state.generation) showResult(result);
+    if (generation === state.generation) {
+      showResult(result);
+      // Say the prediction once the pen is up and no newer drawing waits, not at every stroke's step.
+      if (!state.dirty && state.timer === null && state.pointerId === null) announcePrediction(result);
+    }
   } catch (error) {
-    console.error(error);
     showSource(`Could not update: ${error.message}`, true);
+    announce(`Could not update: ${error.message}`);
   } finally {
     state.inFlight = false;
     if (state.dirty) scheduleUpdate();
@@ -245,10 +286,22 @@ async function loadTestImage() {
     scheduleUpdate(true);
   } catch (error) {
     showSource(`Could not load a test image: ${error.message}`, true);
+    announce(`Could not load a test image: ${error.message}`);
   }
 }
 
 // --- Panels ---
+
+// The live region: a screen reader says its new text when it is free (role="status", polite).
+function announce(text) {
+  document.getElementById("status").textContent = text;
+}
+
+function announcePrediction(result) {
+  const source = state.mode === "test" && state.test
+    ? ` MNIST test image #${state.test.index}, true label ${state.test.label}.` : "";
+  announce(`Prediction ${result.predicted}, ${percent(result.confidence)} sure.${source}`);
+}
 
 function showSource(text, isError = false) {
   const source = document.getElementById("source");
@@ -265,23 +318,42 @@ function showModel(model) {
   buildMapGrids(model);
   showFilters(model.filters);
   paintLegend();
+  paintGradcamLegend();
 }
 
+const STEP_LABELS = {  // what each preprocessing canvas shows before anything is drawn
+  "step-box": "Step 1: the drawing as sent, 112 by 112 pixels; nothing drawn yet",
+  "step-scaled": "Step 2: the ink scaled to fit a 20 by 20 box; nothing drawn yet",
+  "step-input": "Step 3: the 28 by 28 input of the network; nothing drawn yet",
+};
+
+// Clear: every panel, caption and name back to how the page started.
 function showEmpty() {
   state.result = null;
   state.selectedClass = null;
   document.getElementById("predicted").textContent = "–";
   document.getElementById("confidence").textContent = "";
+  document.getElementById("runners-up").textContent = "";
   document.getElementById("gradcam-caption").textContent = "–";
+  document.getElementById("gradcam-max").textContent = "max";
+  document.getElementById("scaled-caption").textContent = "scaled into 20×20";
+  document.getElementById("preprocess-note").hidden = false;
+  document.getElementById("test-image-note").hidden = true;
   showBars(null);
-  for (const id of ["step-box", "step-scaled", "step-input", "gradcam"]) {
+  for (const [id, label] of Object.entries(STEP_LABELS)) {
     const canvas = document.getElementById(id);
-    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    clearCanvas(canvas);
+    canvas.setAttribute("aria-label", label);
   }
+  const gradcam = document.getElementById("gradcam");
+  clearCanvas(gradcam);
+  gradcam.setAttribute("aria-label", "Grad-CAM: nothing to show yet");
+  delete gradcam.dataset.shownClass;
   for (const block of document.querySelectorAll(".map-block")) {
     block.classList.remove("drawn");
     const canvas = block.querySelector("canvas");
-    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    clearCanvas(canvas);
+    canvas.setAttribute("aria-label", block.dataset.emptyLabel);
     block.querySelector(".map-range").textContent = "";
   }
   document.body.dataset.predictions = "0";
@@ -290,7 +362,11 @@ function showEmpty() {
 function showResult(result) {
   state.result = result;
   document.getElementById("predicted").textContent = String(result.predicted);
-  document.getElementById("confidence").textContent = `${(100 * result.confidence).toFixed(1)}% sure`;
+  document.getElementById("confidence").textContent = `${percent(result.confidence)} sure`;
+  const others = result.probabilities.map((p, k) => [p, k]).filter(([, k]) => k !== result.predicted)
+    .sort((a, b) => b[0] - a[0]).slice(0, 2);
+  document.getElementById("runners-up").textContent =
+    `then ${others.map(([p, k]) => `${k}: ${percent(p)}`).join(", ")}`;
   showBars(result);
   showPreprocessing(result);
   showMaps(result.layers);
@@ -299,6 +375,7 @@ function showResult(result) {
   document.body.dataset.predictions = String(Number(document.body.dataset.predictions || 0) + 1);
 }
 
+// The ten bars are buttons: the one whose Grad-CAM is shown is pressed (aria-pressed="true").
 function showBars(result) {
   const bars = document.getElementById("bars");
   const classes = state.model ? state.model.num_classes : 10;
@@ -309,12 +386,17 @@ function showBars(result) {
       bar.type = "button";
       bar.className = "bar";
       bar.dataset.class = String(k);
-      bar.setAttribute("role", "listitem");
       const track = element("span", "track");
+      track.setAttribute("aria-hidden", "true");
       track.append(element("span", "fill"));
-      bar.append(element("span", "digit", String(k)), track, element("span", "value"));
+      bar.append(element("span", "digit", String(k)), track, element("span", "value"),
+        element("span", "visually-hidden role"));
       bar.addEventListener("click", () => {
-        state.selectedClass = state.result && k === state.result.predicted ? null : k;
+        if (!state.result) {
+          announce("No prediction yet: draw a digit, or choose Random test image.");
+          return;
+        }
+        state.selectedClass = k === state.result.predicted ? null : k;
         showBars(state.result);
         showGradcam();
       });
@@ -326,9 +408,10 @@ function showBars(result) {
     const k = Number(bar.dataset.class);
     const p = result ? result.probabilities[k] : 0;
     bar.querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
-    bar.querySelector(".value").textContent = result ? `${(100 * p).toFixed(1)}%` : "";
+    bar.querySelector(".value").textContent = result ? percent(p) : "";
+    bar.querySelector(".role").textContent = result !== null && k === result.predicted ? ", the prediction" : "";
     bar.classList.toggle("predicted", result !== null && k === result.predicted);
-    bar.classList.toggle("selected", result !== null && k === shown);
+    bar.setAttribute("aria-pressed", String(result !== null && k === shown));
   }
 }
 
@@ -352,6 +435,9 @@ function showPreprocessing(result) {
   document.getElementById("test-image-note").hidden = steps !== null;
   if (steps === null) {
     document.getElementById("scaled-caption").textContent = "scaled into 20×20";
+    boxCanvas.setAttribute("aria-label", "Step 1: not used, a test image comes already preprocessed");
+    scaledCanvas.setAttribute("aria-label", "Step 2: not used, a test image comes already preprocessed");
+    inputCanvas.setAttribute("aria-label", `Step 3: the MNIST test image as it is, ${size} by ${size} pixels`);
     return;
   }
   // Step 1: the drawing as sent (112 x 112) with the ink's bounding box.
@@ -362,6 +448,8 @@ function showPreprocessing(result) {
   boxContext.strokeStyle = "#ff9f1c";
   boxContext.lineWidth = 2;
   boxContext.strokeRect(left - 1, top - 1, width + 2, height + 2);
+  boxCanvas.setAttribute("aria-label", `Step 1: the drawing as sent, ${drawingSize} by ${drawingSize} pixels, ` +
+    `with the ink's bounding box in orange: ${height} by ${width} pixels from row ${top}, column ${left}`);
   // Step 2: the ink scaled so that its longer side is 20, inside a dashed 20 x 20 frame.
   const scaled = decodeArray(steps.scaled);
   const [scaledHeight, scaledWidth] = scaled.shape;
@@ -374,6 +462,8 @@ function showPreprocessing(result) {
   scaledContext.strokeRect(0.5, 0.5, steps.box_size * scale - 1, steps.box_size * scale - 1);
   scaledContext.setLineDash([]);
   document.getElementById("scaled-caption").textContent = `scaled into 20×20 (${scaledHeight}×${scaledWidth})`;
+  scaledCanvas.setAttribute("aria-label", `Step 2: the ink scaled to ${scaledHeight} by ${scaledWidth} pixels, ` +
+    `its longer side ${steps.box_size}, inside a dashed ${steps.box_size} by ${steps.box_size} frame`);
   // Step 3: the target centre (grey cross) and the centre of mass (red dot); pixel i's centre is at (i + 0.5) * scale.
   const [targetRow, targetColumn] = steps.target_center.map((value) => (value + 0.5) * scale);
   inputContext.strokeStyle = "rgba(200, 200, 200, 0.8)";
@@ -389,8 +479,14 @@ function showPreprocessing(result) {
   inputContext.beginPath();
   inputContext.arc(massColumn, massRow, 3.5, 0, 2 * Math.PI);
   inputContext.fill();
+  const [mass0, mass1] = steps.center_of_mass.map((value) => value.toFixed(1));
+  inputCanvas.setAttribute("aria-label", `Step 3: the ${size} by ${size} input of the network, moved so that ` +
+    `its centre of mass (red dot, row ${mass0}, column ${mass1}) sits at the centre (grey cross, row ` +
+    `${steps.target_center[0]}, column ${steps.target_center[1]})`);
 }
 
+// One block per map layer: a title, the grid of maps (one canvas) and, for a conv layer, one button
+// per map laid over it. The buttons form one Tab stop; the arrow keys move between them.
 function buildMapGrids(model) {
   const maps = document.getElementById("maps");
   maps.replaceChildren();
@@ -406,24 +502,55 @@ function buildMapGrids(model) {
       element("span", "map-shape",
         `${channels}×${height}×${width}${shown < channels ? `, first ${shown} shown` : ""}`),
       " ", element("span", "map-range"));
+    const grid = element("div", "map-grid");
     const canvas = document.createElement("canvas");
     const rows = Math.ceil(shown / COLUMNS);
     canvas.width = COLUMNS * (TILE + 2);  // 1 pixel of grid line around each map
     canvas.height = rows * (TILE + 2);
-    if (layer.kind === "conv") {  // a click on one of its maps shows how that map is made
-      block.classList.add("clickable");
-      canvas.title = "Click a map to see how it is made from the layer below";
-      canvas.addEventListener("click", (event) => {
-        const box = canvas.getBoundingClientRect();
-        const column = Math.floor((event.clientX - box.left) * canvas.width / box.width / (TILE + 2));
-        const row = Math.floor((event.clientY - box.top) * canvas.height / box.height / (TILE + 2));
-        const channel = row * COLUMNS + column;
-        if (column < COLUMNS && channel < shown) openMapDetail(name, channel);
-      });
-    }
-    block.append(title, canvas);
+    canvas.setAttribute("role", "img");
+    block.dataset.emptyLabel = `${name}: ${shown} feature maps of ${height} by ${width}; nothing drawn yet`;
+    canvas.setAttribute("aria-label", block.dataset.emptyLabel);
+    grid.append(canvas);
+    if (layer.kind === "conv") grid.append(mapTiles(name, shown, rows));
+    block.append(title, grid);
     maps.appendChild(block);
   }
+}
+
+function mapTiles(name, shown, rows) {
+  const tiles = element("div", "tiles");
+  tiles.setAttribute("role", "group");
+  tiles.setAttribute("aria-label", `${name}'s maps: the arrow keys move between them, Enter shows how one is made`);
+  for (let k = 0; k < shown; k++) {
+    const tile = document.createElement("button");
+    tile.type = "button";
+    tile.className = "tile";
+    tile.dataset.channel = String(k);
+    tile.tabIndex = k === 0 ? 0 : -1;
+    tile.setAttribute("aria-label", `map ${k} of ${name}: how it is made`);
+    Object.assign(tile.style, {  // in percent of the grid, which shrinks with a narrow window
+      left: `${100 * (k % COLUMNS) / COLUMNS}%`, top: `${100 * Math.floor(k / COLUMNS) / rows}%`,
+      width: `${100 / COLUMNS}%`, height: `${100 / rows}%`,
+    });
+    tile.addEventListener("click", () => openMapDetail(name, k));
+    tiles.append(tile);
+  }
+  tiles.addEventListener("keydown", (event) => {
+    const current = Number(event.target.dataset.channel);
+    const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -COLUMNS, ArrowDown: COLUMNS, Home: -shown, End: shown };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    focusTile(name, Math.max(0, Math.min(shown - 1, current + moves[event.key])));
+  });
+  return tiles;
+}
+
+// Move the grid's one Tab stop to map k and focus it.
+function focusTile(layer, k) {
+  const tiles = document.querySelectorAll(`.map-block[data-layer="${CSS.escape(layer)}"] .tile`);
+  if (!tiles.length) return;
+  for (const tile of tiles) tile.tabIndex = Number(tile.dataset.channel) === k ? 0 : -1;
+  tiles[k].focus();
 }
 
 // A new element with a class and text (never HTML: names come from the server).
@@ -455,17 +582,20 @@ function showMaps(layers) {
         (row, column) => diverging(maps.data[base + row * width + column], layer.limit));
       context.drawImage(tile, (k % COLUMNS) * (TILE + 2) + 1, Math.floor(k / COLUMNS) * (TILE + 2) + 1, TILE, TILE);
     }
-    block.querySelector(".map-range").textContent = `±${layer.limit.toPrecision(3)}`;
+    const limit = layer.limit.toPrecision(3);
+    block.querySelector(".map-range").textContent = `±${limit}`;
+    canvas.setAttribute("aria-label", `${layer.name}: ${count} feature maps of ${height} by ${width}, ` +
+      `blue negative, white zero, red positive, on a scale of plus or minus ${limit}`);
     block.classList.add("drawn");
     if (state.detail && state.detail.layer === layer.name) frameTile(context, state.detail.channel);
   }
 }
 
-// An orange frame around map k of a grid, the one whose making is shown below.
+// A dark orange frame around map k of a grid, the one whose making is shown below.
 function frameTile(context, k) {
-  context.strokeStyle = "#ff9f1c";
-  context.lineWidth = 2;
-  context.strokeRect((k % COLUMNS) * (TILE + 2), Math.floor(k / COLUMNS) * (TILE + 2), TILE + 2, TILE + 2);
+  context.strokeStyle = "#a34b00";
+  context.lineWidth = 3;
+  context.strokeRect((k % COLUMNS) * (TILE + 2) + 0.5, Math.floor(k / COLUMNS) * (TILE + 2) + 0.5, TILE + 1, TILE + 1);
 }
 
 function gradcamClass() {
@@ -473,6 +603,8 @@ function gradcamClass() {
   return state.selectedClass === null ? state.result.predicted : state.selectedClass;
 }
 
+// Grad-CAM of the chosen class over the input dimmed to grey, on one scale for every class: from 0
+// to the largest value of all the classes' maps, so that an unlikely class shows little heat.
 function showGradcam() {
   const result = state.result;
   const canvas = document.getElementById("gradcam");
@@ -482,25 +614,28 @@ function showGradcam() {
   const k = gradcamClass();
   const cams = decodeArray(result.gradcam.maps);
   const [, height, width] = cams.shape;
+  const limit = cams.data.reduce((a, b) => Math.max(a, b), 0);
+  const top = result.gradcam.classes[Math.floor(cams.data.indexOf(limit) / (height * width))];  // whose peak it is
   const position = result.gradcam.classes.indexOf(k);
   const input = decodeArray(result.input);
   const cam = cams.data.subarray(position * height * width, (position + 1) * height * width);
   const peak = cam.reduce((a, b) => Math.max(a, b), 0);
-  // The input dimmed to grey, with the map (scaled to its own maximum) laid over it.
-  paintCells(context, 0, 0, height, width, canvas.width / width, (row, column) => {
-    const base = 40 + 110 * input.data[row * width + column];
-    const t = peak > 0 ? cam[row * width + column] / peak : 0;
-    const colour = heat(t);
-    const alpha = 0.85 * Math.sqrt(t);
-    return [0, 1, 2].map((i) => Math.round(base * (1 - alpha) + colour[i] * alpha));
-  });
+  paintCells(context, 0, 0, height, width, canvas.width / width, (row, column) =>
+    heatOver(40 + 110 * input.data[row * width + column], limit > 0 ? cam[row * width + column] / limit : 0));
   const which = k === result.predicted
     ? `${k} (the prediction)`
-    : `${k} (p = ${(100 * result.probabilities[k]).toFixed(1)}%)`;
+    : `${k} (p = ${percent(result.probabilities[k])})`;
+  const scale = `peak ${peak.toPrecision(2)} on the scale 0 to ${limit.toPrecision(3)}` +
+    (top === k ? " (its own peak, the largest of all classes)" : ` (the peak of ${top})`);
+  document.getElementById("gradcam-max").textContent = limit.toPrecision(3);
   document.getElementById("gradcam-caption").textContent = peak > 0
-    ? `for ${which}, from ${result.gradcam.layer}`
+    ? `for ${which}, from ${result.gradcam.layer}: ${scale}`
     : `for ${which}: no positive evidence anywhere (the map is all zero)`;
+  canvas.setAttribute("aria-label", `Grad-CAM for ${which}, from ${result.gradcam.layer}: the input in grey ` +
+    `with heat where the evidence for ${k} lies, ${peak > 0 ? scale : "none anywhere"}`);
   canvas.dataset.shownClass = String(k);
+  canvas.dataset.peak = String(peak);
+  canvas.dataset.limit = String(limit);
 }
 
 function showFilters(filters) {
@@ -517,11 +652,15 @@ function showFilters(filters) {
     const canvas = document.createElement("canvas");
     canvas.width = width * scale;
     canvas.height = height * scale;
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `filter ${f} of ${filters.layer}: ${height} by ${width} weights, blue ` +
+      `negative, red positive`);
     const base = f * channels * height * width;  // channel 0 of filter f
     paintCells(canvas.getContext("2d"), 0, 0, height, width, scale,
       (row, column) => diverging(weights.data[base + row * width + column], filters.limit));
     const caption = document.createElement("figcaption");
     caption.textContent = String(f);
+    caption.setAttribute("aria-hidden", "true");  // the canvas's name says it
     figure.append(canvas, caption);
     container.appendChild(figure);
   }
@@ -534,26 +673,48 @@ function paintLegend() {
   context.drawImage(canvas, 0, 0, canvas.width, 1, 0, 0, canvas.width, canvas.height);
 }
 
+// The heat of Grad-CAM from 0 to the scale's top, over the grey of an empty background (40).
+function paintGradcamLegend() {
+  const canvas = document.getElementById("gradcam-legend");
+  const context = canvas.getContext("2d");
+  paintCells(context, 0, 0, 1, canvas.width, 1, (row, column) => heatOver(40, column / (canvas.width - 1)));
+  context.drawImage(canvas, 0, 0, canvas.width, 1, 0, 0, canvas.width, canvas.height);
+}
+
 // --- How one feature map is made ---
-// A click on map k of a conv layer asks POST /api/feature-map for that map only: the maps of the
-// layer below, filter k's slice for each of them, their correlations, the sum and the bias.
+// A click on map k of a conv layer (or Enter on it) asks POST /api/feature-map for that map only:
+// the maps of the layer below, filter k's slice for each of them, their correlations, the sum, the
+// bias, and the map as the model computed it. Escape or Close hides the view and gives the focus
+// back to the map it came from.
 
 function openMapDetail(layer, channel) {
-  if (!state.result) return;
+  if (!state.result) {
+    announce("No maps yet: draw a digit, or choose Random test image, then choose a map.");
+    return;
+  }
   state.detail = { layer, channel };
-  showMaps(state.result.layers);  // move the frame to the clicked map
+  showMaps(state.result.layers);  // move the frame to the chosen map
   const section = document.getElementById("map-detail");
   section.hidden = false;
+  const title = document.getElementById("detail-title");
+  title.textContent = `How map ${channel} of ${layer} is made`;
+  for (const id of ["detail-note", "detail-check"]) document.getElementById(id).textContent = "";
+  document.getElementById("detail-note").textContent = "Loading…";
+  for (const id of ["detail-channels", "detail-sum"]) document.getElementById(id).replaceChildren();
   requestMapDetail();
+  title.focus({ preventScroll: true });  // a screen reader says the title; Tab goes on to Close
   section.scrollIntoView({ block: "nearest" });
 }
 
-function closeMapDetail() {
+function closeMapDetail(returnFocus = false) {
+  const shown = state.detail;
   state.detail = null;
   state.detailRequests++;  // an answer on its way is dropped
   const section = document.getElementById("map-detail");
   section.hidden = true;
   delete section.dataset.ready;
+  if (state.result) showMaps(state.result.layers);  // without the frame
+  if (returnFocus && shown) focusTile(shown.layer, shown.channel);
 }
 
 async function requestMapDetail() {
@@ -574,6 +735,7 @@ async function requestMapDetail() {
   } catch (error) {
     if (request === state.detailRequests) {
       document.getElementById("detail-note").textContent = `Could not explain the map: ${error.message}`;
+      announce(`Could not explain the map: ${error.message}`);
     }
   }
 }
@@ -582,11 +744,14 @@ function largestMagnitude(values) {
   return values.reduce((largest, value) => Math.max(largest, Math.abs(value)), 0);
 }
 
-// Paint the (height, width) slice at `offset` of a decoded array onto a new canvas, `scale` pixels per value.
-function mapCanvas(array, offset, height, width, scale, limit) {
+// Paint the (height, width) slice at `offset` of a decoded array onto a new canvas, `scale` pixels
+// per value, named `label` for a screen reader.
+function mapCanvas(array, offset, height, width, scale, limit, label) {
   const canvas = document.createElement("canvas");
   canvas.width = width * scale;
   canvas.height = height * scale;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", label);
   paintCells(canvas.getContext("2d"), 0, 0, height, width, scale,
     (row, column) => diverging(array.data[offset + row * width + column], limit));
   return canvas;
@@ -598,6 +763,7 @@ function showMapDetail(answer, result) {
   const correlations = decodeArray(answer.correlations);  // (C, H_out, W_out)
   const sum = decodeArray(answer.sum);
   const output = decodeArray(answer.result);            // (H_out, W_out) = sum + bias
+  const model = decodeArray(answer.output);             // (H_out, W_out): the map as the model computed it
   const [channels, height, width] = inputs.shape;
   const [, kernelHeight, kernelWidth] = kernels.shape;
   const [, outHeight, outWidth] = correlations.shape;
@@ -607,15 +773,19 @@ function showMapDetail(answer, result) {
   const kernelLimit = largestMagnitude(kernels.data);
   const correlationLimit = largestMagnitude(correlations.data);
   const outputLimit = Math.max(grid.limit, largestMagnitude(sum.data));  // the grid's scale, unless the sum exceeds it
-  const inputScale = Math.max(1, Math.round(56 / Math.max(height, width)));
-  const outScale = Math.max(1, Math.round(56 / Math.max(outHeight, outWidth)));
-  const kernelScale = Math.max(4, Math.round(36 / Math.max(kernelHeight, kernelWidth)));
+  // Smaller pictures in a narrow window, so that two cards fit side by side on a phone.
+  const narrow = document.getElementById("detail-channels").clientWidth < 480;
+  const picture = narrow ? 40 : 56;
+  const inputScale = Math.max(1, Math.round(picture / Math.max(height, width)));
+  const outScale = Math.max(1, Math.round(picture / Math.max(outHeight, outWidth)));
+  const kernelScale = Math.max(3, Math.round((narrow ? 27 : 36) / Math.max(kernelHeight, kernelWidth)));
+  const k = answer.channel;
 
-  document.getElementById("detail-title").textContent = `How map ${answer.channel} of ${answer.layer} is made`;
+  document.getElementById("detail-title").textContent = `How map ${k} of ${answer.layer} is made`;
   const pair = (values) => values[0] === values[1] ? String(values[0]) : values.join("×");
   document.getElementById("detail-note").textContent =
     `Each input channel (${answer.below === null ? "the digit itself" : `the ${channels} maps of ${below}`}) is ` +
-    `correlated with its own ${kernelHeight}×${kernelWidth} slice of filter ${answer.channel} (stride ` +
+    `correlated with its own ${kernelHeight}×${kernelWidth} slice of filter ${k} (stride ` +
     `${pair(answer.stride)}, padding ${pair(answer.padding)}): each value of a correlation is the sum of a window's ` +
     `values times the slice's weights. Scales: inputs ±${inputLimit.toPrecision(3)}, filter ` +
     `±${kernelLimit.toPrecision(3)}, correlations ±${correlationLimit.toPrecision(3)}, sum and result ` +
@@ -624,42 +794,51 @@ function showMapDetail(answer, result) {
   const cards = document.getElementById("detail-channels");
   cards.replaceChildren();
   for (let c = 0; c < channels; c++) {
+    const name = answer.below === null ? "the digit" : `${below} map ${c}`;
     const card = element("figure", "detail-card");
     const equation = element("div", "equation");
+    const op = (text) => {
+      const node = element("span", "op", text);
+      node.setAttribute("aria-hidden", "true");  // the canvases' names say it
+      return node;
+    };
     equation.append(
-      mapCanvas(inputs, c * height * width, height, width, inputScale, inputLimit), element("span", "op", "⋆"),
-      mapCanvas(kernels, c * kernelHeight * kernelWidth, kernelHeight, kernelWidth, kernelScale, kernelLimit),
-      element("span", "op", "="),
-      mapCanvas(correlations, c * outHeight * outWidth, outHeight, outWidth, outScale, correlationLimit));
-    card.append(equation, element("figcaption", "", answer.below === null ? "the digit" : `${below} map ${c}`));
+      mapCanvas(inputs, c * height * width, height, width, inputScale, inputLimit, name), op("⋆"),
+      mapCanvas(kernels, c * kernelHeight * kernelWidth, kernelHeight, kernelWidth, kernelScale, kernelLimit,
+        `correlated with slice ${c} of filter ${k}, ${kernelHeight} by ${kernelWidth} weights`),
+      op("="),
+      mapCanvas(correlations, c * outHeight * outWidth, outHeight, outWidth, outScale, correlationLimit,
+        `gives correlation ${c}, ${outHeight} by ${outWidth}`));
+    card.append(equation, element("figcaption", "", name));
     cards.appendChild(card);
   }
 
   const total = element("figure");
-  total.append(mapCanvas(sum, 0, outHeight, outWidth, outScale, outputLimit),
-    element("figcaption", "", `sum of the ${channels} correlation${channels > 1 ? "s" : ""}`));
+  total.append(mapCanvas(sum, 0, outHeight, outWidth, outScale, outputLimit,
+    `the sum of the ${channels} correlations`),
+  element("figcaption", "", `sum of the ${channels} correlation${channels > 1 ? "s" : ""}`));
   const bias = element("span", "bias", `bias\n${answer.bias.toPrecision(4)}`);
-  bias.style.whiteSpace = "pre";
   const made = element("figure");
-  made.append(mapCanvas(output, 0, outHeight, outWidth, outScale, outputLimit),
-    element("figcaption", "", `${answer.layer} map ${answer.channel}`));
-  document.getElementById("detail-sum").replaceChildren(total, element("span", "op", "+"), bias,
-    element("span", "op", "="), made);
+  made.append(mapCanvas(output, 0, outHeight, outWidth, outScale, outputLimit,
+    `plus the bias ${answer.bias.toPrecision(4)} gives ${answer.layer} map ${k}`),
+  element("figcaption", "", `${answer.layer} map ${k}`));
+  const plus = element("span", "op", "+");
+  const equals = element("span", "op", "=");
+  document.getElementById("detail-sum").replaceChildren(total, plus, bias, equals, made);
 
-  // The check: the correlations as sent, summed here, plus the bias, against the map the grid shows.
-  const maps = decodeArray(grid.maps);
-  const base = answer.channel * outHeight * outWidth;
+  // The check: the correlations as sent, summed here, plus the bias, against the map as the model
+  // computed it in its own forward pass (the grid above shows the same map in 8-bit levels).
   let difference = 0;
   for (let i = 0; i < outHeight * outWidth; i++) {
     let value = answer.bias;
     for (let c = 0; c < channels; c++) value += correlations.data[c * outHeight * outWidth + i];
-    difference = Math.max(difference, Math.abs(value - maps.data[base + i]));
+    difference = Math.max(difference, Math.abs(value - model.data[i]));
   }
   document.getElementById("detail-check").textContent =
-    `The correlations summed in this page, plus the bias, differ from map ${answer.channel} of the grid above ` +
+    `The correlations summed in this page, plus the bias, differ from map ${k} as the model computed it ` +
     `by at most ${difference.toExponential(1)} (float32 rounding).`;
   const section = document.getElementById("map-detail");
-  Object.assign(section.dataset, { layer: answer.layer, channel: String(answer.channel), channels: String(channels),
+  Object.assign(section.dataset, { layer: answer.layer, channel: String(k), channels: String(channels),
     maxDifference: String(difference), limit: String(grid.limit), ready: "true" });
 }
 
@@ -673,14 +852,19 @@ async function start() {
     cancelUpdates();
     state.mode = "empty";
     state.test = null;
+    state.drawing = null;
     state.generation++;
     showSource("Draw a digit from 0 to 9 with the mouse, a finger or a pen.");
     closeMapDetail();
     showEmpty();
+    announce("Pad cleared.");
   });
-  document.getElementById("detail-close").addEventListener("click", () => {
-    closeMapDetail();
-    if (state.result) showMaps(state.result.layers);  // without the frame
+  document.getElementById("detail-close").addEventListener("click", () => closeMapDetail(true));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.detail) {
+      event.preventDefault();
+      closeMapDetail(true);
+    }
   });
   document.getElementById("random").addEventListener("click", loadTestImage);
   try {
@@ -690,6 +874,8 @@ async function start() {
     if (state.dirty) scheduleUpdate(true);  // drawn while the model was loading
   } catch (error) {
     document.getElementById("model-info").textContent = `Could not load the model: ${error.message}`;
+    showSource(`Could not load the model: ${error.message}`, true);
+    announce(`Could not load the model: ${error.message}`);
   }
 }
 
