@@ -659,6 +659,16 @@ DENSE, ADAM, BATCHNORM, DROPOUT = ("The fully connected layer and softmax cross-
                                    "BatchNorm", "Dropout")
 
 
+def dropout_reproduce(functions, p, training, backward=False):
+    """The reproduce line of a dropout check: the seeds and arguments that it used."""
+    setup, prefix = source_of(functions)
+    arrays = ("x, dout = rng.standard_normal((50, 40)), rng.standard_normal((50, 40))" if backward else
+              "x = rng.standard_normal((100, 300))")
+    line = (f"reproduce: {setup}import numpy as np; rng = np.random.default_rng(0); {arrays}; "
+            f"out, cache = {prefix}dropout_forward(x, {p}, np.random.default_rng(1), {training})")
+    return line + (f"; dx = {prefix}dropout_backward(dout, cache)" if backward else "")
+
+
 def check_dropout_forward(exercise, functions):
     """Dropout is random: check the rule on your own mask (kept = out != 0), the share dropped, that the
     generator passed in decides the mask, and that evaluation is the identity."""
@@ -667,7 +677,8 @@ def check_dropout_forward(exercise, functions):
     for p in (0.25, 0.6):
         out = np.asarray(outputs_of(exercise, call(function, (x, p, np.random.default_rng(1), True)))[0])
         if out.shape != x.shape:
-            return False, [f"x of shape {x.shape}, p={p}: out: expected shape {x.shape}, received {out.shape}"]
+            return False, [f"x of shape {x.shape}, p={p}: out: expected shape {x.shape}, received {out.shape}",
+                           dropout_reproduce(functions, p, True)]
         kept = out != 0
         problems = compare(exercise, (out,), (x * kept / (1 - p),), (x, kept, p))
         dropped = 1 - kept.mean()
@@ -682,11 +693,13 @@ def check_dropout_forward(exercise, functions):
                 problems = ["generators seeded alike must give the same mask, and others another",
                             "hint: draw the mask from the rng argument, rng.random(x.shape), not from np.random"]
         if problems:
-            return False, [f"x of shape {x.shape}, p={p}, training=True"] + problems
+            return False, [f"x of shape {x.shape}, p={p}, training=True"] + problems + [
+                dropout_reproduce(functions, p, True)]
     out = outputs_of(exercise, call(function, (x, 0.5, np.random.default_rng(1), False)))[0]
     if not same(out, x, TOLERANCE):
         return False, ["training=False: out must be x unchanged",
-                       "hint: inverted dropout scales in training, so evaluation is the identity"]
+                       "hint: inverted dropout scales in training, so evaluation is the identity",
+                       dropout_reproduce(functions, 0.5, False)]
     return True, ["3 cases: the rule on your mask, the share dropped, the generator, evaluation"]
 
 
@@ -701,7 +714,8 @@ def check_dropout_backward(exercise, functions):
         expected = dout * kept / (1 - p) if training else dout
         problems = compare(exercise, outputs_of(exercise, call(backward, (dout, cache))), (expected,), (dout, kept, p))
         if problems:
-            return False, [f"x of shape {x.shape}, p={p}, training={training}"] + problems
+            return False, [f"x of shape {x.shape}, p={p}, training={training}"] + problems + [
+                dropout_reproduce(functions, p, training, backward=True)]
     x, dout = x[:4, :5].copy(), dout[:4, :5].copy()
     _, cache = call(forward, (x, 0.3, np.random.default_rng(3), True))
     numeric = numerical_gradient(lambda: call(forward, (x, 0.3, np.random.default_rng(3), True))[0], x, dout)

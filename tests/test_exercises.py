@@ -678,6 +678,25 @@ def test_the_reproduce_line_runs_and_fails_the_same_way(tmp_path):
         assert f"largest difference {exercises.largest_difference(received, expected):.2e}," in printed
 
 
+@pytest.mark.parametrize("name, replacements", [
+    ("dropout_forward", {"dropout_forward": partial(dropout_learner, scale=False)}),
+    ("dropout_backward", {"dropout_forward": dropout_forward_simple, "dropout_backward": lambda dout, mask: dout}),
+], ids=["dropout_forward", "dropout_backward"])
+def test_dropouts_reproduce_line_gives_the_same_mask(name, replacements):
+    functions = functions_with(**replacements)
+    result = exercises.check_all(functions, [name])[name]
+    assert result.status == "wrong" and result.details[-1].startswith("reproduce: ")
+    namespace = dict(vars(functions))
+    exec(result.details[-1][len("reproduce: "):], namespace)
+    p = float(re.search(r"p=([0-9.]+)", result.details[0]).group(1))
+    kept = namespace["out"] != 0
+    if name == "dropout_forward":  # the learner's values, unscaled, on the same mask as in the check
+        np.testing.assert_array_equal(namespace["out"], namespace["x"] * kept)
+    else:
+        np.testing.assert_array_equal(namespace["dx"], namespace["dout"])
+        assert 0 < 1 - kept.mean() and abs(1 - kept.mean() - p) < 0.05
+
+
 def test_check_from_python_finds_the_forward_pass_beside_the_function(capsys):
     notebook = {}  # a notebook's globals, where the learner wrote both passes
     exec("import numpy as np\n\ndef relu_forward(x):\n    return np.maximum(x, 0), x\n\n"
