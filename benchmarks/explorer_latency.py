@@ -10,6 +10,8 @@ on the project's 2-core machine. Nothing here asserts.
     python benchmarks/explorer_latency.py                      # 200 requests, the shipped NumPy model
     python benchmarks/explorer_latency.py --quick              # 20 requests
     python benchmarks/explorer_latency.py --model my_cnn.pt    # any model explorer.py loads
+    python benchmarks/explorer_latency.py --dtype int8         # maps and Grad-CAM as 8-bit levels, as the page asks
+It also prints the size in bytes of one answer, which --dtype int8 makes about a quarter.
 """
 import argparse
 import http.client
@@ -57,7 +59,8 @@ def time_requests(host, port, body, count, warmup=10):
         start = time.perf_counter()
         connection.request("POST", "/api/predict", body, headers)
         response = connection.getresponse()
-        answer = json.loads(response.read())
+        content = response.read()
+        answer = json.loads(content)
         elapsed = time.perf_counter() - start
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {answer}")
@@ -65,7 +68,7 @@ def time_requests(host, port, body, count, warmup=10):
             seconds.append(elapsed)
             server_milliseconds.append(answer["milliseconds"])
     connection.close()
-    return np.array(seconds), np.array(server_milliseconds), len(body), answer
+    return np.array(seconds), np.array(server_milliseconds), len(body), answer, len(content)
 
 
 def main():
@@ -73,15 +76,17 @@ def main():
     parser.add_argument("--model", default=explorer.DEFAULT_MODEL_PATH)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="20 requests")
+    parser.add_argument("--dtype", choices=("float32", "int8"), default="float32",
+                        help="how the maps and Grad-CAM travel: float32 (the API's default) or int8 (the page's)")
     args = parser.parse_args()
     count = 20 if args.quick else args.requests
 
     data = load_mnist()
     drawing = realistic_drawing(data.x_test[0, 0])
-    body = json.dumps({"drawing": drawing.tolist()})
+    body = json.dumps({"drawing": drawing.tolist(), "dtype": args.dtype})
     process, host, port = start_explorer(args.model)
     try:
-        seconds, server_milliseconds, body_bytes, answer = time_requests(host, port, body, count)
+        seconds, server_milliseconds, body_bytes, answer, answer_bytes = time_requests(host, port, body, count)
     finally:
         process.terminate()
         process.wait()
@@ -89,7 +94,7 @@ def main():
     print(f"model {os.path.basename(args.model)}: test image 0 (label {data.y_test[0]}) drawn at "
           f"{drawings.DRAWING_SIZE}x{drawings.DRAWING_SIZE} ({body_bytes:,} bytes of JSON) -> predicted "
           f"{answer['predicted']}, {len(answer['layers'])} layers of maps, Grad-CAM of "
-          f"{len(answer['gradcam']['classes'])} classes")
+          f"{len(answer['gradcam']['classes'])} classes, as {args.dtype}: {answer_bytes:,} bytes of answer")
     print(f"{count} requests through HTTP: median {np.median(milliseconds):.1f} ms, "
           f"95th percentile {np.percentile(milliseconds, 95):.1f} ms (goal: at most 50 ms)")
     print(f"  of which the server's own work (parse, preprocess, model; not the JSON encoding): median "
