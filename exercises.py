@@ -1432,9 +1432,9 @@ def train(path, quick, seed, activation="relu", batchnorm=False, dropout=0.0):
     module = load_learner_file(path)
     names = network_exercises(activation, batchnorm, dropout)
     results = check_all(module, names)
-    extras = ((" with sigmoid activations", activation == "sigmoid"), (" with BatchNorm", batchnorm),
-              (f" with dropout {dropout:g}", dropout))
-    network = "the SimpleCNN" + "".join(extra for extra, chosen in extras if chosen)
+    extras = [extra for extra, chosen in (("sigmoid activations", activation == "sigmoid"), ("BatchNorm", batchnorm),
+                                          (f"dropout {dropout:g}", dropout)) if chosen]
+    network = "the SimpleCNN" + (" with " + " and ".join(extras) if extras else "")
     if not all_passed(results):
         print(report(results, path))
         print(f"train needs the {len(names)} functions of {network} passed first (sigmoid, BatchNorm and dropout "
