@@ -24,7 +24,7 @@ In a REPL or a notebook:
     >>> [exercise.name for exercise in exercises.EXERCISES][:3]
     ['conv2d_forward_naive', 'conv2d_backward_naive', 'im2col']
     >>> result = exercises.check("relu_forward", exercises.SOLUTIONS.relu_forward)  # prints the verdict
-    relu_forward  passed  2 cases
+      relu_forward  passed       2 cases
     >>> args, expected = exercises.case("relu_forward", 1)  # the arguments of a check, and the solution's outputs
     >>> results = exercises.check_all(exercises.SOLUTIONS)    # {name: Result(name, status, details)}
 """
@@ -1168,20 +1168,23 @@ def check_against_solution(exercise, functions):
         problems += cache_problems(exercise, snapshot, received)
         if problems:
             return False, [case_line] + problems + [reproduce]
-    error = gradient_error(exercise, functions, [args for args, _, _ in cases], np.random.default_rng(2))
+    error, number = gradient_error(exercise, functions, [args for args, _, _ in cases], np.random.default_rng(2))
     if error is not None and not error <= GRADIENT_TOLERANCE:
+        moved = f", its input moved off the kinks by about {KINK_NOISE:g}" if exercise.kinks else ""
         return False, [f"the gradients disagree with centred finite differences: relative error {error:.1e}, more "
-                       f"than {GRADIENT_TOLERANCE:g}"]
+                       f"than {GRADIENT_TOLERANCE:g}, the largest on case {number}{moved}",
+                       reproduce_line(exercise, number, functions)]
     note = "" if error is None else f"; finite differences within {error:.0e}"
     return True, [f"{len(cases)} cases{note}"]
 
 
 def gradient_error(exercise, functions, cases, rng):
-    """The largest relative error of the learner's gradients against centred differences (None: no gradient)."""
+    """(The largest relative error of the learner's gradients against centred differences, the number of its
+    case); (None, None) when the exercise has no gradient."""
     if not (exercise.forward or exercise.numerical):
-        return None
-    worst = 0.0
-    for args in cases:
+        return None, None
+    worst, worst_number = 0.0, 1
+    for number, args in enumerate(cases, start=1):
         if exercise.forward:
             forward = BY_NAME[exercise.forward]
             args = tuple(arg + KINK_NOISE * rng.standard_normal(arg.shape) if exercise.kinks and index == 0 else
@@ -1196,8 +1199,9 @@ def gradient_error(exercise, functions, cases, rng):
             received = outputs_of(exercise, call(getattr(functions, exercise.name), args))
             numeric = exercise.numerical(*args)
         for output, gradient in numeric.items():
-            worst = max(worst, rel_error(received[output], gradient))
-    return worst
+            error = rel_error(received[output], gradient)
+            worst, worst_number = (error, number) if not error <= worst else (worst, worst_number)  # nan counts
+    return worst, worst_number
 
 
 def check_exercise(exercise, functions, waiting_for=()):

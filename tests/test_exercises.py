@@ -422,6 +422,21 @@ def test_a_planted_mistake_fails_with_its_hint(name, replacements, hint):
     assert any(hint in line for line in messages), "\n".join(result.details)
 
 
+def test_gradients_that_only_finite_differences_catch_name_their_case():
+    # Right on the 2 compared cases, wrong from its third call on: on the inputs moved off the kinks.
+    calls = []
+
+    def relu_backward(dout, x):
+        calls.append(len(calls))
+        return dout * (x > 0) * (1.0 if len(calls) <= 2 else 1.01)
+
+    result = exercises.check_all(functions_with(relu_forward=relu_forward_simple, relu_backward=relu_backward),
+                                 ["relu_backward"])["relu_backward"]
+    assert result.status == "wrong" and result.details[0].startswith("the gradients disagree with centred finite differences")
+    assert re.search(r"the largest on case \d, its input moved off the kinks", result.details[0])
+    assert result.details[1].startswith("reproduce: import exercises; ")
+
+
 def test_a_mistake_that_is_not_known_gets_no_hint():
     result = exercises.check_all(functions_with(relu_forward=lambda x: (np.maximum(x, 0) + 0.5, x)),
                                  ["relu_forward"])["relu_forward"]
@@ -503,6 +518,7 @@ def test_start_writes_a_numpy_only_file_where_every_exercise_is_not_started(tmp_
     for exercise in exercises.EXERCISES:  # the signature and docstring of the solution, generated
         assert f"def {exercise.name}{inspect.signature(exercise.solution)}:" in text
         assert inspect.getdoc(exercise.layer or exercise.solution).splitlines()[0] in text
+    assert "Note: stride=None means stride = kernel_size" in text and "README's order" not in text
     # The file runs with NumPy alone: -S leaves out site-packages, and only numpy's folder goes on the path.
     numpy_parent = os.path.dirname(os.path.dirname(np.__file__))
     imported_alone = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path.append({numpy_parent!r}); "
