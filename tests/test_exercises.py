@@ -432,7 +432,8 @@ def test_gradients_that_only_finite_differences_catch_name_their_case():
 
     result = exercises.check_all(functions_with(relu_forward=relu_forward_simple, relu_backward=relu_backward),
                                  ["relu_backward"])["relu_backward"]
-    assert result.status == "wrong" and result.details[0].startswith("the gradients disagree with centred finite differences")
+    assert result.status == "wrong"
+    assert result.details[0].startswith("the gradients disagree with centred finite differences")
     assert re.search(r"the largest on case \d, its input moved off the kinks", result.details[0])
     assert result.details[1].startswith("reproduce: import exercises; ")
 
