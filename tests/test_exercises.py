@@ -635,6 +635,9 @@ def test_train_needs_only_the_functions_of_its_network_and_names_them(tmp_path, 
     assert len(names) == 10 and not set(names) & set(extras)
     assert f"Training the SimpleCNN made of your {', '.join(names)} (and im2col, col2im, which they call)" in out
     assert "your network's test accuracy: " in out and len(trained) == 1
+    checked = run("check", "--file", str(path))
+    assert checked.returncode == 1 and "The SimpleCNN's functions pass: train it with `python exercises.py train " \
+                                       "--quick" in checked.stdout
     assert exercises.train(path, quick=True, seed=0, batchnorm=True) == 1  # BatchNorm is not written yet
     out = capsys.readouterr().out
     assert "batchnorm_forward         not started" in out and "train needs the 12 functions of the SimpleCNN with " \
