@@ -698,8 +698,8 @@ function openMapDetail(layer, channel) {
   section.hidden = false;
   const title = document.getElementById("detail-title");
   title.textContent = `How map ${channel} of ${layer} is made`;
-  for (const id of ["detail-note", "detail-check"]) document.getElementById(id).textContent = "";
   document.getElementById("detail-note").textContent = "Loading…";
+  document.getElementById("detail-check").textContent = "";
   for (const id of ["detail-channels", "detail-sum"]) document.getElementById(id).replaceChildren();
   requestMapDetail();
   title.focus({ preventScroll: true });  // a screen reader says the title; Tab goes on to Close

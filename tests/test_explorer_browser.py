@@ -597,3 +597,23 @@ def test_answers_are_no_larger_than_the_page_needs(browser_page, server):
         assert layer["maps"]["dtype"] == "int8"
         levels = explorer.decode_levels(layer["maps"])
         assert np.abs(levels - activations[layer["name"]][0]).max() <= layer["maps"]["scale"] / 2 + 1e-6
+
+
+@pytest.mark.parametrize("dtype, status", [("int8", 200), ("float32", 200), ("float16", 400), (8, 400)])
+def test_the_dtype_of_an_answer(server, dtype, status):
+    """POST /api/predict's "dtype": "int8" (the page's) or "float32" (the default); anything else is a clear 400."""
+    import http.client
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    image = np.zeros((28, 28))
+    image[8:20, 13:15] = 1.0  # a 1
+    connection.request("POST", "/api/predict", json.dumps({"image": image.tolist(), "dtype": dtype}),
+                       {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert response.status == status, answer
+    if status == 200:
+        assert answer["layers"][0]["maps"]["dtype"] == dtype and answer["gradcam"]["maps"]["dtype"] == dtype
+        assert answer["input"]["dtype"] == "float32"  # the page sends the input back: it stays exact
+    else:
+        assert '"dtype" must be "float32" (the default) or "int8"' in answer["error"]
