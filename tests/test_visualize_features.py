@@ -537,10 +537,12 @@ def test_figures_that_read_numpy_layers_are_skipped_for_other_frameworks(torch_m
 
 
 
-def test_computations_load_no_figures_module():
-    """explain.py, drawings.py and explorer.py compute; none of them loads matplotlib or a figures module."""
-    code = ("import sys, drawings, explain, explorer; "
-            "print(sorted(name for name in ('matplotlib', 'visualize_features') if name in sys.modules))")
+@pytest.mark.parametrize("module", ["drawings", "explain", "explorer", "stats", "report"])
+def test_computations_load_no_figures_module(module):
+    """Modules that compute (the report's text included) load neither matplotlib nor a figures module, nor
+    the experiments that feed the report: report.py draws its figures with matplotlib imported on demand."""
+    code = (f"import sys, {module}; print(sorted(name for name in ('experiments', 'matplotlib', 'visualize_features') "
+            f"if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
