@@ -13,7 +13,8 @@ import cnn_pytorch
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(path.stem for path in ROOT.glob("*.py"))
-LESSON = {"data", "interface", "cnn_from_scratch", "cnn_pytorch", "cnn_keras", "exercises"}
+LESSON = {"data", "interface", "cnn_from_scratch", "cnn_pytorch", "cnn_keras", "exercises", "layer_functions",
+          "mistakes"}
 LAB = set(MODULES) - LESSON
 
 
