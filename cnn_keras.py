@@ -106,7 +106,8 @@ def to_channels_last(x):
     """Images from data.py, of shape (N, C, H, W), as Keras wants them: (N, H, W, C).
 
     data.py, NumPy and PyTorch are channels-first (NCHW); Keras on the TensorFlow backend defaults
-    to channels-last (NHWC). This is the only place in the file where images change layout.
+    to channels-last (NHWC). Images enter Keras through here; channels_first_for turns the model's own
+    (N, H, W, C) back into (N, C, H, W) for the shared checks.
     """
     if x.ndim != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got shape {x.shape}")
@@ -379,7 +380,7 @@ def make_optimizer(model, optimizer="adam", learning_rate=2e-3, weight_decay=0.0
 
 
 def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine", total_steps=None, optimizer="adam",
-                  betas=(0.9, 0.999)):
+                  betas=(0.9, 0.999), label_smoothing=0.0):
     """Attach the optimizer (make_optimizer) with its schedule, the cross-entropy on logits and accuracy.
 
     schedule: "cosine": learning_rate * (1 + cos(pi * t / T)) / 2 over the T = total_steps steps, no
@@ -387,8 +388,12 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
     interface.learning_rate_schedule (StepRates); Keras's own "warmup_cosine" (linear warm-up from
     learning_rate / 10 over the first 20% of the steps, then a cosine down to 0, a one-cycle shape) and
     "plateau" (a constant rate that the ReduceLROnPlateau callback of `fit` halves when the validation
-    loss stalls).
+    loss stalls). label_smoothing: the target (1 - label_smoothing) * one_hot + label_smoothing / K, as
+    PyTorch's F.cross_entropy; SparseCategoricalCrossentropy has no such option, so the labels are
+    one-hot encoded for categorical_crossentropy, which has.
     """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     check_choice(schedule, SCHEDULES, "schedule")
     check_choice(optimizer, OPTIMIZERS, "optimizer")
     check_betas(betas)
@@ -403,7 +408,15 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
             warmup_steps=warmup_steps)
     elif schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
-    model.compile(optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay, betas), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if label_smoothing:
+        num_classes = model.output_shape[-1]
+
+        def loss(labels, logits):  # labels of shape (B,) or (B, 1), logits of shape (B, K) -> (B,)
+            one_hot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,)), num_classes)
+            return keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True,
+                                                         label_smoothing=label_smoothing)
+    model.compile(optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay, betas), loss=loss,
                   metrics=["accuracy"])
     return model
 
@@ -487,7 +500,8 @@ def training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedu
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
         progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, hook=None,
-        betas=(0.9, 0.999), augmentation="shift", patience=None, run_dir=None, extra_callbacks=()):
+        betas=(0.9, 0.999), augmentation="shift", label_smoothing=0.0, patience=None, run_dir=None,
+        extra_callbacks=()):
     """Compile and train `model`; the shared arguments and defaults are those of every module.
 
     Inputs: x_* of shape (N, C, H, W) as data.py returns them (transposed batch by batch to the model's
@@ -501,7 +515,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - hook: an interface.TrainingHook (its clock gives "seconds"; its on_step_end can stop training)
     - progress: Keras's per-epoch output (a bar on a terminal, one line per epoch in a log)
     Keras's own options, after the shared ones: augmentation "affine" (the augmentation_layers: each
-    image rotated, shifted and zoomed) instead of "shift"; patience (EarlyStopping on val_accuracy);
+    image rotated, shifted and zoomed) instead of "shift"; label_smoothing (as PyTorch's, see
+    compile_model; train_loss and val_loss are then the smoothed loss); patience (EarlyStopping on val_accuracy);
     run_dir (ModelCheckpoint of the best epoch to run_dir/best.keras and CSVLogger to
     run_dir/history.csv); extra_callbacks. Choices use the validation split only, never the test set.
     Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
@@ -517,7 +532,8 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     augmenter = keras.Sequential(augmentation_layers(seed=seed)) if augment and augmentation == "affine" else None
     batches = shuffled_batches(x_train, np.asarray(y_train), batch_size, epochs, seed,
                                augmentation if augment else None, augmenter)
-    compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer, betas)
+    compile_model(model, learning_rate, weight_decay, schedule, epochs * steps_per_epoch, optimizer, betas,
+                  label_smoothing)
     recorder = EpochRecorder(hook or TrainingHook())
     callbacks = training_callbacks(recorder, epochs, patience, restore_best, run_dir, schedule) + list(extra_callbacks)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0

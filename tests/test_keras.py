@@ -146,6 +146,23 @@ def test_same_seed_gives_the_same_history(digits, tmp_path):
     assert (tmp_path / "run0" / "best.keras").is_file() and (tmp_path / "run0" / "history.csv").is_file()
 
 
+def test_label_smoothing_is_the_smoothed_cross_entropy_on_sparse_labels(digits, tmp_path):
+    x_train, y_train, x_val, y_val = digits
+    cnn_keras.set_seed(0)
+    model = cnn_keras.make_simple_cnn(image_size=x_train.shape[1])
+    cnn_keras.compile_model(model, schedule="constant", label_smoothing=0.1)
+    logits = np.random.default_rng(0).normal(size=(6, 10)).astype(np.float32)
+    labels = np.array([0, 3, 9, 1, 1, 7])
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))  # (6, 10)
+    target = 0.9 * np.eye(10)[labels] + 0.1 / 10  # (6, 10), as F.cross_entropy(label_smoothing=0.1)
+    np.testing.assert_allclose(np.asarray(model.loss(labels, logits)), -(target * log_softmax).sum(axis=1), rtol=1e-5)
+    history = cnn_keras.fit(model, x_train[:128], y_train[:128], x_val, y_val, epochs=1, label_smoothing=0.1,
+                            run_dir=tmp_path, progress=False)  # ModelCheckpoint saves the model with this loss
+    assert np.isfinite(history["train_loss"][0]) and (tmp_path / "best.keras").is_file()
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\], got 1.5"):
+        cnn_keras.compile_model(model, schedule="constant", label_smoothing=1.5)
+
+
 def test_save_load_round_trip_is_exact(models, tmp_path):
     x = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
     cnn_keras.set_seed(0)
