@@ -41,7 +41,13 @@ Run it:
     python experiments.py --budget long         # the long budget, resumable the same way
     python experiments.py --quick               # tiny budgets, every experiment, marked as a quick run
     python experiments.py --only depth activations --seeds 3
+    python experiments.py --jobs 1              # one run at a time (default: one per core); the same results
     python experiments.py --report              # rebuild every summary.json, RESULTS.md and the figures
+Runs side by side: the sweeps, transfer and epochs train in --jobs worker processes, RUN_THREADS threads
+each whatever --jobs is, so that a run's numbers depend on its configuration and seed alone; frameworks and
+time_to_99, whose lessons are times, train alone, one run at a time, before the workers start. Each record says
+how many runs trained at a time ("jobs") and with how many threads ("threads"); a sweep's seconds under jobs > 1
+are not speeds.
 Outputs: runs.jsonl in results/, results/frameworks/ and results/long/ (one line per finished run,
 appended as it finishes, so an interrupted sweep resumes where it stopped), a summary.json beside
 each, RESULTS.md and plots/experiments_*.png; with --quick or another --out, all of them inside that
@@ -54,23 +60,29 @@ In a REPL:
     ['1 conv block', '2 conv blocks', '3 conv blocks', '4 conv blocks']
 """
 import argparse
+import contextlib
 import copy
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 import cnn_from_scratch
 import cnn_pytorch  # the sweeps and transfer train PyTorch models; cnn_keras is imported only when asked for
@@ -611,9 +623,10 @@ def git_commit():
         return None
 
 
-def other_busy_processes():
+def other_busy_processes(family=None):
     """Names of other processes running on a CPU right now (state R in /proc), to record whether
-    the machine was idle; [] on systems without /proc."""
+    the machine was idle; [] on systems without /proc. family: the pid of this script's main process,
+    whose worker processes (--jobs) are left out too: each record says how many ran beside it."""
     busy, own = [], os.getpid()
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -623,14 +636,15 @@ def other_busy_processes():
         name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()[0]
         fields = stat[stat.rindex(")") + 2:].split()
         is_kernel_thread = int(fields[6]) & 0x00200000  # PF_KTHREAD in the flags field (rcu_preempt, kworker)
-        if state == "R" and int(entry.name) != own and not is_kernel_thread:
+        is_family = family is not None and family in (int(entry.name), int(fields[1]))  # fields[1]: the parent pid
+        if state == "R" and int(entry.name) != own and not is_kernel_thread and not is_family:
             busy.append(name)
     return busy
 
 
-def machine_load():
+def machine_load(family=None):
     load = os.getloadavg() if hasattr(os, "getloadavg") else (None, None, None)
-    return {"load_average_1min": load[0], "other_busy_processes": other_busy_processes()}
+    return {"load_average_1min": load[0], "other_busy_processes": other_busy_processes(family)}
 
 
 def read_runs(path, warn=None):
@@ -673,9 +687,224 @@ def format_duration(seconds):
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def execute(runs, context, out_dir, quiet=False):
-    """Train every run not yet in out_dir/runs.jsonl, appending each as it finishes. A run that raises
-    is recorded as failed, with its error, and the sweep goes on. Returns the number of runs trained."""
+# --- Runs side by side (--jobs) ---
+
+# The experiments whose lesson is a time: each of their runs trains alone, one at a time, with the machine's
+# default threads, before any worker starts (and each in a fresh process: in_fresh_process).
+TIMED = IN_THREE_FRAMEWORKS
+# PyTorch and BLAS threads of every other run (sweeps, transfer, epochs), whatever --jobs is. A sum split over
+# two threads adds its terms in another order than over one, so a run's last digits may depend on its thread
+# count; fixed, they depend only on its configuration and seed, and --jobs changes the speed, never a result.
+# One thread each is also what fills a machine: at these sizes a second thread buys little (BENCHMARKS.md).
+RUN_THREADS = 1
+
+
+def default_jobs(device):
+    """--jobs' default: one worker per core this process may run on (its CPU affinity); 1 on a GPU or
+    MPS, where the runs would queue for the one device."""
+    if torch.device(device).type != "cpu":
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def fixed_threads(threads):
+    """Inside it, PyTorch and every BLAS and OpenMP pool of this process (threadpoolctl) use `threads`
+    threads; the previous counts come back on exit."""
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=threads):
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+def train_one(train, context, config, seed, family=None):
+    """Train one run in this process and time it. Returns its outcome: metrics, or the error of a run that
+    raised (recorded; the sweep goes on), with its wall time, thread count and the machine's load."""
+    load_before, start, threads = machine_load(family), time.perf_counter(), torch.get_num_threads()
+    try:
+        metrics, status, error = train(context, config, seed), "ok", None
+    except RunFailed as failure:  # in a child process
+        metrics, status, error = None, "failed", failure.error
+    except Exception as exception:  # noqa: BLE001 - recorded, and the sweep goes on
+        metrics, status = None, "failed"
+        error = {"type": type(exception).__name__, "message": str(exception),
+                 "traceback": traceback.format_exc()[-3000:]}
+    return {"metrics": metrics, "status": status, "error": error, "wall_seconds": time.perf_counter() - start,
+            "threads": threads, "load_before": load_before, "load_after": machine_load(family)}
+
+
+def _worker(connection, context, threads, parent):
+    """A worker process (--jobs): trains the runs its parent sends, one at a time, with `threads` threads,
+    and sends back each outcome; only the parent writes runs.jsonl. Ctrl-C reaches every process of the
+    terminal: the worker ignores it and the parent stops the workers. A worker whose parent died (kill -9)
+    exits within a second instead of training on for nobody."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    if context.malloc_thresholds_fixed:
+        fix_malloc_thresholds()
+    with fixed_threads(threads):
+        while True:
+            try:
+                task = connection.recv()
+            except EOFError:  # the parent has gone
+                return
+            if task is None:  # no more runs
+                return
+            train, config, seed = task
+            connection.send(train_one(train, context, config, seed, family=parent))
+
+
+@contextlib.contextmanager
+def ignoring_ctrl_c():
+    """Ctrl-C (SIGINT) ignored inside it, in the main thread; a process started inside inherits that."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def _exit_with_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def next_run(pending, last_seed, busy_seeds):
+    """The index in pending of the run a free worker trains next. Transfer runs of a seed share one source
+    network, trained once per process and cached (pretrained_source_model), so a worker keeps to the seed of
+    its last transfer run, then takes a seed no busy worker is on, then any other run, and only then a seed
+    another worker is on (whose source network it trains again)."""
+    def preference(index_and_run):
+        index, run = index_and_run
+        if run.experiment != "transfer":
+            return 2, index
+        return (0 if run.seed == last_seed else 1 if run.seed not in busy_seeds else 3), index
+
+    return min(enumerate(pending), key=preference)[0]
+
+
+def train_in_workers(runs, context, jobs, threads=RUN_THREADS):
+    """Train runs in `jobs` worker processes (spawned: each starts clean), `threads` threads each. Yields
+    (run, outcome) as each run finishes. A worker that dies mid-run (a crash in C, killed, out of memory)
+    yields its run as failed and a new worker takes its place. On leaving (all done, Ctrl-C, an error),
+    every worker is stopped."""
+    spawn, parent = multiprocessing.get_context("spawn"), os.getpid()
+    pending, workers, busy = list(runs), {}, {}  # workers: process -> connection; busy: process -> (run, start)
+    last_seed = {}  # process -> the seed of its last transfer run
+
+    def start_worker():
+        connection, child_connection = spawn.Pipe()
+        process = spawn.Process(target=_worker, args=(child_connection, context, threads, parent), daemon=True,
+                                name="experiments worker")
+        with ignoring_ctrl_c():  # from its first instruction, not only once its imports are done
+            process.start()
+        child_connection.close()
+        workers[process] = connection
+        return process
+
+    idle = [start_worker() for _ in range(min(jobs, len(pending)))]
+    try:
+        while busy or pending:
+            for process in idle:
+                if not pending:
+                    break
+                busy_seeds = {run.seed for run, _ in busy.values() if run.experiment == "transfer"}
+                run = pending.pop(next_run(pending, last_seed.get(process), busy_seeds))
+                workers[process].send((run.train, run.config, run.seed))
+                busy[process] = run, time.perf_counter()
+                if run.experiment == "transfer":
+                    last_seed[process] = run.seed
+            idle = []
+            ready = set(wait([workers[process] for process in busy] + [process.sentinel for process in busy]))
+            for process in [process for process in busy if workers[process] in ready or process.sentinel in ready]:
+                run, start = busy.pop(process)
+                try:
+                    outcome = workers[process].recv()
+                    idle.append(process)
+                except (EOFError, OSError):  # the worker died before it could answer
+                    process.join()
+                    workers.pop(process).close()
+                    outcome = died(process.exitcode, time.perf_counter() - start, threads)
+                    if pending:
+                        idle.append(start_worker())
+                yield run, outcome
+    finally:
+        stop_workers(workers, interrupted=bool(busy or pending))
+
+
+def died(exitcode, wall_seconds, threads):
+    """The outcome of a run whose worker process ended without answering."""
+    cause = (f"killed by signal {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0
+             else f"exit code {exitcode}")
+    return {"metrics": None, "status": "failed", "wall_seconds": wall_seconds, "threads": threads,
+            "error": {"type": "WorkerDied", "message": f"the worker process training this run ended ({cause})",
+                      "traceback": ""},
+            "load_before": machine_load(os.getpid()), "load_after": machine_load(os.getpid())}
+
+
+def stop_workers(workers, interrupted):
+    """Finished: each worker is told there is nothing more and exits. Interrupted: each is terminated."""
+    for process, connection in workers.items():
+        if not interrupted and process.is_alive():
+            with contextlib.suppress(OSError):
+                connection.send(None)
+        else:
+            process.terminate()
+    for process, connection in workers.items():
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        connection.close()
+
+
+class Progress:
+    """One bar for the whole budget on a terminal (runs done, failures, time left), with a line per finished
+    run above it; in a log file, the lines alone; nothing when quiet."""
+
+    def __init__(self, total, quiet=False):
+        self.total, self.done, self.failed, self.quiet, self.start = total, 0, 0, quiet, time.perf_counter()
+        self.bar = (tqdm(total=total, unit="run", desc="runs", dynamic_ncols=True, file=sys.stderr)
+                    if not quiet and sys.stderr.isatty() else None)
+
+    def finished(self, run, record):
+        self.done += 1
+        self.failed += record["status"] != "ok"
+        if self.quiet:
+            return
+        metrics, error = record["metrics"], record["error"]
+        outcome = (f"test {100 * metrics['test_accuracy']:.2f}%, {metrics['train_seconds']:.1f} s training"
+                   if record["status"] == "ok" else f"FAILED: {error['type']}: {error['message'][:200]}")
+        line = f"[{self.done}/{self.total}] {run.experiment}: {run.label}, seed {run.seed}: {outcome}"
+        if self.bar is not None:
+            self.bar.set_postfix(failed=self.failed)
+            self.bar.update()
+            self.bar.write(line)
+        else:
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / self.done * (self.total - self.done)
+            print(f"{line} (elapsed {format_duration(elapsed)}, about {format_duration(left)} left)", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def execute(runs, context, out_dir, quiet=False, jobs=1):
+    """Train every run not yet in out_dir/runs.jsonl and append each as it finishes; this process is the
+    one writer. First the timed experiments (TIMED), alone, one at a time; then the others, in `jobs` worker
+    processes (in this process with jobs=1), RUN_THREADS threads each. A run that raises is recorded as
+    failed, with its error, and the others go on. Returns the number of runs trained."""
     path = out_dir / "runs.jsonl"
     done, todo = {record["key"] for record in read_runs(path)}, []
     for run in runs:
@@ -685,33 +914,34 @@ def execute(runs, context, out_dir, quiet=False):
     if not quiet and len(todo) < len(runs):
         print(f"{len(runs) - len(todo)} of {len(runs)} planned runs are already in {path} or planned twice; "
               f"training {len(todo)}")
-    machine, commit, sweep_start = machine_info(), git_commit(), time.perf_counter()
-    for index, run in enumerate(todo, start=1):
-        load_before, start = machine_load(), time.perf_counter()
-        try:
-            metrics, status, error = run.train(context, run.config, run.seed), "ok", None
-        except RunFailed as failure:  # in a child process
-            metrics, status, error = None, "failed", failure.error
-        except Exception as exception:  # noqa: BLE001 - recorded, and the sweep goes on
-            metrics, status = None, "failed"
-            error = {"type": type(exception).__name__, "message": str(exception),
-                     "traceback": traceback.format_exc()[-3000:]}
-        wall_seconds = time.perf_counter() - start
-        append_record(path, {
-            "key": run.key, "experiment": run.experiment, "label": run.label, "config": run.config, "seed": run.seed,
-            "status": status, "error": error, "metrics": metrics, "wall_seconds": wall_seconds,
-            "framework": run.config.get("framework", "pytorch"), "device": str(context.device),
-            "fresh_process": context.isolate and run.experiment in IN_THREE_FRAMEWORKS,
-            "machine": {**machine, "malloc_thresholds_fixed": context.malloc_thresholds_fixed},
-            "load_before": load_before, "load_after": machine_load(), "git_commit": commit,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        if not quiet:
-            elapsed = time.perf_counter() - sweep_start
-            left = elapsed / index * (len(todo) - index)
-            outcome = (f"test {100 * metrics['test_accuracy']:.2f}%, {metrics['train_seconds']:.1f} s training"
-                       if status == "ok" else f"FAILED: {error['type']}: {error['message'][:200]}")
-            print(f"[{index}/{len(todo)}] {run.experiment}: {run.label}, seed {run.seed}: {outcome} "
-                  f"(elapsed {format_duration(elapsed)}, about {format_duration(left)} left)", flush=True)
+    machine, commit, progress = machine_info(), git_commit(), Progress(len(todo), quiet)
+    timed = [run for run in todo if run.experiment in TIMED]
+    beside = [run for run in todo if run.experiment not in TIMED]
+    jobs = max(1, min(jobs, len(beside)))
+
+    def record(run, outcome, jobs):
+        entry = {"key": run.key, "experiment": run.experiment, "label": run.label, "config": run.config,
+                 "seed": run.seed, **outcome, "jobs": jobs,
+                 "framework": run.config.get("framework", "pytorch"), "device": str(context.device),
+                 "fresh_process": context.isolate and run.experiment in IN_THREE_FRAMEWORKS,
+                 "machine": {**machine, "malloc_thresholds_fixed": context.malloc_thresholds_fixed},
+                 "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        append_record(path, entry)
+        progress.finished(run, entry)
+
+    try:
+        for run in timed:  # alone: no worker exists yet
+            record(run, train_one(run.train, context, run.config, run.seed), jobs=1)
+        if jobs == 1:
+            with fixed_threads(RUN_THREADS):
+                for run in beside:
+                    record(run, train_one(run.train, context, run.config, run.seed), jobs=1)
+        else:
+            with contextlib.closing(train_in_workers(beside, context, jobs)) as finished:
+                for run, outcome in finished:
+                    record(run, outcome, jobs)
+    finally:
+        progress.close()
     return len(todo)
 
 
@@ -757,6 +987,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--report", action="store_true", help="only rebuild summary.json, RESULTS.md and the figures")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: every file in under 2 minutes")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="train N runs at a time, each in a worker process with "
+                             f"{RUN_THREADS} thread(s), the same results whatever N (default: one per core, 1 on "
+                             "a GPU); frameworks and time_to_99 always train alone, one run at a time")
     parser.add_argument("--same-process", action="store_true",
                         help="train frameworks and time_to_99 in this process instead of a fresh process per run "
                              "(starts faster, but after TensorFlow the other two train slower)")
@@ -768,6 +1002,8 @@ def parse_arguments(argv=None):
                      f"names from {', '.join(budget.experiments)}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be a positive number of seeds, got {args.seeds}")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be a positive number of worker processes, got {args.jobs}")
     return args
 
 
@@ -811,14 +1047,15 @@ def main(argv=None):
     if not args.report:
         malloc_fixed = fix_malloc_thresholds()
         device = cnn_pytorch.choose_device()
+        jobs = args.jobs or default_jobs(device)
         if not args.quiet:
             print(f"{len(runs)} runs ({', '.join(args.only or budget.experiments)}; seeds "
                   f"{sorted({run.seed for run in runs})}; budget {budget.name}) on {device}, {os.cpu_count()} "
-                  f"cores; results in {runs_path}", flush=True)
+                  f"cores, {jobs} at a time ({', '.join(TIMED)} alone); results in {runs_path}", flush=True)
         data = load_mnist(seed=0).first(val=budget.validation_size, test=budget.test_size)  # the budget's slices
         context = Context(data, budget, device, malloc_fixed, isolate=not args.same_process)
         try:
-            execute(runs, context, out_dir, quiet=args.quiet)
+            execute(runs, context, out_dir, quiet=args.quiet, jobs=jobs)
         except KeyboardInterrupt:
             print(f"\ninterrupted: the finished runs are in {runs_path}; run the same command again to resume",
                   file=sys.stderr)

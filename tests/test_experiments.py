@@ -3,7 +3,13 @@ failures, bad input, and RESULTS.md = summary.json = runs.jsonl. The statistics 
 import dataclasses
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,7 +104,8 @@ def tiny_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     patch = pytest.MonkeyPatch()
     patch.setitem(experiments.BUDGETS, "quick", TINY)
-    experiments.main(["--quick", "--out", str(out), "--quiet", "--same-process"])  # fresh processes: tested below
+    # Fresh processes: tested below; the sweeps train in two workers, compared below with --jobs 1.
+    experiments.main(["--quick", "--out", str(out), "--quiet", "--same-process", "--jobs", "2"])
     patch.undo()
     return out
 
@@ -329,3 +336,171 @@ def test_the_committed_report_shows_every_budget_and_what_is_still_missing(tmp_p
     assert "Partly run" not in text and "## What changes with the budget" in text and "### Is 1 epoch enough?" in text
     text = report_text(["default", "long"])  # the frameworks budget has not run
     assert "No runs yet for the frameworks budget" in text and "## Frameworks" not in text
+
+
+# --- Runs side by side (--jobs) ---
+
+def test_jobs_1_and_2_give_the_same_numbers_for_every_run(tiny_sweep, tmp_path, monkeypatch):
+    """The tiny sweep trained its sweeps, transfer and epochs in two workers; one at a time, each run gives the
+    same accuracies and losses to the last bit (each trains with RUN_THREADS threads either way)."""
+    monkeypatch.setitem(experiments.BUDGETS, "quick", TINY)
+    beside = [name for name in TINY.experiments if name not in experiments.TIMED]
+    experiments.main(["--quick", "--out", str(tmp_path), "--quiet", "--jobs", "1", "--only", *beside])
+    two = {record["key"]: record for record in experiments.read_runs(tiny_sweep / "runs.jsonl")}
+    one = experiments.read_runs(tmp_path / "runs.jsonl")
+    assert len(one) == len({run.key for run in experiments.planned_runs(TINY, beside)}) > 20
+    for record in one:
+        other = two[record["key"]]
+        assert (record["jobs"], other["jobs"]) == (1, 2)
+        assert record["threads"] == other["threads"] == experiments.RUN_THREADS
+        for metric in ("test_accuracy", "test_loss", "val_accuracy"):
+            assert record["metrics"][metric] == other["metrics"][metric], (record["label"], metric)
+        assert record["metrics"]["history"]["train_loss"] == other["metrics"]["history"]["train_loss"]
+    timed = [record for record in two.values() if record["experiment"] in experiments.TIMED]
+    assert timed and all(record["jobs"] == 1 for record in timed)  # alone, even with --jobs 2
+
+
+def note(config, event):
+    """Appends 'n event pid time' to the file config["log"]: which process trained which run, and when."""
+    with open(config["log"], "a") as f:
+        f.write(f"{config['n']} {event} {os.getpid()} {time.time()}\n")
+
+
+def sleeping(context, config, seed):
+    """A run that trains nothing: it sleeps config["sleep"] seconds, noted in config["log"]."""
+    note(config, "start")
+    time.sleep(config["sleep"])
+    note(config, "end")
+    return ok_metrics(0.5 + config["n"] / 1000)
+
+
+def crashing(context, config, seed):
+    os._exit(3)  # as a crash in C would: no exception, no answer
+
+
+def logged(path):
+    """{n: {event: (pid, time)}} from a log that `note` wrote."""
+    runs = {}
+    for line in Path(path).read_text().splitlines():
+        n, event, pid, when = line.split()
+        runs.setdefault(int(n), {})[event] = (int(pid), float(when))
+    return runs
+
+
+def sleeping_runs(folder, count, seconds, experiment="depth"):
+    return [experiments.Run(experiment, f"run {n}", {"n": n, "sleep": seconds, "log": str(folder / "log")}, 0,
+                            sleeping) for n in range(count)]
+
+
+def test_workers_never_write_and_a_crash_or_an_error_fails_its_run_alone(tmp_path, monkeypatch):
+    writes = []  # the records written through this process's append_record (the workers' would not be seen)
+    original = experiments.append_record
+    monkeypatch.setattr(experiments, "append_record", lambda path, record: (writes.append(record["key"]),
+                                                                            original(path, record)))
+    runs = sleeping_runs(tmp_path, 6, 0.2)
+    runs[2:2] = [experiments.Run("depth", "crash", {"n": 100}, 0, crashing),
+                 experiments.Run("depth", "raise", {"n": 101}, 0, failing)]
+    context = experiments.Context(None, TINY, "cpu")
+    assert experiments.execute(runs, context, tmp_path, quiet=True, jobs=2) == 8
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    records = {record["label"]: record for record in map(json.loads, lines)}  # every line a whole record
+    assert len(lines) == len(writes) == len(records) == 8 and sorted(writes) == sorted(run.key for run in runs)
+    assert records["crash"]["status"] == "failed" and records["crash"]["error"]["type"] == "WorkerDied"
+    assert "exit code 3" in records["crash"]["error"]["message"]
+    assert records["raise"]["error"]["type"] == "FloatingPointError" and "diverged" in records["raise"]["error"]["message"]
+    assert all(records[f"run {n}"]["status"] == "ok" and records[f"run {n}"]["jobs"] == 2 for n in range(6))
+    assert os.getpid() not in worker_pids(tmp_path)  # trained in the workers
+    assert experiments.execute(runs, context, tmp_path, quiet=True, jobs=2) == 0  # resumed: nothing left
+
+
+def test_timed_experiments_train_alone_in_this_process_with_the_default_threads(tmp_path):
+    timed = [experiments.Run(experiment, experiment, {"n": 10 + index, "sleep": 0.2, "log": str(tmp_path / "log")}, 0,
+                             sleeping) for index, experiment in enumerate(("time_to_99", "frameworks"))]
+    runs = [*sleeping_runs(tmp_path, 4, 0.2), *timed]  # planned last, trained first
+    experiments.execute(runs, experiments.Context(None, TINY, "cpu"), tmp_path, quiet=True, jobs=2)
+    log, records = logged(tmp_path / "log"), experiments.read_runs(tmp_path / "runs.jsonl")
+    assert [record["experiment"] for record in records[:2]] == ["time_to_99", "frameworks"]  # first, before any worker
+    for record in records:
+        timed, n = record["experiment"] in experiments.TIMED, record["config"]["n"]
+        assert (record["jobs"], record["threads"]) == ((1, experiments.torch.get_num_threads()) if timed
+                                                       else (2, experiments.RUN_THREADS))
+        assert (log[n]["start"][0] == os.getpid()) == timed
+        if timed:  # no other run trained while it did
+            start, end = log[n]["start"][1], log[n]["end"][1]
+            assert all(other["end"][1] <= start or other["start"][1] >= end for m, other in log.items() if m != n)
+
+
+SCRIPT = """import sys
+from pathlib import Path
+sys.path[:0] = [{root!r}, {tests!r}]
+import experiments, test_experiments
+out = Path({out!r})
+runs = test_experiments.sleeping_runs(out, 8, {seconds})
+experiments.execute(runs, experiments.Context(None, test_experiments.TINY, "cpu"), out, quiet=True, jobs=2)
+"""
+
+
+def start_parent(folder, seconds):
+    """experiments.execute of 8 sleeping runs in 2 workers, in a process of its own (and its own session, as a
+    terminal's foreground job)."""
+    script = SCRIPT.format(root=str(Path(experiments.__file__).parent), tests=str(Path(__file__).parent),
+                           out=str(folder), seconds=seconds)
+    return subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE)
+
+
+def wait_for(condition, seconds=60):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def gone(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in "ZX"  # a zombie has stopped; its new parent reaps it
+
+
+def worker_pids(folder):
+    path = folder / "log"
+    return {events["start"][0] for events in logged(path).values()} if path.exists() else set()
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc to see the workers end")
+def test_a_killed_parent_resumes_with_no_run_lost_or_repeated_and_its_workers_stop(tmp_path):
+    parent, path = start_parent(tmp_path, 0.3), tmp_path / "runs.jsonl"
+    wait_for(lambda: path.exists() and len(path.read_text().splitlines()) >= 2)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    before = path.read_text().splitlines()
+    workers = worker_pids(tmp_path)
+    assert len(workers) == 2 and parent.pid not in workers
+    wait_for(lambda: all(gone(pid) for pid in workers), seconds=10)  # they notice their parent is gone
+    runs = sleeping_runs(tmp_path, 8, 0.3)
+    keys = {json.loads(line)["key"] for line in before if line.endswith("}")}
+    assert experiments.execute(runs, experiments.Context(None, TINY, "cpu"), tmp_path, quiet=True) == 8 - len(keys)
+    records = experiments.read_runs(path)
+    assert path.read_text().splitlines()[:len(before)] == before  # nothing written before the kill is lost
+    assert sorted(record["key"] for record in records) == sorted(run.key for run in runs)  # each run once
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc to see the workers end")
+def test_ctrl_c_stops_the_workers(tmp_path):
+    parent = start_parent(tmp_path, 30)
+    wait_for(lambda: len(worker_pids(tmp_path)) == 2)
+    os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: every process of the foreground job
+    assert parent.wait(timeout=30) != 0 and b"KeyboardInterrupt" in parent.stderr.read()
+    wait_for(lambda: all(gone(pid) for pid in worker_pids(tmp_path)), seconds=10)
+    assert not (tmp_path / "runs.jsonl").exists()  # no run finished, none recorded
+
+
+def test_transfer_runs_of_a_seed_stay_with_the_worker_that_trained_its_source_network():
+    runs = [experiments.Run(experiment, "", {}, seed, None)
+            for experiment, seed in (("depth", 0), ("transfer", 0), ("transfer", 1), ("transfer", 0))]
+    assert experiments.next_run(runs, last_seed=0, busy_seeds={1}) == 1  # its own seed first
+    assert experiments.next_run(runs, last_seed=None, busy_seeds={0}) == 2  # then a seed nobody is on
+    assert experiments.next_run(runs, last_seed=None, busy_seeds={0, 1}) == 0  # then another experiment
+    assert experiments.next_run(runs[1:], last_seed=None, busy_seeds={0, 1}) == 0  # then a seed somebody is on
+
