@@ -29,6 +29,7 @@ import ctypes
 import importlib
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -453,6 +454,58 @@ def default_gradcam_layer(model):
         if kind not in ("batchnorm", "dropout"):
             break
     return named[conv_positions[-1]][0]
+
+
+# --- Counting the work: what a training step must compute, and what this machine can ---
+
+def count_flops(model, input_shape=None):
+    """The floating-point operations of a network's matrix products, per image.
+
+    A convolution's output has F * H_out * W_out numbers, each a dot product of C * HH * WW
+    multiply-adds (2 FLOPs each): 2 * C * HH * WW * F * H_out * W_out. A fully connected layer from D to
+    M features: 2 * D * M. Backward computes two products as large for each such layer, dW and dx,
+    except for the first layer, which needs no dx. Element-wise work (ReLU, pooling, BatchNorm, the
+    loss, the optimizer) is left out: a few FLOPs per number, limited by memory traffic, not arithmetic.
+    Returns: dict with "forward" and "backward" (FLOPs per image, summed over layers) and "layers", a
+    list of (index, layer class name, forward FLOPs, backward FLOPs), one per layer with a product.
+    """
+    input_shape = tuple(input_shape or model.input_shape or ())
+    if len(input_shape) != 3:
+        raise ValueError(f"count_flops needs input_shape=(C, H, W), got {input_shape!r}")
+    x, rows = np.zeros((1, *input_shape), dtype=np.float32), []
+    was_training = [layer.training for layer in model.layers]
+    model.eval()
+    for index, layer in enumerate(model.layers):
+        out = layer.forward(x)
+        weight = layer.params.get("W")  # read from the weights, so that another checkout's CNN counts too
+        if weight is not None and weight.ndim == 4:  # a convolution: W of shape (F, C, HH, WW)
+            _, C, HH, WW = weight.shape
+            forward = 2 * C * HH * WW * out[0].size  # out[0].size = F * H_out * W_out
+        elif weight is not None and weight.ndim == 2:  # fully connected: W of shape (D, M)
+            forward = 2 * weight.shape[0] * weight.shape[1]
+        else:
+            forward = 0
+        if forward:
+            rows.append((index, type(layer).__name__, forward, forward * (2 if layer.needs_input_grad else 1)))
+        x = out
+    for layer, training in zip(model.layers, was_training):
+        layer.training = training
+    return {"forward": sum(row[2] for row in rows), "backward": sum(row[3] for row in rows), "layers": rows}
+
+
+def matrix_product_gflops(size=2048, repeats=5, dtype=np.float32):
+    """This machine's speed limit for the matrix products: float32 GFLOP/s of one size x size matrix
+    product (2 * size^3 FLOPs), the best of `repeats` after one warm-up, on all the cores NumPy's BLAS
+    uses. A network cannot train faster than count_flops(model) per image at this rate."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((size, size)).astype(dtype), rng.standard_normal((size, size)).astype(dtype)
+    a @ b  # warm-up: threads started, memory touched
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
 
 
 # --- Saving and loading any model by its file type ---

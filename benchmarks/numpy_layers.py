@@ -2,7 +2,7 @@
 
 One SimpleCNN (batch 64 of real MNIST images, Adam), trained step after step; each layer's forward and
 backward pass and the Adam step are timed separately, in the order CNN.forward runs them, and set
-against that layer's FLOPs (cnn_from_scratch.count_flops): a layer far below the machine's matrix-product
+against that layer's FLOPs (frameworks.count_flops): a layer far below the machine's matrix-product
 speed spends its time moving memory, not multiplying.
 
     python benchmarks/numpy_layers.py                      # this checkout's engine, about 20 s
@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import cnn_from_scratch as this_checkout  # noqa: E402
 from data import load_mnist  # noqa: E402
+import frameworks  # noqa: E402
 from frameworks import fix_malloc_thresholds  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def main():
     data = load_mnist()
     x, y = data.x_train[:args.batch_size], data.y_train[:args.batch_size]
     flops = {index: (forward, backward) for index, _, forward, backward in
-             this_checkout.count_flops(this_checkout.make_simple_cnn(rng=np.random.default_rng(0)))["layers"]}
+             frameworks.count_flops(this_checkout.make_simple_cnn(rng=np.random.default_rng(0)))["layers"]}
     engine = load_engine(args.engine)
     model = engine.make_simple_cnn(rng=np.random.default_rng(0))
     position = {id(layer): index for index, layer in enumerate(model.layers)}

@@ -4,7 +4,7 @@ The three frameworks run the same architecture (cnn_from_scratch.make_simple_cnn
 weights, the same batch of real MNIST images, Adam, and the cores' default thread count, in one
 process; each step is forward, softmax cross-entropy, backward and the optimizer update.
 
-The machine's limit: a float32 matrix product of 2048 x 2048 matrices (cnn_from_scratch.matrix_product_gflops)
+The machine's limit: a float32 matrix product of 2048 x 2048 matrices (frameworks.matrix_product_gflops)
 runs at close to the cores' peak; a training step needs count_flops FLOPs per image in its matrix products
 (forward, and dW and dx backward). So each framework's step time gives its achieved GFLOP/s, and the
 fraction of the peak it reaches. The rest of a step's time goes to work that moves memory rather than
@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cnn_from_scratch as scratch  # noqa: E402
 from cnn_pytorch import SimpleCNN, numpy_to_torch  # noqa: E402
 from data import load_mnist  # noqa: E402
+import frameworks  # noqa: E402
 from frameworks import fix_malloc_thresholds  # noqa: E402
 
 
@@ -95,9 +96,9 @@ def main():
     data = load_mnist()
     x, y = data.x_train[:args.batch_size], data.y_train[:args.batch_size]
     numpy_model = scratch.make_simple_cnn(rng=np.random.default_rng(args.seed))
-    flops = scratch.count_flops(numpy_model)
+    flops = frameworks.count_flops(numpy_model)
     step_flops = args.batch_size * (flops["forward"] + flops["backward"])
-    peak = scratch.matrix_product_gflops()
+    peak = frameworks.matrix_product_gflops()
     print(f"machine's limit: {peak:.0f} GFLOP/s (float32 matrix product, 2048 x 2048, best of 5)")
     print(f"one training step, batch {args.batch_size}: {step_flops / 1e6:.0f} MFLOP in matrix products "
           f"({flops['forward'] / 1e6:.2f} forward + {flops['backward'] / 1e6:.2f} backward per image; count_flops), "

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cnn_from_scratch as scratch
+import frameworks
 
 NUMERICAL_TOLERANCE = 1e-7  # centred differences in float64, h = 1e-6
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,12 +181,12 @@ def test_count_flops_by_hand():
     """SimpleCNN, per image: conv1 2 * (1 * 3 * 3) * 16 * 28 * 28, conv2 2 * (16 * 3 * 3) * 32 * 14 * 14,
     fc1 2 * 1568 * 128, fc2 2 * 128 * 10; backward twice each, except conv1 (dW only, no dx)."""
     conv1, conv2, fc1, fc2 = 2 * 9 * 16 * 784, 2 * 144 * 32 * 196, 2 * 1568 * 128, 2 * 128 * 10
-    flops = scratch.count_flops(scratch.make_simple_cnn(rng=np.random.default_rng(0)))
+    flops = frameworks.count_flops(scratch.make_simple_cnn(rng=np.random.default_rng(0)))
     assert (conv1, conv2, fc1, fc2) == (225_792, 1_806_336, 401_408, 2_560)
     assert [row[2] for row in flops["layers"]] == [conv1, conv2, fc1, fc2]
     assert flops["forward"] == 2_436_096 and flops["backward"] == conv1 + 2 * (conv2 + fc1 + fc2) == 4_646_400
     stride_2 = scratch.make_cnn(pooling="stride", padding=False, rng=np.random.default_rng(0))  # 28 -> 13 -> 6
-    assert scratch.count_flops(stride_2)["layers"][0][2] == 2 * 9 * 16 * 13 * 13
+    assert frameworks.count_flops(stride_2)["layers"][0][2] == 2 * 9 * 16 * 13 * 13
 
 
 def test_relu_before_max_pooling_runs_after_it_with_the_same_numbers(digits):
