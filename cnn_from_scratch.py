@@ -12,7 +12,6 @@ Run it:
     python cnn_from_scratch.py            # trains SimpleCNN on MNIST, prints test accuracy
     python cnn_from_scratch.py --quick    # a few seconds on a slice of MNIST
     python cnn_from_scratch.py --epochs 6 --batch-size 64 --seed 0 --save simple_cnn.npz
-    python cnn_from_scratch.py --epochs 8 --seed 0 --augment-drawings --save models/simple_cnn.npz  # models/README.md
 
 In a REPL:
     >>> import numpy as np
@@ -792,97 +791,6 @@ class Adam:
             param -= scratch                              # param -= step_size * m / (sqrt(v) + eps)
 
 
-# --- Data augmentation ---
-
-# random_shift, the augmentation all three frameworks share, is in interface.py; these are the
-# NumPy module's own, for the explorer's model.
-
-def random_affine(x, rng, degrees=10.0, translate=0.1, zoom=0.1, shear=0.0):
-    """Rotate, shift, zoom and slant each image by its own random amount about the image's centre,
-    reading between pixels bilinearly and filling with zeros; the NumPy twin of cnn_pytorch's
-    random_affine (same arguments and defaults), plus a slant: people's digits lean more than MNIST's.
-
-    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; the largest changes, each drawn
-    uniformly from [-largest, largest]: degrees of rotation (counter-clockwise as seen), translate
-    (a fraction of the width and height), zoom (a fraction of the size) and shear (x -= shear *
-    (y - y_centre): 0.4 leans right)
-    Returns: array of shape (N, C, H, W), the same dtype
-    """
-    N, C, H, W = x.shape
-    angle = np.radians(rng.uniform(-degrees, degrees, N))  # (N,)
-    slant, scale = rng.uniform(-shear, shear, N), 1 + rng.uniform(-zoom, zoom, N)
-    largest_shift = translate * np.array([W, H])  # pixels
-    shift = rng.uniform(-largest_shift, largest_shift, (N, 2))  # (N, 2): (x, y) in pixels
-    # The forward map of a point p = (x, y) (y points down): p' = centre + A (p - centre) + shift, with
-    # A = scale * rotation @ slant. Each output pixel reads the input at p = centre + A^-1 (p' - centre - shift).
-    cos, sin = np.cos(angle), np.sin(angle)
-    A = scale[:, None, None] * np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1)  # (N, 2, 2)
-    A = A @ np.stack([np.stack([np.ones(N), -slant], 1), np.stack([np.zeros(N), np.ones(N)], 1)], 1)
-    centre = np.array([(W - 1) / 2, (H - 1) / 2])
-    rows, columns = np.mgrid[0:H, 0:W]  # (H, W) each
-    grid = np.stack([columns, rows], -1).reshape(1, H * W, 2) - centre - shift[:, None]  # (N, H * W, 2)
-    source = grid @ np.linalg.inv(A).transpose(0, 2, 1) + centre  # (N, H * W, 2): (x, y) to read
-    # Bilinear reading from the image padded by one zero pixel: any read outside lands on the padding.
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).transpose(0, 2, 3, 1)  # (N, H + 2, W + 2, C)
-    low = np.floor(source)
-    fraction = (source - low).astype(x.dtype)[..., None]  # (N, H * W, 2, 1)
-    image = np.arange(N)[:, None]  # (N, 1)
-    out = 0
-    for dy in (0, 1):
-        for dx in (0, 1):
-            column = np.clip(low[..., 0] + dx, -1, W).astype(int) + 1  # (N, H * W), -1 and W: padding
-            row = np.clip(low[..., 1] + dy, -1, H).astype(int) + 1
-            weight_x = fraction[:, :, 0] if dx else 1 - fraction[:, :, 0]  # (N, H * W, 1)
-            weight_y = fraction[:, :, 1] if dy else 1 - fraction[:, :, 1]
-            weight = weight_x * weight_y
-            out = out + weight * padded[image, row, column]  # (N, H * W, C)
-    return np.ascontiguousarray(out.reshape(N, H, W, C).transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
-
-
-def random_stroke_width(x, rng, thinner=0.5, thicker=1.25):
-    """Make each image's strokes thinner or thicker by its own random amount, as other pens draw.
-
-    A grey dilation (each pixel the maximum of itself and its 4 neighbours) widens every stroke by
-    one pixel each side, an erosion (the minimum) narrows it; an amount r drawn uniformly from
-    [-thinner, thicker] pixels each side applies floor(|r|) of them and blends in the last fraction.
-    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; thinner, thicker: pixels each side, >= 0
-    Returns: array of shape (N, C, H, W), the same dtype
-    """
-    amount = rng.uniform(-thinner, thicker, (len(x), 1, 1, 1)).astype(x.dtype)  # (N, 1, 1, 1)
-    out, wider, narrower = x.copy(), x, x
-    for step in range(int(np.ceil(max(thinner, thicker)))):
-        grown, shrunk = _neighbourhood(wider, np.maximum), _neighbourhood(narrower, np.minimum)
-        out += np.clip(amount - step, 0, 1) * (grown - wider) + np.clip(-amount - step, 0, 1) * (shrunk - narrower)
-        wider, narrower = grown, shrunk
-    return out
-
-
-def _neighbourhood(x, combine):
-    """combine (np.maximum or np.minimum) of each pixel and its 4 neighbours; outside the image is 0."""
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))  # (N, C, H + 2, W + 2)
-    H, W = x.shape[2:]
-    out = x
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):  # up, down, left, right
-        out = combine(out, padded[:, :, dy:dy + H, dx:dx + W])
-    return out
-
-
-def drawing_augmentation(x, rng, fraction=0.5):
-    """The augmentation of the explorer's shipped model (models/README.md): a random `fraction` of the
-    images get random_affine's tilts of up to 25 degrees, shifts of 2 pixels, zooms of 10% and slants
-    up to 0.4, then random_stroke_width; the others are shifted by up to 2 pixels (random_shift).
-
-    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; fraction in [0, 1]
-    Returns: array of shape (N, C, H, W)
-    """
-    chosen = rng.random(len(x)) < fraction  # (N,)
-    out = random_shift(x, 2, rng)
-    H, W = x.shape[2:]
-    tilted = random_affine(x[chosen], rng, degrees=25.0, translate=2 / W, zoom=0.1, shear=0.4)  # 2 / 28: 2 pixels
-    out[chosen] = random_stroke_width(tilted, rng)
-    return out
-
-
 # --- The model ---
 
 class CNN:
@@ -1299,8 +1207,9 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     - restore_best: end with the weights of the epoch with the best validation accuracy (chosen on
       validation data, never on test data); False keeps the last epoch's
     - hook: an interface.TrainingHook (its clock gives "seconds"; its on_step_end can stop training)
-    The NumPy module's own options, after the shared ones: augmentation "drawings" (drawing_augmentation,
-    the explorer model's recipe) instead of "shift"; loss_function(logits, y) -> (loss, dlogits) and
+    The NumPy module's own options, after the shared ones: augmentation "shift", or a function
+    f(x_batch, rng) -> x_batch used instead (drawings.drawing_augmentation, the explorer model's recipe);
+    loss_function(logits, y) -> (loss, dlogits) and
     optimizer_builder(model, optimizer, learning_rate, weight_decay, betas), through which exercises.py
     trains with the learner's own functions.
     Returns: history, a dict of per-epoch lists: train_loss, train_accuracy (running means over each
@@ -1311,9 +1220,10 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
                         augment)
     for name, x in (("x_train", x_train), ("x_val", x_val)):
         check_image_size(x, model.input_shape[1] if model.input_shape else None, name)
-    check_choice(augmentation, ("shift", "drawings"), "augmentation")
+    if not callable(augmentation):
+        check_choice(augmentation, ("shift",), "augmentation")
     if augment:
-        augment = drawing_augmentation if augmentation == "drawings" else (
+        augment = augmentation if callable(augmentation) else (
             lambda x_batch, rng: random_shift(x_batch, AUGMENT_SHIFT, rng))
     optimizer = optimizer_builder(model, optimizer, learning_rate, weight_decay, betas)
     rng, steps_per_epoch = np.random.default_rng(seed), -(-len(x_train) // batch_size)  # ceil(N / batch_size)
@@ -1387,9 +1297,6 @@ def main():
                              quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch")
     parser.add_argument("--no-augment", action="store_true",
                         help=f"train on the images as they are (default: random shifts of up to {AUGMENT_SHIFT} pixels)")
-    parser.add_argument("--augment-drawings", action="store_true",
-                        help="instead, tilt, slant, zoom, shift and thin or thicken the strokes of each image, as "
-                             "drawings on the explorer's pad vary (drawing_augmentation; the shipped model's recipe)")
     parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
     args = parser.parse_args()
 
@@ -1400,10 +1307,9 @@ def main():
     model = make_simple_cnn(rng=np.random.default_rng(args.seed))
     print(model.summary())
     start_time = time.perf_counter()
-    # restore_best=False: the last epoch's weights, as the shipped model (models/README.md) was trained.
+    # restore_best=False: the last epoch's weights (drawings.py trains the explorer's model the same way).
     fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, augment=not args.no_augment, restore_best=False,
-        augmentation="drawings" if args.augment_drawings else "shift")
+        learning_rate=args.learning_rate, seed=args.seed, augment=not args.no_augment, restore_best=False)
     training_seconds = time.perf_counter() - start_time
     test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
     print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {epochs} epoch(s), "

@@ -9,7 +9,12 @@ size, tilted, slanted, thinner or thicker (draw_digit), each through preprocess_
 accuracy of a model on it by group. NumPy and OpenCV only (cv2 is imported when a drawing is
 resized); no framework, no figure, no server.
 
-Run the robustness benchmark:
+Then the augmentation that trains the explorer's model on MNIST drawn the way people draw
+(random_affine, random_stroke_width, drawing_augmentation), and the command that trains it.
+
+Run it:
+    python drawings.py --epochs 8 --seed 0 --save models/simple_cnn.npz   # the shipped model (models/README.md)
+    python drawings.py --quick                          # seconds: 1 epoch on a slice
     python benchmarks/explorer_robustness.py            # the shipped model on every test digit redrawn
 In a REPL:
     >>> import drawings
@@ -18,6 +23,8 @@ In a REPL:
     >>> drawings.robustness_accuracy(predicted, robust)       # {"overall": ..., "placed": ..., ...}
 """
 import numpy as np
+
+from interface import random_shift
 
 DRAWING_SIZE = 112       # the page sends its drawing as 112x112 grey levels (4 x 28)
 IMAGE_SIZE = 28          # MNIST images are 28x28 ...
@@ -193,3 +200,120 @@ def robustness_accuracy(predicted, robust):
     correct = np.asarray(predicted) == robust["y"]
     return {"overall": float(correct.mean()), **{group: float(correct[robust["group"] == group].mean())
                                                  for group in ROBUSTNESS_GROUPS if (robust["group"] == group).any()}}
+
+
+# --- MNIST drawn the way people draw: the explorer model's augmentation ---
+# Training on these teaches the network the drawings it will meet on the pad (models/README.md).
+
+def random_affine(x, rng, degrees=10.0, translate=0.1, zoom=0.1, shear=0.0):
+    """Rotate, shift, zoom and slant each image by its own random amount about the image's centre,
+    reading between pixels bilinearly and filling with zeros; the NumPy twin of cnn_pytorch's
+    random_affine (same arguments and defaults), plus a slant: people's digits lean more than MNIST's.
+
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; the largest changes, each drawn
+    uniformly from [-largest, largest]: degrees of rotation (counter-clockwise as seen), translate
+    (a fraction of the width and height), zoom (a fraction of the size) and shear (x -= shear *
+    (y - y_centre): 0.4 leans right)
+    Returns: array of shape (N, C, H, W), the same dtype
+    """
+    N, C, H, W = x.shape
+    angle = np.radians(rng.uniform(-degrees, degrees, N))  # (N,)
+    slant, scale = rng.uniform(-shear, shear, N), 1 + rng.uniform(-zoom, zoom, N)
+    largest_shift = translate * np.array([W, H])  # pixels
+    shift = rng.uniform(-largest_shift, largest_shift, (N, 2))  # (N, 2): (x, y) in pixels
+    # The forward map of a point p = (x, y) (y points down): p' = centre + A (p - centre) + shift, with
+    # A = scale * rotation @ slant. Each output pixel reads the input at p = centre + A^-1 (p' - centre - shift).
+    cos, sin = np.cos(angle), np.sin(angle)
+    A = scale[:, None, None] * np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1)  # (N, 2, 2)
+    A = A @ np.stack([np.stack([np.ones(N), -slant], 1), np.stack([np.zeros(N), np.ones(N)], 1)], 1)
+    centre = np.array([(W - 1) / 2, (H - 1) / 2])
+    rows, columns = np.mgrid[0:H, 0:W]  # (H, W) each
+    grid = np.stack([columns, rows], -1).reshape(1, H * W, 2) - centre - shift[:, None]  # (N, H * W, 2)
+    source = grid @ np.linalg.inv(A).transpose(0, 2, 1) + centre  # (N, H * W, 2): (x, y) to read
+    # Bilinear reading from the image padded by one zero pixel: any read outside lands on the padding.
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).transpose(0, 2, 3, 1)  # (N, H + 2, W + 2, C)
+    low = np.floor(source)
+    fraction = (source - low).astype(x.dtype)[..., None]  # (N, H * W, 2, 1)
+    image = np.arange(N)[:, None]  # (N, 1)
+    out = 0
+    for dy in (0, 1):
+        for dx in (0, 1):
+            column = np.clip(low[..., 0] + dx, -1, W).astype(int) + 1  # (N, H * W), -1 and W: padding
+            row = np.clip(low[..., 1] + dy, -1, H).astype(int) + 1
+            weight_x = fraction[:, :, 0] if dx else 1 - fraction[:, :, 0]  # (N, H * W, 1)
+            weight_y = fraction[:, :, 1] if dy else 1 - fraction[:, :, 1]
+            weight = weight_x * weight_y
+            out = out + weight * padded[image, row, column]  # (N, H * W, C)
+    return np.ascontiguousarray(out.reshape(N, H, W, C).transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
+
+
+def random_stroke_width(x, rng, thinner=0.5, thicker=1.25):
+    """Make each image's strokes thinner or thicker by its own random amount, as other pens draw.
+
+    A grey dilation (each pixel the maximum of itself and its 4 neighbours) widens every stroke by
+    one pixel each side, an erosion (the minimum) narrows it; an amount r drawn uniformly from
+    [-thinner, thicker] pixels each side applies floor(|r|) of them and blends in the last fraction.
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; thinner, thicker: pixels each side, >= 0
+    Returns: array of shape (N, C, H, W), the same dtype
+    """
+    amount = rng.uniform(-thinner, thicker, (len(x), 1, 1, 1)).astype(x.dtype)  # (N, 1, 1, 1)
+    out, wider, narrower = x.copy(), x, x
+    for step in range(int(np.ceil(max(thinner, thicker)))):
+        grown, shrunk = _neighbourhood(wider, np.maximum), _neighbourhood(narrower, np.minimum)
+        out += np.clip(amount - step, 0, 1) * (grown - wider) + np.clip(-amount - step, 0, 1) * (shrunk - narrower)
+        wider, narrower = grown, shrunk
+    return out
+
+
+def _neighbourhood(x, combine):
+    """combine (np.maximum or np.minimum) of each pixel and its 4 neighbours; outside the image is 0."""
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))  # (N, C, H + 2, W + 2)
+    H, W = x.shape[2:]
+    out = x
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):  # up, down, left, right
+        out = combine(out, padded[:, :, dy:dy + H, dx:dx + W])
+    return out
+
+
+def drawing_augmentation(x, rng, fraction=0.5):
+    """The augmentation of the explorer's shipped model (models/README.md): a random `fraction` of the
+    images get random_affine's tilts of up to 25 degrees, shifts of 2 pixels, zooms of 10% and slants
+    up to 0.4, then random_stroke_width; the others are shifted by up to 2 pixels (random_shift).
+
+    Inputs: x of shape (N, C, H, W); rng: np.random.Generator; fraction in [0, 1]
+    Returns: array of shape (N, C, H, W)
+    """
+    chosen = rng.random(len(x)) < fraction  # (N,)
+    out = random_shift(x, 2, rng)
+    H, W = x.shape[2:]
+    tilted = random_affine(x[chosen], rng, degrees=25.0, translate=2 / W, zoom=0.1, shear=0.4)  # 2 / 28: 2 pixels
+    out[chosen] = random_stroke_width(tilted, rng)
+    return out
+
+# --- Script: train the explorer's model ---
+
+def main():
+    from cnn_from_scratch import evaluate, fit, make_simple_cnn, save  # the lab imports the lesson, not the reverse
+    from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist, training_parser
+
+    parser = training_parser("Train the explorer's model: the NumPy SimpleCNN with drawing_augmentation.", epochs=8,
+                             batch_size=64, learning_rate=2e-3,
+                             quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch")
+    parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
+    args = parser.parse_args()
+    data, epochs = load_mnist(seed=args.seed), args.epochs
+    if args.quick:
+        data, epochs = data.first(QUICK_TRAIN, QUICK_VAL, QUICK_TEST), 1
+    model = make_simple_cnn(rng=np.random.default_rng(args.seed))
+    fit(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, augment=True, restore_best=False,
+        augmentation=drawing_augmentation)
+    test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {epochs} epoch(s)")
+    if args.save:
+        save(model, args.save)
+        print(f"saved to {args.save}")
+
+
+if __name__ == "__main__":
+    main()

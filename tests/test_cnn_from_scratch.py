@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cnn_from_scratch as scratch
+import drawings
 import frameworks
 
 NUMERICAL_TOLERANCE = 1e-7  # centred differences in float64, h = 1e-6
@@ -424,7 +425,7 @@ def blob_moments(images):
 
 def test_random_affine_with_no_range_is_the_identity():
     x = np.random.default_rng(0).random((5, 2, 9, 7)).astype(np.float32)
-    out = scratch.random_affine(x, np.random.default_rng(1), degrees=0, shear=0, zoom=0, translate=0)
+    out = drawings.random_affine(x, np.random.default_rng(1), degrees=0, shear=0, zoom=0, translate=0)
     assert out.dtype == np.float32 and out.shape == x.shape
     np.testing.assert_allclose(out, x, atol=1e-6)
 
@@ -435,7 +436,7 @@ def test_random_affine_rotates_slants_zooms_and_shifts_within_its_ranges():
     centres, covariances = blob_moments(x)
     rng = np.random.default_rng(0)
     # A rotation about the centre keeps the centre and the two principal variances, and turns the axis.
-    turned_centres, turned = blob_moments(scratch.random_affine(x, rng, degrees=25, shear=0, zoom=0, translate=0))
+    turned_centres, turned = blob_moments(drawings.random_affine(x, rng, degrees=25, shear=0, zoom=0, translate=0))
     np.testing.assert_allclose(turned_centres, centres, atol=0.05)
     # (bilinear reading between pixels blurs a little: it adds up to a quarter pixel squared of variance)
     np.testing.assert_allclose(np.linalg.eigvalsh(turned), np.linalg.eigvalsh(covariances), atol=0.25)
@@ -443,16 +444,16 @@ def test_random_affine_rotates_slants_zooms_and_shifts_within_its_ranges():
     angles = axes % 180 - 90  # from the vertical (the blob's axis before), in [-90, 90)
     assert np.abs(angles).max() <= 25.5 and angles.std() > 8  # the vertical axis turned, each image its own way
     # A slant x -= shear * (y - centre) keeps var(y) and changes cov(x, y) by -shear * var(y).
-    _, slanted = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0.4, zoom=0, translate=0))
+    _, slanted = blob_moments(drawings.random_affine(x, rng, degrees=0, shear=0.4, zoom=0, translate=0))
     shears = -(slanted[:, 0, 1] - covariances[:, 0, 1]) / covariances[:, 1, 1]
     np.testing.assert_allclose(slanted[:, 1, 1], covariances[:, 1, 1], rtol=0.01)
     assert np.abs(shears).max() <= 0.41 and shears.std() > 0.15
     # A zoom scales both standard deviations by the same factor; a shift moves the centre.
-    _, zoomed = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0, zoom=0.1, translate=0))
+    _, zoomed = blob_moments(drawings.random_affine(x, rng, degrees=0, shear=0, zoom=0.1, translate=0))
     factors = np.sqrt(zoomed[:, 1, 1] / covariances[:, 1, 1])
     np.testing.assert_allclose(np.sqrt(zoomed[:, 0, 0] / covariances[:, 0, 0]), factors, atol=0.02)
     assert 0.89 <= factors.min() and factors.max() <= 1.12 and factors.std() > 0.03  # (1.12: the blur again)
-    moved, shifted = blob_moments(scratch.random_affine(x, rng, degrees=0, shear=0, zoom=0, translate=2 / 28))
+    moved, shifted = blob_moments(drawings.random_affine(x, rng, degrees=0, shear=0, zoom=0, translate=2 / 28))
     assert np.abs(moved - centres).max() <= 2.01 and (moved - centres).std() > 0.7
     np.testing.assert_allclose(shifted, covariances, atol=0.26)  # the blur of a fractional shift
 
@@ -463,21 +464,21 @@ def test_random_stroke_width_blends_towards_one_dilation_or_erosion():
     neighbours = [padded[:, :, 1 + dy:9 + dy, 1 + dx:9 + dx] for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
     dilated, eroded = np.max(neighbours, axis=0), np.min(neighbours, axis=0)  # each pixel and its 4 neighbours
     for thinner, thicker, target in ((0.0, 1.0, dilated), (1.0, 0.0, eroded)):
-        out = scratch.random_stroke_width(x, np.random.default_rng(1), thinner=thinner, thicker=thicker)
+        out = drawings.random_stroke_width(x, np.random.default_rng(1), thinner=thinner, thicker=thicker)
         assert out.dtype == x.dtype
         fractions = (out - x) / np.where(target == x, np.nan, target - x)  # one blend fraction per image, in [0, 1]
         spread = np.nanmax(fractions, axis=(1, 2, 3)) - np.nanmin(fractions, axis=(1, 2, 3))
         assert spread.max() < 1e-4 and np.nanmin(fractions) >= -1e-6 and np.nanmax(fractions) <= 1 + 1e-6
-    assert scratch.random_stroke_width(x.astype(np.float32), np.random.default_rng(1)).dtype == np.float32
-    unchanged = scratch.random_stroke_width(x, np.random.default_rng(1), thinner=0, thicker=0)
+    assert drawings.random_stroke_width(x.astype(np.float32), np.random.default_rng(1)).dtype == np.float32
+    unchanged = drawings.random_stroke_width(x, np.random.default_rng(1), thinner=0, thicker=0)
     np.testing.assert_array_equal(unchanged, x)
-    thick = scratch.random_stroke_width(x, np.random.default_rng(1), thinner=0, thicker=2)
+    thick = drawings.random_stroke_width(x, np.random.default_rng(1), thinner=0, thicker=2)
     assert (thick.sum(axis=(1, 2, 3)) >= x.sum(axis=(1, 2, 3))).all()
 
 
 def test_drawing_augmentation_is_seeded_and_the_batches_take_an_augmentation_function():
     x = blob(8).astype(np.float32)
-    first, again = (scratch.drawing_augmentation(x, np.random.default_rng(4)) for _ in range(2))
+    first, again = (drawings.drawing_augmentation(x, np.random.default_rng(4)) for _ in range(2))
     assert first.shape == x.shape and first.dtype == np.float32
     np.testing.assert_array_equal(first, again)
     # training_batches calls the function on every batch, with the run's rng; the identity changes nothing.
@@ -497,5 +498,5 @@ def test_drawing_augmentation_is_seeded_and_the_batches_take_an_augmentation_fun
         np.testing.assert_array_equal(y_augmented, y_plain)
     model = scratch.make_simple_cnn(image_size=8, channels=(4, 8), hidden_units=16, rng=np.random.default_rng(0))
     history = scratch.fit(model, images, labels, images[:8], labels[:8], epochs=1, augment=True,
-                          augmentation="drawings", progress=False)
+                          augmentation=drawings.drawing_augmentation, progress=False)
     assert np.isfinite(history["train_loss"][0])
