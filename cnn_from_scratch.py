@@ -3,7 +3,7 @@
 Read it top to bottom beside Part 1 of the README: convolution and pooling as
 functions (a loop version that reads like the formula, and a vectorized version
 with the same signature), then initialization, layers, the loss, checking gradients,
-optimizers and data augmentation, the `CNN` container, and `fit`, the one training
+optimizers, the `CNN` container and its builders, and `fit`, the one training
 loop, then `main()`. What the three frameworks share (argument checks, schedules,
 the training clock and hook, atomic saving) is not part of the lesson: it is in
 interface.py.
