@@ -1,5 +1,7 @@
-"""The statistics behind every verdict of RESULTS.md: a summary of seeds, the paired or Welch t-test,
-Holm's adjustment over a table, and the difference a test could have detected.
+"""The statistics behind every verdict of RESULTS.md: a summary of seeds, the paired or Welch t-test with
+the 95% interval of the difference, the test of a change between two budgets, Holm's adjustment over a
+table, the median of times to a target that some runs never reached, and the difference a test could
+have detected.
 
 Plain functions of sequences of numbers (one value per seed): they know nothing of experiments,
 runs or files. report.py applies them to the rows of summary.json; scipy (which comes with
@@ -14,6 +16,8 @@ In a REPL:
     'paired t'
     >>> holm([0.03, 0.01])
     [0.03, 0.02]
+    >>> censored_quantiles([300, 320, None, 310, 330])["median"]
+    320.0
 """
 import math
 
@@ -49,30 +53,127 @@ def describe(values):
             "median": median, "q1": q1, "q3": q3, "ci95": ci95}
 
 
+def difference_estimate(a, b, paired):
+    """The difference of means mean(a) - mean(b), its standard error and degrees of freedom.
+
+    Paired (a[i] and b[i] from the same seed): d = a - b, se = sd(d) / sqrt(n), df = n - 1.
+    Welch: se = sqrt(s_a^2 / n_a + s_b^2 / n_b), df by Welch-Satterthwaite:
+    df = se^4 / ((s_a^2 / n_a)^2 / (n_a - 1) + (s_b^2 / n_b)^2 / (n_b - 1)).
+    Returns: dict with difference, se and df; se and df are None with fewer than two values on a side.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    difference = float(a.mean() - b.mean()) if len(a) and len(b) else None
+    if len(a) < 2 or len(b) < 2:
+        return {"difference": difference, "se": None, "df": None}
+    if paired:
+        return {"difference": difference, "se": float(np.std(a - b, ddof=1) / math.sqrt(len(a))), "df": len(a) - 1}
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
+    return {"difference": difference, "se": float(math.sqrt(va + vb)), "df": float(df)}
+
+
+def interval(estimate, se, df, confidence=0.95):
+    """The t-interval estimate ± t_{(1 + confidence) / 2, df} * se; None without a standard error."""
+    from scipy.stats import t  # noqa: PLC0415
+
+    if se is None:
+        return None
+    half_width = float(t.ppf((1 + confidence) / 2, df)) * se
+    return [estimate - half_width, estimate + half_width]
+
+
+def t_test(estimate, se, df):
+    """Two-sided test of a true value of zero: t = estimate / se, p = 2 P(T_df > |t|). With se = 0 (no
+    spread at all) t is undefined: p is 1.0 when the estimate is 0, else 0.0."""
+    from scipy.stats import t  # noqa: PLC0415
+
+    if se is None:
+        return None, None
+    if se == 0:
+        return None, 1.0 if estimate == 0 else 0.0
+    statistic = estimate / se
+    return float(statistic), float(2 * t.sf(abs(statistic), df))
+
+
 def difference_test(a, b, paired):
-    """Test mean(a) == mean(b), two-sided, with scipy: the paired t-test (ttest_rel) when the runs are
-    paired by seed (the same initial weights and batch order in both arms), Welch's unequal-variance
-    t-test (ttest_ind, equal_var=False) otherwise.
+    """Test mean(a) == mean(b), two-sided: the paired t-test when the runs are paired by seed (the same
+    initial weights and batch order in both arms), Welch's unequal-variance t-test otherwise; with the
+    95% confidence interval of the difference (difference_estimate, interval).
 
     Inputs: a, b: sequences of numbers; paired a[i] with b[i] when paired (then len(a) == len(b)).
-    Returns: dict with test ("paired t" or "Welch t"), t, df and p; t, df and p are None with fewer than
-    two values on a side (or two pairs), and p is 1.0 or 0.0 when both sides are constant.
+    Returns: dict with test ("paired t" or "Welch t"), difference, se, df, ci95, t and p; se, df, ci95, t and
+    p are None with fewer than two values on a side (or two pairs), and p is 1.0 or 0.0 when there is no spread.
     """
-    from scipy import stats  # noqa: PLC0415
+    estimate = difference_estimate(a, b, paired)
+    statistic, p = t_test(estimate["difference"], estimate["se"], estimate["df"])
+    return {"test": "paired t" if paired else "Welch t", **estimate,
+            "ci95": interval(estimate["difference"], estimate["se"], estimate["df"]), "t": statistic, "p": p}
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    name = "paired t" if paired else "Welch t"
-    if len(a) < 2 or len(b) < 2:
-        return {"test": name, "t": None, "df": None, "p": None}
-    if (np.ptp(a - b) == 0) if paired else (np.ptp(a) == 0 and np.ptp(b) == 0):  # no spread: t is undefined
-        return {"test": name, "t": None, "df": None, "p": 1.0 if np.mean(a) == np.mean(b) else 0.0}
-    if paired:
-        result, df = stats.ttest_rel(a, b), len(a) - 1
-    else:
-        result = stats.ttest_ind(a, b, equal_var=False)
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
-    return {"test": name, "t": float(result.statistic), "df": float(df), "p": float(result.pvalue)}
+
+def change_test(before, after):
+    """Did a difference change between two independent experiments (two budgets)? The change is
+    after - before, each a difference_estimate; se = sqrt(se_1^2 + se_2^2) and, by Welch-Satterthwaite,
+    df = se^4 / (se_1^4 / df_1 + se_2^4 / df_2); then the t-test and the 95% interval of the change.
+
+    Note: one difference detected and the other not is no evidence of a change (Gelman and Stern 2006,
+    "The difference between significant and not significant is not itself statistically significant").
+    Returns: dict with change, se, df, ci95, t and p (None where either side has no standard error).
+    """
+    change = after["difference"] - before["difference"]
+    if before["se"] is None or after["se"] is None:
+        return {"change": change, "se": None, "df": None, "ci95": None, "t": None, "p": None}
+    variance = before["se"] ** 2 + after["se"] ** 2
+    fourth_powers = (before["se"] ** 4 / before["df"] if before["se"] else 0.0) + \
+                    (after["se"] ** 4 / after["df"] if after["se"] else 0.0)
+    df = variance ** 2 / fourth_powers if fourth_powers > 0 else before["df"] + after["df"]
+    se = math.sqrt(variance)
+    statistic, p = t_test(change, se, df)
+    return {"change": change, "se": se, "df": float(df), "ci95": interval(change, se, df), "t": statistic, "p": p}
+
+
+def spread_uncertainty(n, confidence=0.95):
+    """How uncertain a standard deviation from n values is: (low, high) such that the true standard deviation
+    lies between low * s and high * s with the given confidence, for normal values.
+    (n - 1) s^2 / sigma^2 is chi-squared with n - 1 degrees of freedom, so sigma / s runs from
+    sqrt((n - 1) / chi2_{(1 + confidence) / 2}) to sqrt((n - 1) / chi2_{(1 - confidence) / 2})."""
+    from scipy.stats import chi2  # noqa: PLC0415
+
+    df = n - 1
+    return (math.sqrt(df / chi2.ppf((1 + confidence) / 2, df)), math.sqrt(df / chi2.ppf((1 - confidence) / 2, df)))
+
+
+# --- Times to a target that some runs never reached ---
+
+def order_statistic(sorted_values, fraction):
+    """The fraction-quantile of sorted values by linear interpolation between neighbours (numpy's default):
+    position fraction * (n - 1). math.inf (a run that never reached the target) wins any interpolation."""
+    position = fraction * (len(sorted_values) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    if low == high:
+        return sorted_values[low]
+    if math.inf in (sorted_values[low], sorted_values[high]):
+        return math.inf
+    return sorted_values[low] + (position - low) * (sorted_values[high] - sorted_values[low])
+
+
+def censored_quantiles(values, minimum_for_quartiles=4):
+    """Median and quartiles of times (or steps) to a target over all seeds, a run that never reached it
+    (None) counting as more than the budget: larger than every run that reached it.
+
+    Rule: the median is given only when more than half of the seeds reached the target (then it falls on
+    reached runs); the quartiles only with a median and at least minimum_for_quartiles seeds; a quartile
+    that falls on a run that never reached is math.inf ("more than the budget").
+    Returns: dict with n (seeds), reached, median, q1 and q3; a statistic not given is None.
+    """
+    reached = sorted(float(value) for value in values if value is not None)
+    n = len(values)
+    ordered = reached + [math.inf] * (n - len(reached))  # (n,): the runs that never reached, last
+    result = {"n": n, "reached": len(reached), "median": None, "q1": None, "q3": None}
+    if len(reached) > n / 2:
+        result["median"] = order_statistic(ordered, 0.5)
+        if n >= minimum_for_quartiles:
+            result["q1"], result["q3"] = order_statistic(ordered, 0.25), order_statistic(ordered, 0.75)
+    return result
 
 
 # --- A table of comparisons: Holm's adjustment, and what a test could detect ---
@@ -102,15 +203,10 @@ def detectable_difference(a, b, paired, alpha=ALPHA, power=POWER):
     """
     from scipy import optimize, stats  # noqa: PLC0415
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
+    estimate = difference_estimate(a, b, paired)
+    se, df = estimate["se"], estimate["df"]
+    if se is None:
         return None
-    if paired:
-        se, df = np.std(a - b, ddof=1) / math.sqrt(len(a)), len(a) - 1
-    else:
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        se = math.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) - 1
     if se == 0:
         return 0.0
     critical = stats.t.ppf(1 - alpha / 2, df)

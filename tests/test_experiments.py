@@ -54,36 +54,41 @@ def test_the_best_row_is_chosen_on_validation_and_a_tie_goes_to_the_row_listed_f
     assert best["label"] == "b"  # chosen on validation, never on test
 
 
-def fake_comparison(label, against, difference, detected):
-    return {"label": label, "against": against, "difference": difference, "detected": detected}
+def fake_comparison(label, against, difference, detected, se=0.001, df=4):
+    return {"label": label, "against": against, "difference": difference, "detected": detected, "se": se, "df": df,
+            "ci95": [difference - 3 * se, difference + 3 * se]}
 
 
-def test_a_verdict_flips_when_a_row_s_standing_changes_even_if_the_best_row_changed():
-    """Depth's best row (by validation) is 3 blocks in one budget and 2 in the other: the rows are matched
-    by label, and a row flips when it moves between detected lower, detected higher and not told apart."""
+def test_the_budget_section_says_an_effect_changed_only_where_the_change_is_detected():
+    """Depth's best row (by validation) is 3 blocks in one budget and 2 in the other: every pair is compared in
+    both, matched whichever way round; 'the effect changed' only where the test of the change detects it."""
     def summary(depth, same_size):
-        return {"experiments": {
-            "depth": {"rows": [{"label": f"{k} blocks"} for k in (1, 2, 3)], "comparisons": depth},
-            "efficiency": {"rows": [], "comparisons": [], "same_size": same_size}}}
-    default = summary([fake_comparison("1 blocks", "3 blocks", -0.02, True),
-                       fake_comparison("2 blocks", "3 blocks", -0.01, True)],
-                      [fake_comparison("CNN a", "MLP a", 0.03, True)])
-    long = summary([fake_comparison("1 blocks", "2 blocks", -0.005, True),
-                    fake_comparison("3 blocks", "2 blocks", 0.001, False)],
-                   [fake_comparison("CNN a", "MLP a", 0.01, True)])
-    rows = {cells[1]: cells for cells in report.verdict_flips(default, long)}
-    assert rows["1 blocks"][-1] == "holds"  # detected lower in both, against different best rows
-    assert rows["2 blocks"][-1] == "**flips**" and rows["2 blocks"][3] == "reference (best by validation)"
-    assert rows["3 blocks"][-1] == "holds"  # the best, then not told apart from the best
-    assert rows["CNN a against MLP a"][-1] == "holds"
-    assert [cells[-1] for cells in report.verdict_flips(default, long)][0] == "**flips**"  # flips come first
+        return {"experiments": {"depth": {"comparisons": depth},
+                                "efficiency": {"comparisons": [], "same_size": same_size}}}
+    default = summary([fake_comparison("2 blocks", "1 blocks", 0.020, True),
+                       fake_comparison("3 blocks", "2 blocks", 0.001, True, se=0.0004),
+                       fake_comparison("3 blocks", "1 blocks", 0.030, True)],
+                      [fake_comparison("CNN a", "MLP a", 0.010, True)])
+    long = summary([fake_comparison("1 blocks", "2 blocks", -0.005, True),  # the other way round
+                    fake_comparison("3 blocks", "2 blocks", 0.001, False, se=0.0006)],  # same effect, not detected
+                   [fake_comparison("CNN a", "MLP a", 0.010, True)])
+    changes = {later["label"] + " vs " + later["against"]: (earlier, change)
+               for _, earlier, later, change in report.budget_changes(default, long)}
+    assert set(changes) == {"1 blocks vs 2 blocks", "3 blocks vs 2 blocks", "CNN a vs MLP a"}  # 3 vs 1: long lacks it
+    earlier, change = changes["1 blocks vs 2 blocks"]
+    assert earlier["difference"] == -0.020 and earlier["ci95"] == pytest.approx([-0.023, -0.017])  # turned round
+    assert change["change"] == pytest.approx(0.015) and change["says"] == "the effect changed"
+    earlier, change = changes["3 blocks vs 2 blocks"]  # detected, then not: the change is 0
+    assert change["change"] == 0 and change["says"] == "the verdicts differ, the effect is not shown to change"
+    assert changes["CNN a vs MLP a"][1]["says"] == "no change detected"  # detected in both, the same
+    assert not changes["CNN a vs MLP a"][1]["detected"]
 
 
 def test_each_cnn_is_compared_with_the_mlp_of_about_its_size():
     runs = experiments.plan_efficiency(TINY, [0])
     rows = [{"label": run.label, "config": run.config, "test_accuracy": {"mean": 0.9}} for run in runs]
     pairs = report.same_size_pairs(rows)
-    assert [(cnn["label"], mlp["label"]) for mlp, (cnn,) in pairs] == [
+    assert [(cnn["label"], mlp["label"]) for cnn, mlp in pairs] == [
         ("CNN 4/8 channels, 32 hidden", "MLP 16 hidden"), ("CNN 8/16 channels, 64 hidden", "MLP 64 hidden"),
         ("CNN 16/32 channels, 128 hidden", "MLP 256 hidden"), ("CNN 32/64 channels, 256 hidden", "MLP 1024 hidden")]
     rows[-1]["test_accuracy"]["mean"] = None  # MLP 1024 has not run yet: its pair waits
@@ -183,7 +188,7 @@ def test_results_md_numbers_are_summary_numbers_which_are_runs_numbers(tiny_swee
                 start = (f"| {label.removeprefix('recipe: ')} |" if label.startswith("recipe: ")
                          else "| {} | {} |".format(*label.removesuffix(" recipe").split(", ")))
                 line = next(line for line in text.splitlines() if line.startswith(start)
-                            and report.median_iqr(row.get("seconds_to_target")) in line)
+                            and report.censored_text(row["to_target"]["steps"]) in line)
                 assert f"of {len(row['seeds'])}" in line
                 continue
             line = next(line for line in text.splitlines() if line.startswith(f"| {row['label']} |")
@@ -203,12 +208,17 @@ def test_a_second_run_in_the_same_folder_trains_nothing(tiny_sweep, monkeypatch)
     assert (tiny_sweep / "runs.jsonl").read_text() == before
 
 
-def test_report_regenerates_the_same_summary_without_training(tiny_sweep, monkeypatch):
-    summary_before = (tiny_sweep / "summary.json").read_text()
+def test_report_rebuilds_every_file_byte_for_byte_without_training(tiny_sweep, monkeypatch):
+    """`python experiments.py --report` twice gives identical files: summary.json, RESULTS.md and the figures."""
+    def files():
+        return {path.name: path.read_bytes() for path in [tiny_sweep / "summary.json", tiny_sweep / "RESULTS.md",
+                                                          *sorted((tiny_sweep / "plots").iterdir())]}
     monkeypatch.setitem(experiments.BUDGETS, "quick", TINY)
     monkeypatch.setattr(experiments, "execute", lambda *args, **kwargs: 1 / 0)
     experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet", "--same-process", "--report"])
-    assert (tiny_sweep / "summary.json").read_text() == summary_before
+    before = files()
+    experiments.main(["--quick", "--out", str(tiny_sweep), "--quiet", "--same-process", "--report"])
+    assert files() == before
 
 
 # --- Failures, resuming and bad input ---
@@ -303,7 +313,8 @@ def test_a_failure_in_a_fresh_process_is_recorded_with_the_child_s_error(tmp_pat
 
 def test_the_committed_report_shows_every_budget_and_what_is_still_missing(tmp_path, monkeypatch):
     """The report of results/, results/frameworks/ and results/long/: each budget's sections, a partly run
-    long budget said so (no flips yet), then complete (the flips), and a budget with no runs named."""
+    long budget said so (no budget section yet), then complete (the budget section), and a budget with no runs
+    named."""
     budgets = {name: dataclasses.replace(TINY, name=name, experiments=experiments.BUDGETS[name].experiments)
                for name in ("default", "frameworks", "long")}
     monkeypatch.setattr(experiments, "BUDGETS", {**experiments.BUDGETS, **budgets})
