@@ -1012,7 +1012,7 @@ def make_speedrun_cnn(in_channels=1, image_size=28, num_classes=10, rng=None, dt
     fully connected (256) -> ReLU -> fully connected
 
     No padding: 28 -> 24 -> 12 -> 10 -> 5, so the flattened size is 32 * 5 * 5 = 800. It has about as
-    many weights (215,194) and FLOPs per image (count_flops) as SimpleCNN; its recipe's speed comes from
+    many weights (215,194) and FLOPs per image (frameworks.count_flops) as SimpleCNN; its recipe's speed comes from
     how it is trained (experiments.py's time to 99%).
     """
     rng = _rng_or_default(rng)
@@ -1296,7 +1296,7 @@ def main():
                              batch_size=64, learning_rate=2e-3,
                              quick_help=f"{QUICK_TRAIN:,} training and {QUICK_TEST:,} test images, 1 epoch")
     parser.add_argument("--no-augment", action="store_true",
-                        help=f"train on the images as they are (default: random shifts of up to {AUGMENT_SHIFT} pixels)")
+                        help=f"train on the images as they are (default: shifts of up to {AUGMENT_SHIFT} pixels)")
     parser.add_argument("--save", default=None, help="write the trained model to this .npz file")
     args = parser.parse_args()
 

@@ -133,7 +133,7 @@ class DeepCNN(nn.Module):
     """Stages of (Conv-BN-ReLU) x convs_per_stage -> MaxPool2 -> Dropout, then Linear-BN-ReLU-Dropout-Linear.
 
     Every conv and linear layer keeps its bias, which BatchNorm's mean subtraction cancels, so that the
-    network is layer for layer the NumPy make_deep_cnn and Keras make_deep_cnn (218,938 parameters).
+    network is layer for layer the NumPy make_deep_cnn and Keras make_deep_cnn (the same count_parameters).
 
     Inputs: x of shape (N, in_channels, image_size, image_size). Returns logits of shape (N, num_classes).
     """

@@ -52,8 +52,9 @@ from layer_functions import (adam_step, batchnorm_backward, batchnorm_forward, d
                              fully_connected_backward, fully_connected_forward, relu_backward, relu_forward,
                              sigmoid_backward, sigmoid_forward)
 from mistakes import (ADAM_MISTAKES, BATCHNORM_BACKWARD_MISTAKES, BATCHNORM_FORWARD_MISTAKES, COL2IM_MISTAKES,
-                      CONV_BACKWARD_MISTAKES, CONV_FORWARD_MISTAKES, DROPOUT_BACKWARD_MISTAKES, DROPOUT_FORWARD_MISTAKES,
-                      FULLY_CONNECTED_BACKWARD_MISTAKES, FULLY_CONNECTED_FORWARD_MISTAKES, IM2COL_MISTAKES,
+                      CONV_BACKWARD_MISTAKES, CONV_FORWARD_MISTAKES, DROPOUT_BACKWARD_MISTAKES,
+                      DROPOUT_FORWARD_MISTAKES, FULLY_CONNECTED_BACKWARD_MISTAKES, FULLY_CONNECTED_FORWARD_MISTAKES,
+                      IM2COL_MISTAKES,
                       POOL_BACKWARD_MISTAKES, POOL_FORWARD_MISTAKES, RELU_BACKWARD_MISTAKES, RELU_FORWARD_MISTAKES,
                       SIGMOID_BACKWARD_MISTAKES, SIGMOID_FORWARD_MISTAKES, SOFTMAX_MISTAKES,
                       VECTORIZED_CONV_BACKWARD_MISTAKES, adam_textbook, conv_output_unordered)
