@@ -613,12 +613,17 @@ def section_transfer(summary):
 def section_same_size(summary):
     """Efficiency's second table: the CNN against the MLP of about its size, one Holm family."""
     rows = {row["label"]: row for row in summary["experiments"]["efficiency"]["rows"]}
+    def error_ratio(comparison):  # the CNN's test errors as a share of the MLP's: 1 - accuracy, mean over seeds
+        cnn, mlp = (1 - rows[comparison[key]]["test_accuracy"]["mean"] for key in ("label", "against"))
+        return f"{100 * cnn / mlp:.0f}%" if mlp > 0 else "n/a"
     cells = [[comparison["label"], number(rows[comparison["label"]].get("parameters"), 0), comparison["against"],
-              number(rows[comparison["against"]].get("parameters"), 0), *comparison_cells(comparison)]
+              number(rows[comparison["against"]].get("parameters"), 0), *comparison_cells(comparison),
+              error_ratio(comparison)]
              for comparison in summary["experiments"]["efficiency"].get("same_size", [])]
     return ["The CNN against the MLP of about the same number of parameters (Welch's test: the two start from "
             "different weights; Holm's correction over these rows):", "",
-            table(["CNN", "parameters", "MLP", "parameters", *COMPARISON_HEADER], cells), ""] if cells else []
+            table(["CNN", "parameters", "MLP", "parameters", *COMPARISON_HEADER, "the CNN's errors as a share of the MLP's"],
+                  cells), ""] if cells else []
 
 
 def standing(comparison):
