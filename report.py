@@ -5,8 +5,9 @@ transfer methods); this module only reads what was recorded, so that `python exp
 rebuilds every table and figure without training or loading any data, and every number in RESULTS.md
 is one of summary.json, which is computed from runs.jsonl. It imports no framework and no figures
 module; the tests and intervals come from stats.py. The story, top to bottom: the summary (each
-configuration's statistics and its comparison with a reference), the tables of RESULTS.md written
-from it, then the figures; matplotlib is imported only when a figure is drawn (new_figure).
+configuration's statistics and every pair's comparison), the tables of RESULTS.md written from it (with
+the test of each change between budgets), then the figures; matplotlib is imported only when a figure is
+drawn (new_figure).
 
 Run it:
     python experiments.py --report      # summary.json, RESULTS.md and plots/experiments_* from results/
@@ -522,8 +523,8 @@ def section_time_to_target(summary):
                         [paired_time_cells(steps, seconds) for steps, seconds
                          in zip(paired["steps_to_target"], paired["seconds_to_target"])])]
     if ablation:
-        lines += ["", "**The speedrun recipe, one choice changed at a time** (PyTorch, the same seeds; the first row is "
-                      "the PyTorch speedrun row above). Descriptive: with this many seeds and runs that never reach "
+        lines += ["", "**The speedrun recipe, one choice changed at a time** (PyTorch, the same seeds; the first row "
+                      "is the PyTorch speedrun row above). Descriptive: with this many seeds and runs that never reach "
                       "the target, only differences larger than the quartile ranges stand out; steps and FLOPs, not "
                       "seconds, say what a change costs.", "",
                   table(["change", *TIME_HEADER, "never reached (seeds)", "ms per step"],
@@ -622,8 +623,8 @@ def section_same_size(summary):
              for comparison in summary["experiments"]["efficiency"].get("same_size", [])]
     return ["The CNN against the MLP of about the same number of parameters (Welch's test: the two start from "
             "different weights; Holm's correction over these rows):", "",
-            table(["CNN", "parameters", "MLP", "parameters", *COMPARISON_HEADER, "the CNN's errors as a share of the MLP's"],
-                  cells), ""] if cells else []
+            table(["CNN", "parameters", "MLP", "parameters", *COMPARISON_HEADER,
+                   "the CNN's errors as a share of the MLP's"], cells), ""] if cells else []
 
 
 def standing(comparison):
@@ -987,7 +988,8 @@ def draw_frameworks_time_to_target(ax, summary):
 
 def draw_recipe_ablation(ax, summary):
     rows = time_rows(summary, ablation=True)
-    draw_steps_to_target(ax, rows, [row["label"].removeprefix("recipe: ") for row in rows], summary["recipes"]["target"])
+    draw_steps_to_target(ax, rows, [row["label"].removeprefix("recipe: ") for row in rows],
+                         summary["recipes"]["target"])
     ax.set_title("The speedrun recipe, one change at a time (PyTorch)\nmedian over all seeds, a run never reached "
                  "counted as more than the budget")
     if ax.get_legend_handles_labels()[0]:
@@ -1053,11 +1055,16 @@ def draw_ablation(ax, summary):
         deltas = 100 * (np.asarray(row["test_accuracy"]["values"]) - reference["test_accuracy"]["mean"])
         ax.barh(position, 100 * comparison["difference"], color="tab:red" if comparison["detected"] else "tab:gray",
                 alpha=0.6)
+        if comparison.get("ci95") is not None:  # the 95% interval of the difference
+            low, high = (100 * bound for bound in comparison["ci95"])
+            middle = 100 * comparison["difference"]
+            ax.errorbar(middle, position, xerr=[[middle - low], [high - middle]], fmt="none", color="black",
+                        capsize=3, linewidth=1)
         ax.scatter(deltas, [position] * len(deltas), s=12, color="black", zorder=3)
     ax.set_yticks(range(len(rows)), [row["label"] for row in rows])
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("change in test accuracy vs the reference (percentage points)")
+    ax.set_xlabel("change in test accuracy vs the reference, with its 95% interval (percentage points)")
     ax.set_title(f"Ablation (red: difference detected, grey: not detected)\n({budget_tag(summary)})")
     ax.grid(axis="x", alpha=0.3)
 

@@ -100,7 +100,8 @@ def test_a_change_that_is_there_is_detected():
     change = change_test({"difference": 2.0, "se": 0.1, "df": 4}, {"difference": 0.0, "se": 0.1, "df": 4})
     assert change["df"] == pytest.approx(8) and change["t"] == pytest.approx(-2 / math.sqrt(0.02))
     assert change["p"] < 1e-5
-    assert change_test({"difference": 1.0, "se": None, "df": None}, {"difference": 0.0, "se": 0.1, "df": 4})["p"] is None
+    one_seed = {"difference": 1.0, "se": None, "df": None}  # no spread on one side: no test
+    assert change_test(one_seed, {"difference": 0.0, "se": 0.1, "df": 4})["p"] is None
 
 
 def test_the_spread_of_three_seeds_is_uncertain_by_a_factor_of_twelve():
