@@ -69,6 +69,20 @@ def never_active_units(model, x, layer, batch_size=1000):
     return ~active
 
 
+def confident_mistakes(y_true, logits):
+    """The errors, most confident first, and the softmax probabilities behind them.
+
+    Inputs: y_true of shape (N,); logits of shape (N, K)
+    Returns: (probabilities of shape (N, K), predicted of shape (N,), mistakes: indices of the wrong
+    predictions, sorted by the probability given to the wrong class, highest first).
+    """
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)  # softmax, (N, K)
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y_true)
+    return probabilities, predicted, wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")]
+
+
 def conv_versus_dense_parameters(weight_shape, input_shape, output_shape):
     """Parameters of a conv layer, and of a dense layer that would map the same input to the same output.
 
@@ -554,13 +568,10 @@ def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_pat
     Returns: the Figure; figure.confusion of shape (K, K), figure.mistakes: indices into the N images.
     """
     from sklearn.metrics import confusion_matrix
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)  # softmax, (N, K)
-    predicted = probabilities.argmax(axis=1)
+    probabilities, predicted, wrong = confident_mistakes(y_true, logits)
     K = logits.shape[1]
     confusion = confusion_matrix(y_true, predicted, labels=range(K))  # (K, K): row = true, column = predicted
-    wrong = np.flatnonzero(predicted != y_true)
-    mistakes = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:num_mistakes]
+    mistakes = wrong[:num_mistakes]
     figure = new_figure(14, 6.5)
     left, right = figure.subfigures(1, 2, width_ratios=[1.25, 1])
     ax = left.subplots()
@@ -593,6 +604,50 @@ def plot_confusion_and_mistakes(y_true, logits, images, num_mistakes=8, save_pat
     right.suptitle(f"The {len(mistakes)} most confident mistakes ({len(wrong)} errors in all)\n"
                    f"p = the softmax probability given to the wrong class")
     figure.confusion, figure.mistakes = confusion, mistakes
+    return _finish(figure, save_path)
+
+
+def plot_mistake_gradcam(model, images, labels, layer=None, save_path=None):
+    """Figure 14: what misled the network: each misclassified image, Grad-CAM for the class it
+    predicted and Grad-CAM for its true class, from the same layer.
+
+    Where the two maps light up different strokes, the predicted class's map shows the evidence the
+    network took for the wrong digit. Each map is
+    scaled to its own maximum; a map that is zero everywhere means no region raised that score.
+    Inputs: images of shape (N, C, H, W), the mistakes; labels of shape (N,), their true classes;
+    layer: the Grad-CAM layer (default: default_gradcam_layer(model))
+    Returns: the Figure; figure.predicted of shape (N,), figure.probabilities of shape (N, K) (softmax),
+    figure.gradcam_predicted and figure.gradcam_true, each of shape (N, H, W).
+    """
+    layer = default_gradcam_layer(model) if layer is None else layer
+    labels = np.asarray(labels)
+    logits = predict_logits(model, images)  # (N, K)
+    probabilities, predicted, _ = confident_mistakes(labels, logits)
+    maps = {}
+    for key, classes in (("predicted", predicted), ("true", labels)):
+        gradients = class_score_gradients(model, images, classes, layer)
+        maps[key] = grad_cam(gradients["activation"], gradients["activation_grad"], images.shape[2:])  # (N, H, W)
+    figure = new_figure(2.0 * len(images) + 1.6, 6.8)
+    axes = figure.subplots(3, len(images), squeeze=False)
+    for column, image in enumerate(images):
+        gray = _image_of(image)
+        axes[0, column].imshow(gray, cmap="gray")
+        axes[0, column].set_title(f"true {labels[column]} -> {predicted[column]}\n"
+                                  f"p = {probabilities[column, predicted[column]]:.3f}", fontsize=9)
+        for row, values in ((1, maps["predicted"][column]), (2, maps["true"][column])):
+            shown = axes[row, column].imshow(values / (values.max() or 1), cmap="magma", vmin=0, vmax=1)
+            axes[row, column].contour(gray, levels=[0.5], colors="white", linewidths=0.7)
+        for ax in axes[:, column]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for row, text in enumerate(("input", "Grad-CAM,\nwrong class", "Grad-CAM,\ntrue class")):
+        axes[row, 0].set_ylabel(text, fontsize=9)
+    figure.colorbar(shown, ax=axes[1:, :], shrink=0.8, label="fraction of the image's maximum")
+    figure.suptitle(f"What misled the network: Grad-CAM (layer {layer}) for the wrong class it chose and for the "
+                    f"true class,\np = the softmax probability given to the wrong class, white line = the digit's "
+                    f"outline")
+    figure.predicted, figure.probabilities = predicted, probabilities
+    figure.gradcam_predicted, figure.gradcam_true = maps["predicted"], maps["true"]
     return _finish(figure, save_path)
 
 
@@ -957,9 +1012,11 @@ def first_of_each_class(labels):
 def write_all_figures(model, data, out_dir, num_gradcam_images=1000, only=None, log=print):
     """Every figure for one trained model (or those whose file name contains one of the strings in
     `only`), and the numbers BENCHMARKS.md quotes (printed): Grad-CAM's mass on the digit over the first
-    num_gradcam_images test images, with figure 7; the last ReLU's units that never fire on the training
-    images, with figure 6. Figures 11 and 12 need a NumPy CNN (they read its biases and layer geometry)
-    and are skipped for the other frameworks. Returns the list of PNG paths written.
+    num_gradcam_images test images, with figure 7; the commonest confusions and the confidence of the
+    worst mistakes, with figure 8 (figure 14 draws Grad-CAM on the four most confident mistakes); the last
+    ReLU's units that never fire on the training images, with figure 6. Figures 11 and 12 need a NumPy
+    CNN (they read its biases and layer geometry) and are skipped for the other frameworks. Returns the
+    list of PNG paths written.
     """
     x_test, y_test = data.x_test, data.y_test
     image = x_test[:1]  # (1, 1, 28, 28): the first test image, a 7
@@ -967,6 +1024,8 @@ def write_all_figures(model, data, out_dir, num_gradcam_images=1000, only=None, 
     layer = default_gradcam_layer(model)  # the last conv layer's activation: relu2 in the SimpleCNN
     crop = image[:, :, 4:25, 4:25]  # (1, 1, 21, 21): the digit without most of the empty border
     small, _ = pool2d_forward(crop, kernel_size=3, mode="avg")  # (1, 1, 21, 21) -> (1, 1, 7, 7): readable numbers
+    logits = predict_logits(model, x_test)  # (N, K), for figures 8 and 14
+    probabilities, predicted, mistakes = confident_mistakes(y_test, logits)
     figures = [
         ("features_01_filters.png", lambda path: plot_filters(model, save_path=path)),
         ("features_02_feature_maps.png", lambda path: plot_feature_maps(model, image, layer, save_path=path)),
@@ -978,17 +1037,22 @@ def write_all_figures(model, data, out_dir, num_gradcam_images=1000, only=None, 
         ("features_07_saliency_gradcam.png",
          lambda path: plot_saliency_gradcam(model, x_test[examples], y_test[examples], save_path=path)),
         ("features_08_confusion_matrix.png",
-         lambda path: plot_confusion_and_mistakes(y_test, predict_logits(model, x_test), x_test, save_path=path)),
+         lambda path: plot_confusion_and_mistakes(y_test, logits, x_test, save_path=path)),
         ("features_09_mnist_samples.png", lambda path: plot_mnist_samples(data.x_train, data.y_train, save_path=path)),
         ("features_10_architecture.png",
          lambda path: plot_architecture(model, input_shape=x_test.shape[1:], save_path=path)),
         ("features_11_channels.png", lambda path: plot_channel_sum(model, image, save_path=path)),
         ("features_12_receptive_field.png", lambda path: plot_receptive_field(model, image, save_path=path)),
         ("features_13_convolution_backward.png", lambda path: plot_convolution_backward(save_path=path)),
+        ("features_14_mistake_gradcam.png",
+         lambda path: plot_mistake_gradcam(model, x_test[mistakes[:4]], y_test[mistakes[:4]], save_path=path)),
     ]
     if not isinstance(model, CNN):
         log("skipping features_11 and features_12: they read the layers of a NumPy CNN")
         figures = [(name, draw) for name, draw in figures if not name.startswith(("features_11", "features_12"))]
+    if len(mistakes) == 0:
+        log("skipping features_14: the model makes no mistake on these test images")
+        figures = [(name, draw) for name, draw in figures if not name.startswith("features_14")]
     if only:
         chosen = [(name, draw) for name, draw in figures if any(part in name for part in only)]
         if not chosen:
@@ -1002,6 +1066,17 @@ def write_all_figures(model, data, out_dir, num_gradcam_images=1000, only=None, 
                                    x_some)
         log(f"Grad-CAM ({layer}) on {len(mass)} test images: {mass.mean():.1%} of its mass on the digit, which "
             f"covers {area.mean():.1%} of the image; more mass than area on {np.mean(mass > area):.1%} of the images")
+    if "features_08_confusion_matrix.png" in dict(figures):
+        pairs = {}
+        for index in mistakes:
+            pairs[(y_test[index], predicted[index])] = pairs.get((y_test[index], predicted[index]), 0) + 1
+        common = sorted(pairs.items(), key=lambda item: -item[1])[:4]
+        confidence = probabilities[mistakes[:8], predicted[mistakes[:8]]]
+        log(f"{len(mistakes)} errors on {len(y_test)} test images; the most common (true -> predicted): "
+            + ", ".join(f"{true} -> {wrong} ({count})" for (true, wrong), count in common)
+            + f"; the {len(confidence)} most confident mistakes have p from {confidence.min():.3f} to "
+              f"{confidence.max():.3f}; {np.mean(probabilities[mistakes, predicted[mistakes]] > 0.9):.0%} of all "
+              f"mistakes have p > 0.9")
     if "features_06_statistics.png" in dict(figures):
         last = [name for name, kind, _ in model_layers(model) if kind in ACTIVATION_KINDS][-1]
         dead = never_active_units(model, data.x_train, last)

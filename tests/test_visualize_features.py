@@ -306,6 +306,33 @@ def test_confusion_matrix_colors_and_writes_the_errors():
     assert set(figure.mistakes) == {0, 1, 2, 50}
 
 
+def test_confident_mistakes_are_the_errors_most_confident_first():
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.05, 0.05, 0.9], [0.4, 0.35, 0.25]]))
+    probabilities, predicted, mistakes = vis.confident_mistakes(np.array([1, 1, 0, 2]), logits)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(predicted, [0, 1, 2, 0])
+    np.testing.assert_array_equal(mistakes, [2, 0, 3])  # p = 0.9, 0.7, 0.4 on the wrong class; image 1 is right
+
+
+def test_mistake_gradcam_explains_the_wrong_and_the_true_class(numpy_model, mnist, tmp_path):
+    x, y = mnist.x_test[:300], mnist.y_test[:300]
+    _, predicted, mistakes = vis.confident_mistakes(y, vis.predict_logits(numpy_model, x))
+    chosen = mistakes[:3]
+    assert len(chosen) == 3  # a one-epoch model makes mistakes on 300 images
+    figure = vis.plot_mistake_gradcam(numpy_model, x[chosen], y[chosen])
+    np.testing.assert_array_equal(figure.predicted, predicted[chosen])
+    for classes, shown in ((predicted[chosen], figure.gradcam_predicted), (y[chosen], figure.gradcam_true)):
+        gradients = frameworks.class_score_gradients(numpy_model, x[chosen], classes, "relu2")
+        np.testing.assert_allclose(shown, explain.grad_cam(gradients["activation"], gradients["activation_grad"],
+                                                           (28, 28)), rtol=1e-6, atol=1e-9)
+    titles = [ax.get_title() for ax in figure.axes[:3]]
+    assert titles[0].startswith(f"true {y[chosen[0]]} -> {predicted[chosen[0]]}\np = ")
+    printed = []
+    vis.write_all_figures(numpy_model, mnist, tmp_path, only=["08"], log=printed.append)
+    errors = int(np.sum(vis.predict_logits(numpy_model, mnist.x_test).argmax(axis=1) != mnist.y_test))
+    assert any(line.startswith(f"{errors} errors on {len(mnist.y_test)} test images") for line in printed)
+
+
 def test_numpy_backward_gradients_equal_torch_autograd_in_float64(numpy_model, mnist):
     # Finite differences are no oracle here: background pixels give exactly equal values in many
     # max-pool windows, a tie where the network is not differentiable. Autograd is the oracle.
@@ -509,7 +536,8 @@ def test_quick_script_writes_every_figure(tmp_path):
                 "features_04_convolution_steps.png", "features_05_filter_responses.png",
                 "features_06_statistics.png", "features_07_saliency_gradcam.png", "features_08_confusion_matrix.png",
                 "features_09_mnist_samples.png", "features_10_architecture.png", "features_11_channels.png",
-                "features_12_receptive_field.png", "features_13_convolution_backward.png"]
+                "features_12_receptive_field.png", "features_13_convolution_backward.png",
+                "features_14_mistake_gradcam.png"]
     assert sorted(os.listdir(tmp_path)) == expected
     for name in expected:
         image = cv2.imread(str(tmp_path / name))
