@@ -741,7 +741,9 @@ def how_to_read():
     "a wide one says that this many seeds cannot tell. \"Detected\" means the test, after Holm's adjustment for "
     "the number of comparisons in its table, found a difference (Holm p < 0.05): a difference this large would "
     "rarely arise by chance from the seeds alone. \"Not detected\" does not mean \"no difference\": read its "
-    "interval, which says how large a difference could still hide there. One verdict detected and another not is "
+    "interval, which says how large a difference could still hide there. The interval is each comparison's own, "
+    "not adjusted for the table: one that excludes zero beside \"not detected\" is a difference that Holm's "
+    "adjustment for the table's many comparisons does not let through. One verdict detected and another not is "
     "no evidence that two effects differ; that takes a test of the change itself (the budget section).", "",
     "**How to read the tables.** Mean ± standard deviation (ddof=1) over seeds, then the lowest and highest seed. "
     "The ablation compares each change with its reference, by design. Elsewhere every pair of rows within a "
