@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine with Python 3.11:
-#   make run    creates .venv if missing, installs requirements.txt, runs experiments.py (its default budget)
+#   make run    creates .venv if missing, installs requirements.txt, runs experiments.py (its default budget,
+#               one run per core: its default --jobs)
 #   make test   creates .venv if missing, installs requirements.txt, runs pytest
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

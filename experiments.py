@@ -75,7 +75,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -696,6 +696,7 @@ TIMED = IN_THREE_FRAMEWORKS
 # two threads adds its terms in another order than over one, so a run's last digits may depend on its thread
 # count; fixed, they depend only on its configuration and seed, and --jobs changes the speed, never a result.
 # One thread each is also what fills a machine: at these sizes a second thread buys little (BENCHMARKS.md).
+# The data's arrays start at the same alignment in every process too (aligned_data).
 RUN_THREADS = 1
 
 
@@ -723,6 +724,28 @@ def fixed_threads(threads):
             torch.set_num_threads(before)
 
 
+ALIGNMENT = 64  # bytes: where the data's arrays start (aligned_data)
+
+
+def aligned_data(data):
+    """A copy of a Dataset whose arrays start at a multiple of ALIGNMENT bytes, in every process alike.
+
+    PyTorch's matrix products and convolutions (MKL, oneDNN) may add in another order for data that starts
+    at another offset, and where an array starts depends on the process's history (a worker receives the data
+    unpickled). Aligned, a run's numbers do not depend on which process trains it. None stays None."""
+    def copy(array):
+        buffer = np.empty(array.nbytes + ALIGNMENT, dtype=np.uint8)
+        start = -buffer.ctypes.data % ALIGNMENT
+        result = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+        result[...] = array
+        return result
+
+    if data is None:
+        return None
+    return replace(data, **{name: copy(getattr(data, name)) for name in
+                            ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})
+
+
 def train_one(train, context, config, seed, family=None):
     """Train one run in this process and time it. Returns its outcome: metrics, or the error of a run that
     raised (recorded; the sweep goes on), with its wall time, thread count and the machine's load."""
@@ -748,6 +771,7 @@ def _worker(connection, context, threads, parent):
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     if context.malloc_thresholds_fixed:
         fix_malloc_thresholds()
+    context = replace(context, data=aligned_data(context.data))
     with fixed_threads(threads):
         while True:
             try:
@@ -933,6 +957,7 @@ def execute(runs, context, out_dir, quiet=False, jobs=1):
         for run in timed:  # alone: no worker exists yet
             record(run, train_one(run.train, context, run.config, run.seed), jobs=1)
         if jobs == 1:
+            context = replace(context, data=aligned_data(context.data))  # as a worker's
             with fixed_threads(RUN_THREADS):
                 for run in beside:
                     record(run, train_one(run.train, context, run.config, run.seed), jobs=1)

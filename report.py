@@ -253,6 +253,7 @@ def summarize(records, runs, budget, recipes, transfer_methods):
                "shared_configurations": shared_configurations(runs),
                "failed_runs": sum(record["status"] != "ok" for record in planned),
                "wall_seconds": float(sum(record["wall_seconds"] for record in planned)),
+               "jobs": max((record.get("jobs", 1) for record in planned), default=1),  # runs at a time (--jobs)
                "finished": [finished[0], finished[-1]] if finished else None,
                "runs_with_other_processes": sum(bool(record["load_before"]["other_busy_processes"])
                                                 for record in planned),
@@ -712,7 +713,9 @@ def header_lines(summary):
             f"{summary['runs']} trainings ({summary['failed_runs']} failed) for {summary['rows_shown']} table rows "
             f"× seeds; one configuration shown in several tables is trained once ({shared}). Seeds "
             f"{summary['seeds']}. Finished between {', '.join(summary['finished'] or ['n/a'])}, "
-            f"{summary['wall_seconds'] / 60:.1f} minutes of runs in all.",
+            f"{summary['wall_seconds'] / 60:.1f} minutes of runs in all" + (
+                "." if summary.get("jobs", 1) == 1 else f", up to {summary['jobs']} at a time (`--jobs`): the "
+                f"sweeps' training seconds are not speeds (frameworks and time_to_99 train alone)."),
             *([] if summary["runs"] == summary["planned_runs"] else
               [f"- **Partly run: {summary['runs']} of its {summary['planned_runs']} trainings.** `python experiments.py "
                f"--budget {budget['name']}` resumes it. Its rows show the seeds they have."]),
