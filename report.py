@@ -1110,7 +1110,8 @@ def figure_frameworks(summary, plots_dir):
     rows = frameworks_rows(summary, "simple_cnn")
     draw_curves(left, rows, "train_loss", "training loss (mean over seeds)")
     draw_curves(right, rows, "val_accuracy", "validation accuracy (%)")
-    figure.suptitle("Training history of the SimpleCNN in three frameworks: the same curves")
+    figure.suptitle("Training history of the SimpleCNN in three frameworks, from the same weights and batches: "
+                    "close, not identical")
     save_figure(figure, plots_dir / "experiments_training_history.png", summary["quick"])
     return [lambda ax, _: draw_frameworks_accuracy(ax, summary)]
 
