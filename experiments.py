@@ -88,7 +88,8 @@ import cnn_from_scratch
 import cnn_pytorch  # the sweeps and transfer train PyTorch models; cnn_keras is imported only when asked for
 import torch
 from data import load_mnist
-from frameworks import FRAMEWORKS, copy_numpy_weights, fix_malloc_thresholds, framework_module, to_device
+from frameworks import (FRAMEWORKS, copy_numpy_weights, count_flops, fix_malloc_thresholds, framework_module,
+                        matrix_product_gflops, to_device)
 from interface import TrainingHook
 from report import atomic_write, summarize, write_figures, write_report
 
@@ -324,7 +325,7 @@ def train_time_to_target(context, config, seed):
         checks.append((step, seconds, accuracy))
         return accuracy >= config["target"]
 
-    flops = cnn_from_scratch.count_flops(numpy_model)
+    flops = count_flops(numpy_model)
     metrics = train_and_test(module, model, train.x_train, train.y_train, data.x_val, data.y_val, data.x_test,
                              data.y_test, config["epochs"], seed, config["batch_size"], config["learning_rate"],
                              fingerprint(numpy_model.weights().values()), hook=TrainingHook(check_test_accuracy),
@@ -338,7 +339,7 @@ def train_time_to_target(context, config, seed):
                    seconds_to_target=float(reached[1]) if reached else None,
                    test_checks=[list(check) for check in checks],
                    flops_per_image=flops["forward"] + flops["backward"],
-                   matrix_product_gflops=cnn_from_scratch.matrix_product_gflops())
+                   matrix_product_gflops=matrix_product_gflops())
     return metrics
 
 
