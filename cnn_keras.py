@@ -412,10 +412,12 @@ def compile_model(model, learning_rate=2e-3, weight_decay=0.0, schedule="cosine"
     if label_smoothing:
         num_classes = model.output_shape[-1]
 
-        def loss(labels, logits):  # labels of shape (B,) or (B, 1), logits of shape (B, K) -> (B,)
+        def smoothed_loss(labels, logits):  # labels of shape (B,) or (B, 1), logits of shape (B, K) -> (B,)
             one_hot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,)), num_classes)
             return keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True,
                                                          label_smoothing=label_smoothing)
+
+        loss = smoothed_loss
     model.compile(optimizer=make_optimizer(model, optimizer, learning_rate, weight_decay, betas), loss=loss,
                   metrics=["accuracy"])
     return model
