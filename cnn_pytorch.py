@@ -498,7 +498,8 @@ def batch_augmentation(augmentation, x_numpy, rng, generator):
 
 def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning_rate=2e-3, seed=0, augment=False,
         progress=True, schedule="cosine", optimizer="adam", weight_decay=0.0, restore_best=True, hook=None,
-        betas=(0.9, 0.999), augmentation="shift", label_smoothing=0.0, patience=None, log=print):
+        betas=(0.9, 0.999), augmentation="shift", label_smoothing=0.0, patience=None, schedule_epochs=None,
+        log=print):
     """Train `model` and return its history; the shared arguments and defaults are those of every module.
 
     Inputs: x_* of shape (N, C, H, W) and y_* of shape (N,), NumPy arrays or tensors (checked, then
@@ -513,6 +514,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     PyTorch's own options, after the shared ones: augmentation "affine" (each image rotated, shifted and
     zoomed, random_affine) or "torchvision" (one v2.RandomAffine draw per batch) instead of "shift";
     label_smoothing; patience: stop after this many epochs without a better validation accuracy;
+    schedule_epochs: the schedule's span in epochs (default: all; after it the rate keeps its last value);
     log: where the one line per epoch goes when progress is True.
     Returns: history, a dict of per-epoch lists: train_loss, train_accuracy, val_loss, val_accuracy,
       learning_rate (at the epoch's first step) and seconds (training only).
@@ -531,7 +533,7 @@ def fit(model, x_train, y_train, x_val, y_val, epochs=5, batch_size=64, learning
     augment_function = batch_augmentation(augmentation if augment else None, x_numpy, rng, generator)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     optimizer = make_optimizer(model, optimizer, learning_rate, weight_decay, betas)
-    scheduler = make_scheduler(optimizer, epochs * steps_per_epoch, schedule)
+    scheduler = make_scheduler(optimizer, round((schedule_epochs or epochs) * steps_per_epoch), schedule)
     history = {key: [] for key in HISTORY_KEYS}
     best_accuracy, best_state, epochs_without_improvement = -1.0, None, 0
     hook = hook or TrainingHook()

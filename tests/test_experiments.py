@@ -144,6 +144,9 @@ def test_time_to_target_runs_record_their_checks_and_start_from_the_same_weights
         steps_per_check = max(1, math.ceil(TINY.framework_train_size / record["config"]["batch_size"])
                               // TINY.checks_per_epoch)
         assert [step for step, _, _ in checks] == [steps_per_check * (k + 1) for k in range(len(checks))]
+        if "schedule_epochs" in record["config"]:  # training ends with a schedule shorter than the run
+            steps_per_epoch = math.ceil(TINY.framework_train_size / record["config"]["batch_size"])
+            assert metrics["steps"] <= round(record["config"]["schedule_epochs"] * steps_per_epoch)
         assert all(later >= earlier for (_, earlier, _), (_, later, _) in zip(checks, checks[1:]))
 
 

@@ -17,6 +17,7 @@ from cnn_pytorch import (MLP, DeepCNN, ResNetCNN, SeparableCNN, SimpleCNN, build
                          count_parameters, evaluate, fit, load, make_cnn, numpy_to_torch, random_affine, save, set_seed,
                          to_tensors, torch_to_numpy)
 from conftest import simple_cnn_arguments
+from interface import learning_rate_schedule
 from data import load_digits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +143,18 @@ def test_fit_learns_digits_and_restores_the_best_epoch(digits):
     _, val_accuracy = evaluate(model, x_val, y_val)
     assert val_accuracy == max(history["val_accuracy"])  # the best epoch's weights were restored
     assert val_accuracy > 0.8
+
+
+def test_a_schedule_shorter_than_the_run_ends_at_its_last_rate(digits):
+    """schedule_epochs=1 of 3: one-cycle over the first epoch's steps, then its last rate (the published
+    speedrun recipe's span, which the time_to_99 ablation compares with the run's full length)."""
+    set_seed(0)
+    model = build_model("simple", image_size=8, channels=(4, 8), hidden_units=16)
+    x_train, y_train = to_tensors(digits.x_train[:96], digits.y_train[:96], "cpu")  # 3 steps of 32 per epoch
+    history = fit(model, x_train, y_train, digits.x_val, digits.y_val, epochs=3, batch_size=32, learning_rate=1e-2,
+                  schedule="one_cycle", schedule_epochs=1, progress=False)
+    rates = learning_rate_schedule(1e-2, 3, "one_cycle")  # (3,): the span's steps
+    np.testing.assert_allclose(history["learning_rate"], [rates[0], rates[-1], rates[-1]], rtol=1e-12)
 
 
 def test_same_seed_gives_the_same_history(digits):
