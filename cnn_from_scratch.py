@@ -1,10 +1,10 @@
 """A convolutional neural network in NumPy alone, with every backward pass written by hand.
 
 Read it top to bottom beside Part 1 of the README: convolution and pooling as
-functions (a loop version that reads like the formula, and a vectorized version
-with the same signature), then initialization, layers, the loss, checking gradients,
-optimizers, the `CNN` container and its builders, and `fit`, the one training
-loop, then `main()`. What the three frameworks share (argument checks, schedules,
+functions with loops that read like the formula (fast_conv.py has their vectorized
+twins, which the layers use), then initialization, layers, the loss, checking
+gradients, optimizers, the `CNN` container and its builders, and `fit`, the one
+training loop, then `main()`. What the three frameworks share (argument checks, schedules,
 the training clock and hook, atomic saving) is not part of the lesson: it is in
 interface.py.
 
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fast_conv import conv2d_backward, conv2d_forward, pool2d_backward, pool2d_forward, to_chwn
 from interface import (AUGMENT_SHIFT, HISTORY_KEYS, OPTIMIZERS, TrainingHook, atomic_save, check_betas, check_choice,
                        check_fit_arguments, check_image_size, check_images, check_kernel_size, check_labels,
-                       conv_output_size, diverged, learning_rate_schedule, random_shift)
+                       check_pair, conv_output_size, diverged, learning_rate_schedule, pool_geometry, random_shift)
 
 try:  # The progress bar is optional: without tqdm, fit() prints one line per epoch.
     from tqdm.auto import tqdm
@@ -42,17 +43,6 @@ except ImportError:  # pragma: no cover
 
 
 # --- Convolution ---
-
-def _pair(value, name, minimum=1):
-    """Turn an int or an (height, width) pair into a checked tuple of two ints."""
-    if isinstance(value, (int, np.integer)):
-        pair = (value, value)
-    else:
-        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
-        raise ValueError(f"{name} must be an int >= {minimum} or a (height, width) pair of such ints, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
 
 def conv2d_forward_naive(x, w, b, stride=1, padding=0):
     """Convolution (cross-correlation, like every framework) with explicit loops.
@@ -66,7 +56,7 @@ def conv2d_forward_naive(x, w, b, stride=1, padding=0):
       H_out = 1 + (H + 2 * padding - HH) // stride and likewise W_out.
     Note: the kernel is not flipped: this is cross-correlation, as in PyTorch and Keras.
     """
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
+    (sh, sw), (ph, pw) = check_pair(stride, "stride"), check_pair(padding, "padding", minimum=0)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
@@ -108,103 +98,11 @@ def conv2d_backward_naive(dout, cache, compute_dx=True):
     return dx, dw, db
 
 
-# Memory layout, the one performance idea in this file. The arrays keep the NCHW *shape* everywhere,
-# but the vectorized layers store their outputs with the batch axis N innermost in memory, as
-# (C, H, W, N) ("CHWN", the layout of cuda-convnet), and hand them on as the transposed view
-# out.transpose(3, 0, 1, 2) of shape (N, C, H, W). The views cost nothing, and every shift of a window
-# by (u, v) then moves whole runs of W_out * N contiguous numbers instead of rows of W_out numbers, so
-# NumPy's loops are long and its per-row overhead disappears. Element-wise NumPy functions keep the
-# layout they are given, so ReLU and friends pass it along for free.
-
-def to_chwn(x):
-    """(N, C, H, W) -> (C, H, W, N): a free view when x came from a vectorized layer, else one copy."""
-    return x.transpose(1, 2, 3, 0)
-
-
-def im2col(x, HH, WW, stride, padding):
-    """Copy every (HH, WW) window of x into a column, so convolution becomes one matrix product.
-
-    Inputs: x of shape (N, C, H, W); stride and padding as (height, width) pairs
-    Returns: cols of shape (C * HH * WW, H_out * W_out * N): row (c, u, v), column (i, j, n) holds
-      x_pad[n, c, i * sh + u, j * sw + v]. One slice copy per kernel offset (u, v), no loop over pixels.
-    """
-    (sh, sw), (ph, pw) = stride, padding
-    N, C, H, W = x.shape
-    H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
-    if ph or pw:
-        x_pad = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=x.dtype)
-        x_pad[:, ph:ph + H, pw:pw + W, :] = to_chwn(x)  # (C, H, W, N)
-    else:
-        x_pad = to_chwn(x)
-    cols = np.empty((C, HH, WW, H_out, W_out, N), dtype=x.dtype)
-    for u in range(HH):
-        for v in range(WW):
-            cols[:, u, v] = x_pad[:, u:u + sh * H_out:sh, v:v + sw * W_out:sw, :]  # (C, H_out, W_out, N)
-    return cols.reshape(C * HH * WW, H_out * W_out * N)
-
-
-def col2im(dcols, x_shape, HH, WW, stride, padding):
-    """Inverse bookkeeping of im2col: add each column's gradient back to the pixels it was copied from.
-
-    Inputs: dcols of shape (C * HH * WW, H_out * W_out * N); x_shape = (N, C, H, W)
-    Returns: dx of shape (N, C, H, W). Overlapping windows add up, which is why this is += and not =.
-    """
-    (sh, sw), (ph, pw) = stride, padding
-    N, C, H, W = x_shape
-    H_out, W_out = conv_output_size(H, HH, sh, ph), conv_output_size(W, WW, sw, pw)
-    dcols = dcols.reshape(C, HH, WW, H_out, W_out, N)
-    dx_pad = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=dcols.dtype)
-    for u in range(HH):
-        for v in range(WW):
-            dx_pad[:, u:u + sh * H_out:sh, v:v + sw * W_out:sw, :] += dcols[:, u, v]  # (C, H_out, W_out, N)
-    return dx_pad[:, ph:ph + H, pw:pw + W, :].transpose(3, 0, 1, 2)  # (C, H, W, N) -> (N, C, H, W) view
-
-
-def conv2d_forward(x, w, b, stride=1, padding=0):
-    """Vectorized convolution: im2col, then one matrix product. Same signature and result as the naive version.
-
-    Inputs: x of shape (N, C, H, W); w of shape (F, C, HH, WW); b of shape (F,); stride, padding: int or pair
-    Returns: out of shape (N, F, H_out, W_out), with H_out = 1 + (H + 2 * padding - HH) // stride; cache
-    """
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    if w.shape[1] != C or b.shape != (F,):
-        raise ValueError(f"x of shape {x.shape} needs w of shape (F, {C}, HH, WW) and b of shape (F,), "
-                         f"got w {w.shape} and b {b.shape}")
-    cols = im2col(x, HH, WW, stride, padding)  # (C * HH * WW, H_out * W_out * N)
-    H_out, W_out = conv_output_size(H, HH, stride[0], padding[0]), conv_output_size(W, WW, stride[1], padding[1])
-    out = w.reshape(F, -1) @ cols  # (F, C * HH * WW) x (C * HH * WW, H_out * W_out * N) -> (F, H_out * W_out * N)
-    out += b[:, None]
-    out = out.reshape(F, H_out, W_out, N).transpose(3, 0, 1, 2)  # -> (N, F, H_out, W_out) view
-    return out, (x.shape, cols, w, stride, padding)
-
-
-def conv2d_backward(dout, cache, compute_dx=True):
-    """Backward pass of conv2d_forward: two matrix products for dw and dx, a sum for db, and a col2im.
-
-    Inputs: dout of shape (N, F, H_out, W_out); cache from conv2d_forward
-    Returns: dx of shape (N, C, H, W) (None when compute_dx is False), dw of shape (F, C, HH, WW), db of shape (F,)
-    """
-    x_shape, cols, w, stride, padding = cache
-    F, _, HH, WW = w.shape
-    dout_rows = to_chwn(dout).reshape(F, -1)  # (N, F, H_out, W_out) -> (F, H_out * W_out * N)
-    db = dout_rows @ np.ones(dout_rows.shape[1], dout_rows.dtype)  # the sum over positions and images
-    dw = (dout_rows @ cols.T).reshape(w.shape)  # (F, H_out * W_out * N) x (H_out * W_out * N, C * HH * WW)
-    if not compute_dx:
-        return None, dw, db
-    dcols = w.reshape(F, -1).T @ dout_rows  # (C * HH * WW, F) x (F, H_out * W_out * N)
-    return col2im(dcols, x_shape, HH, WW, stride, padding), dw, db
+# The layers below call conv2d_forward and conv2d_backward from fast_conv.py: the same signatures and
+# results without the loops (im2col, then one matrix product), and the CHWN memory layout they keep.
 
 
 # --- Pooling ---
-
-def _pool_geometry(x_shape, kernel_size, stride):
-    (kh, kw) = _pair(kernel_size, "kernel_size")
-    (sh, sw) = (kh, kw) if stride is None else _pair(stride, "stride")
-    _, _, H, W = x_shape
-    return (kh, kw), (sh, sw), conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0)
-
 
 def pool2d_forward_naive(x, kernel_size=2, stride=None, mode="max"):
     """Max or average pooling with explicit loops; stride defaults to kernel_size.
@@ -213,7 +111,7 @@ def pool2d_forward_naive(x, kernel_size=2, stride=None, mode="max"):
     Inputs: x of shape (N, C, H, W); kernel_size, stride: int or (height, width) pair; mode "max" or "avg"
     Returns: out of shape (N, C, H_out, W_out) with H_out = 1 + (H - kernel) // stride; cache
     """
-    (kh, kw), (sh, sw), H_out, W_out = _pool_geometry(x.shape, kernel_size, stride)
+    (kh, kw), (sh, sw), H_out, W_out = pool_geometry(x.shape, kernel_size, stride)
     N, C, _, _ = x.shape
     out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
     for n in range(N):
@@ -248,66 +146,8 @@ def pool2d_backward_naive(dout, cache):
     return dx
 
 
-def _window_offsets(kernel, stride, output_size):
-    """Yield (u, v, index) with the slice that picks x[n, c, i * sh + u, j * sw + v] for every output (i, j)."""
-    (kh, kw), (sh, sw), (H_out, W_out) = kernel, stride, output_size
-    for u in range(kh):
-        for v in range(kw):
-            yield (slice(None), slice(None), slice(u, u + sh * H_out, sh), slice(v, v + sw * W_out, sw))
-
-
-def pool2d_forward(x, kernel_size=2, stride=None, mode="max"):
-    """Vectorized pooling: one strided slice per kernel offset (u, v). Same signature and result as the naive version.
-
-    Instead of looping over the N * C * H_out * W_out windows, loop over the kh * kw positions inside
-    a window: x[:, :, u::sh, v::sw] (cut to H_out x W_out) holds element (u, v) of every window at once.
-    Inputs: x of shape (N, C, H, W); kernel_size, stride: int or (height, width) pair; mode "max" or "avg"
-    Returns: out of shape (N, C, H_out, W_out) with H_out = 1 + (H - kernel) // stride; cache
-    """
-    if mode not in ("max", "avg"):
-        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
-    kernel, stride, H_out, W_out = _pool_geometry(x.shape, kernel_size, stride)
-    slices = list(_window_offsets(kernel, stride, (H_out, W_out)))
-    out = x[slices[0]].copy(order="K")  # (N, C, H_out, W_out): element (0, 0) of every window, in x's layout
-    if mode == "avg":
-        for window_slice in slices[1:]:
-            out += x[window_slice]
-        return out / out.dtype.type(len(slices)), (x.shape, None, kernel, stride, mode)
-    # argmax[n, c, i, j] = k when the window's first maximum is its k-th element (row-major, k = u * kw + v).
-    # Offsets come in increasing k, so "max(argmax, k if strictly better else 0)" keeps the latest strict
-    # improvement, and a tie keeps the earlier, first maximum, as PyTorch does.
-    argmax = np.zeros_like(out, dtype=np.uint8 if len(slices) < 256 else np.intp)
-    for k, window_slice in enumerate(slices[1:], start=1):
-        candidate = x[window_slice]
-        np.maximum(argmax, (candidate > out) * argmax.dtype.type(k), out=argmax)
-        np.maximum(out, candidate, out=out)
-    return out, (x.shape, argmax, kernel, stride, mode)
-
-
-def pool2d_backward(dout, cache):
-    """Backward pass of pool2d_forward, one strided += per kernel offset (u, v).
-
-    Max pooling: offset k of each window gets dout where it was the window's (first) maximum, 0 elsewhere.
-    Average pooling: every offset gets dout / (kh * kw). Overlapping windows add up.
-    Inputs: dout of shape (N, C, H_out, W_out); cache. Returns: dx of shape (N, C, H, W)
-    """
-    x_shape, argmax, kernel, stride, mode = cache
-    N, C, H, W = x_shape
-    H_out, W_out = dout.shape[2:]
-    overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
-    # Windows that tile x exactly (stride = kernel, no rows or columns left over) write every pixel once,
-    # so dx needs no zeros first.
-    tiled = stride == kernel and (H, W) == (H_out * kernel[0], W_out * kernel[1])
-    dx = (np.empty if tiled else np.zeros)((C, H, W, N), dtype=dout.dtype).transpose(3, 0, 1, 2)  # CHWN memory
-    average = dout / dout.dtype.type(kernel[0] * kernel[1]) if mode == "avg" else None
-    for k, window_slice in enumerate(_window_offsets(kernel, stride, (H_out, W_out))):
-        if overlapping:
-            dx[window_slice] += dout * (argmax == k) if mode == "max" else average
-        elif mode == "max":  # each pixel is in at most one window: write its share straight into dx
-            np.multiply(dout, argmax == k, out=dx[window_slice])
-        else:
-            dx[window_slice] = average
-    return dx
+# Likewise pool2d_forward and pool2d_backward (fast_conv.py) loop over the kh * kw positions inside a
+# window instead of over the windows.
 
 
 def receptive_field(layers):
@@ -432,8 +272,8 @@ class ConvolutionLayer(Layer):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         if self.in_channels < 1 or self.out_channels < 1:
             raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
-        self.kernel_size, self.stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
-        self.padding, self.init = _pair(padding, "padding", minimum=0), init
+        self.kernel_size, self.stride = check_pair(kernel_size, "kernel_size"), check_pair(stride, "stride")
+        self.padding, self.init = check_pair(padding, "padding", minimum=0), init
         rng = _rng_or_default(rng)
         HH, WW = self.kernel_size
         fan_in, fan_out = in_channels * HH * WW, out_channels * HH * WW
@@ -462,8 +302,8 @@ class PoolingLayer(Layer):
         super().__init__()
         if mode not in ("max", "avg"):
             raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.kernel_size = check_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else check_pair(stride, "stride")
         self.mode = mode
 
     def forward(self, x):
@@ -555,7 +395,7 @@ class FlattenLayer(Layer):
 
     def forward(self, x):
         self.x_shape = N, C, H, W = x.shape
-        # Read as (C * H * W, N) and transpose, so that CHWN memory (see im2col) needs no copy.
+        # Read as (C * H * W, N) and transpose, so that CHWN memory (fast_conv.py) needs no copy.
         return to_chwn(x).reshape(C * H * W, N).T  # (N, C, H, W) -> (N, C * H * W)
 
     def backward(self, dout):
@@ -609,7 +449,7 @@ class BatchNormLayer(Layer):
         """x of shape (N, C) or (N, C, H, W) -> (C, M) with one row per channel, M = N or H * W * N.
 
         For 4-D input this reads x as (C, H, W, N), the memory order that the vectorized convolution
-        writes (see im2col), so the reshape is free and every reduction runs over contiguous memory.
+        writes (fast_conv.py), so the reshape is free and every reduction runs over contiguous memory.
         """
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNormLayer expects (N, {self.num_features}) or (N, {self.num_features}, H, W), "

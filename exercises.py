@@ -2,7 +2,7 @@
 
 The README teaches each piece of the NumPy CNN; here you write it. `start` writes a file of empty
 functions with the signatures and docstrings (shapes included) of the project's own functions, read
-from cnn_from_scratch.py itself, so they cannot drift from the code. `check` runs your functions on
+from cnn_from_scratch.py and fast_conv.py themselves, so they cannot drift from the code. `check` runs your functions on
 small inputs chosen to catch the classic mistakes (stride 2, padding, a batch of 1, odd sizes, a
 non-square kernel, pooling windows with tied maxima), compares them with the project's functions, which
 are the solutions, and your gradients with centred finite differences. A failure shows the first wrong
@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from cnn_from_scratch import (Adam, BatchNormLayer, ConvolutionLayer, DropoutLayer, FullyConnectedLayer, Layer,
-                              PoolingLayer, ReLULayer, SigmoidLayer, col2im, conv2d_backward, conv2d_backward_naive,
-                              conv2d_forward, conv2d_forward_naive, fit, im2col, make_cnn, make_simple_cnn,
-                              numerical_gradient, pool2d_backward, pool2d_forward, rel_error, softmax_cross_entropy)
+                              PoolingLayer, ReLULayer, SigmoidLayer, conv2d_backward_naive, conv2d_forward_naive, fit,
+                              make_cnn, make_simple_cnn, numerical_gradient, rel_error, softmax_cross_entropy)
 from data import QUICK_TEST, QUICK_TRAIN, QUICK_VAL, load_mnist
+from fast_conv import col2im, conv2d_backward, conv2d_forward, im2col, pool2d_backward, pool2d_forward
 from interface import atomic_save
 from layer_functions import (adam_step, batchnorm_backward, batchnorm_forward, dropout_backward, dropout_forward,
                              fully_connected_backward, fully_connected_forward, relu_backward, relu_forward,
@@ -308,10 +308,10 @@ Write each function below, then check it (the checker reads this file; run it fr
 Once the SimpleCNN's functions pass (sigmoid, BatchNorm and dropout are extras), train it on MNIST:
     python exercises.py train --quick{file_flag}
 
-The signatures and docstrings are those of cnn_from_scratch.py, whose code is the solution. A forward
-pass returns (out, cache): the cache is whatever your backward pass needs, and the checker hands your
-forward pass's cache to your backward pass. The checks use float64 arrays, and pass stride and padding
-as ints (as (height, width) pairs to im2col and col2im).
+The signatures and docstrings are those of cnn_from_scratch.py and fast_conv.py, whose code is the
+solution. A forward pass returns (out, cache): the cache is whatever your backward pass needs, and the
+checker hands your forward pass's cache to your backward pass. The checks use float64 arrays, and pass
+stride and padding as ints (as (height, width) pairs to im2col and col2im).
 """
 import numpy as np
 '''
@@ -1046,7 +1046,8 @@ def main(argv=None):
     except LearnerFileError as error:
         print(error)
         return 1
-    print(report(results, "the solutions (cnn_from_scratch.py)" if args.solutions else args.file))
+    print(report(results, "the solutions (cnn_from_scratch.py, fast_conv.py)" if args.solutions
+                 else args.file))
     if not args.solutions and not args.names and all_passed(results):
         print(f"Every exercise passes: train your network with `python exercises.py train --quick --file {args.file}`"
               f" (add --batchnorm, --dropout 0.25 or --sigmoid to use those too).")

@@ -14,7 +14,7 @@ frameworks train slower than one:
                  images, 2 epochs), 5 seeds; into results/ (its duration: BENCHMARKS.md)
     frameworks   the SimpleCNN in NumPy, PyTorch and Keras (3 seeds), and the time to 99% test accuracy
                  (5 seeds); into results/frameworks/
-    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 3 seeds, and four
+    long         depth, efficiency and ablation on all 55,000 images for 6 epochs, 5 seeds, and four
                  of their configurations trained twice as long (one seed) to check whether 6 epochs are enough;
                  into results/long/
 RESULTS.md shows them together, the default and long budgets side by side with the verdicts that flip.
@@ -141,7 +141,7 @@ BUDGETS = {
                          transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000), transfer_steps=150,
                          validation_size=None, test_size=None, seeds=5, framework_seeds=3, time_to_99_seeds=5),
     # The experiments whose verdicts depend on how long the networks train: all 55,000 images for
-    # LONG_EPOCHS epochs, 3 seeds; "epochs" trains four configurations twice as long to check that count.
+    # LONG_EPOCHS epochs, 5 seeds; "epochs" trains four configurations twice as long to check that count.
     "long": Budget("long", ("depth", "efficiency", "ablation", "epochs"), framework_train_size=None,
                    framework_epochs=2, time_to_99_epochs=2, checks_per_epoch=10, sweep_train_size=None,
                    sweep_epochs=LONG_EPOCHS, transfer_pretrain_size=10_000, transfer_per_class=(10, 100, 1000),
@@ -1019,7 +1019,7 @@ def parse_arguments(argv=None):
                         help="default: the PyTorch sweeps and transfer, short training, 5 seeds (into results/); "
                              "frameworks: the SimpleCNN and the time to 99%% in NumPy, PyTorch and Keras (into "
                              "results/frameworks/); long: depth, efficiency and ablation on all 55,000 images "
-                             f"for {LONG_EPOCHS} epochs, 3 seeds (into results/long/)")
+                             f"for {LONG_EPOCHS} epochs, 5 seeds (into results/long/)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per configuration, 0, 1, ... (default: the budget's, 2 with --quick)")
     parser.add_argument("--out", type=Path, default=None,

@@ -67,6 +67,17 @@ def check_kernel_size(kernel_size):
         raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
 
 
+def check_pair(value, name, minimum=1):
+    """Turn an int or an (height, width) pair into a checked tuple of two ints."""
+    if isinstance(value, (int, np.integer)):
+        pair = (value, value)
+    else:
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+        raise ValueError(f"{name} must be an int >= {minimum} or a (height, width) pair of such ints, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
 def check_choice(value, choices, name):
     """Raise ValueError unless value is one of choices (a schedule, an optimizer, a model name, ...)."""
     if value not in choices:
@@ -104,6 +115,14 @@ def conv_output_size(size, kernel, stride, padding):
     if kernel > size + 2 * padding:
         raise ValueError(f"kernel size {kernel} is larger than the padded input size {size} + 2 * {padding}")
     return 1 + (size + 2 * padding - kernel) // stride
+
+
+def pool_geometry(x_shape, kernel_size, stride):
+    """A pooling window's ((kh, kw), (sh, sw), H_out, W_out) for x of shape x_shape; stride None: the kernel."""
+    (kh, kw) = check_pair(kernel_size, "kernel_size")
+    (sh, sw) = (kh, kw) if stride is None else check_pair(stride, "stride")
+    _, _, H, W = x_shape
+    return (kh, kw), (sh, sw), conv_output_size(H, kh, sh, 0), conv_output_size(W, kw, sw, 0)
 
 
 def weight_layers(model):

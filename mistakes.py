@@ -12,7 +12,7 @@ from functools import partial
 
 import numpy as np
 
-from cnn_from_scratch import col2im, conv2d_forward, im2col, pool2d_forward, to_chwn
+from fast_conv import col2im, conv2d_forward, im2col, pool2d_forward, to_chwn
 from interface import conv_output_size
 from layer_functions import adam_step, batchnorm_backward, batchnorm_forward
 

@@ -737,7 +737,7 @@ def header_lines(summary):
 
 def how_to_read():
     """The two paragraphs before the tables: a verdict in plain words, then how the tables were computed."""
-    low, high = spread_uncertainty(3)
+    (low, high), (low_3, high_3) = spread_uncertainty(5), spread_uncertainty(3)
     return [
     "**How to read a verdict.** Each difference comes with a 95% interval: the range of true differences that "
     "these seeds leave plausible. An interval that stays on one side of zero says which way the difference goes; "
@@ -756,11 +756,10 @@ def how_to_read():
     "read from those pairs. The test is the paired t-test where both rows started each seed from the same "
     "initial weights and batch order (recorded as a fingerprint of the weights), Welch's t-test otherwise, and the "
     "interval is the same test's: mean difference ± t × its standard error. The chance of calling any "
-    f"non-difference of a table a difference is at most {ALPHA}. With 3 seeds a standard deviation is itself "
-    f"uncertain (its 95% interval runs from about {low:.1f} to {high:.1f} times the estimate), which is why the "
-    "intervals are "
-    "wide. One model's test accuracy near 99% has a sampling error of about 0.1 points by itself: "
-    "sqrt(0.99 * 0.01 / 10,000) = 0.001.", ""]
+    f"non-difference of a table a difference is at most {ALPHA}. With 5 seeds a standard deviation is itself "
+    f"uncertain (its 95% interval runs from about {low:.1f} to {high:.1f} times the estimate; with the 3 seeds of the "
+    f"frameworks table, {low_3:.1f} to {high_3:.1f}), which is why the intervals are wide. One model's test "
+    "accuracy near 99% has a sampling error of about 0.1 points by itself: sqrt(0.99 * 0.01 / 10,000) = 0.001.", ""]
 
 
 def the_budgets(summaries):

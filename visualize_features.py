@@ -37,9 +37,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cnn_from_scratch import (CNN, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, pool2d_forward,
-                              receptive_field)
+from cnn_from_scratch import CNN, conv2d_backward_naive, conv2d_forward_naive, receptive_field
 from explain import grad_cam, mass_on_digit, saliency_map  # what figure 7 draws, and its check on the digit
+from fast_conv import conv2d_forward, pool2d_forward
 from frameworks import (  # the questions every figure asks of a model, answered for any framework
     ACTIVATION_KINDS, FRAMEWORKS, class_score_gradients, default_gradcam_layer, first_conv_filters,
     framework_module, get_activations, layer_names, load_any, model_layers, predict_logits, resolve_layer,

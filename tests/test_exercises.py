@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import cnn_from_scratch as scratch
+import fast_conv
 import exercises
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,8 +36,8 @@ def run(*arguments, cwd=ROOT):
 def solution_file_text():
     """A learner's file filled with the solutions' source code (the layer classes imported), as if copied in."""
     imports = ["import numpy as np", "from cnn_from_scratch import (Adam, BatchNormLayer, DropoutLayer, "
-               "FullyConnectedLayer, Layer, ReLULayer, SigmoidLayer, _pair, _pool_geometry, _window_offsets, "
-               "check_labels, conv_output_size, to_chwn)"]
+               "FullyConnectedLayer, Layer, ReLULayer, SigmoidLayer)", "from fast_conv import to_chwn, window_offsets",
+               "from interface import check_labels, check_pair, conv_output_size, pool_geometry"]
     return "\n\n\n".join(imports + [inspect.getsource(exercise.solution) for exercise in exercises.EXERCISES])
 
 
@@ -127,7 +128,7 @@ def col2im_loops(dcols, x_shape, HH, WW, stride, padding, assign=False, crop=Tru
 
 def conv_forward_reshaped_directly(x, w, b, stride=1, padding=0):
     N, F = x.shape[0], w.shape[0]
-    cols = scratch.im2col(x, w.shape[2], w.shape[3], (stride, stride), (padding, padding))
+    cols = fast_conv.im2col(x, w.shape[2], w.shape[3], (stride, stride), (padding, padding))
     H_out = 1 + (x.shape[2] + 2 * padding - w.shape[2]) // stride
     W_out = 1 + (x.shape[3] + 2 * padding - w.shape[3]) // stride
     out = (w.reshape(F, -1) @ cols + b[:, None]).reshape(N, F, H_out, W_out)  # the mistake
@@ -138,7 +139,7 @@ def conv_backward_dout_reshaped_directly(dout, cache):
     x_shape, cols, w, stride, padding = cache
     F = w.shape[0]
     dout_rows = dout.reshape(F, -1)  # the mistake: no to_chwn
-    dx = scratch.col2im(w.reshape(F, -1).T @ dout_rows, x_shape, w.shape[2], w.shape[3], stride, padding)
+    dx = fast_conv.col2im(w.reshape(F, -1).T @ dout_rows, x_shape, w.shape[2], w.shape[3], stride, padding)
     return dx, (dout_rows @ cols.T).reshape(w.shape), dout_rows.sum(axis=1)
 
 

@@ -13,8 +13,8 @@ import cnn_pytorch
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(path.stem for path in ROOT.glob("*.py"))
-LESSON = {"data", "interface", "cnn_from_scratch", "cnn_pytorch", "cnn_keras", "exercises", "layer_functions",
-          "mistakes"}
+LESSON = {"data", "interface", "cnn_from_scratch", "fast_conv", "cnn_pytorch", "cnn_keras", "exercises",
+          "layer_functions", "mistakes"}
 LAB = set(MODULES) - LESSON
 
 
@@ -41,7 +41,8 @@ def test_the_lesson_never_imports_the_lab():
 
 def test_the_framework_modules_share_interface_and_not_the_numpy_lesson():
     assert GRAPH["interface"] == set()  # NumPy and the standard library only
-    assert GRAPH["cnn_from_scratch"] <= {"interface", "data"}
+    assert GRAPH["fast_conv"] <= {"interface"}  # the vectorized convolution and pooling, NumPy only
+    assert GRAPH["cnn_from_scratch"] <= {"interface", "data", "fast_conv"}
     for name in ("cnn_pytorch", "cnn_keras"):
         assert "cnn_from_scratch" not in GRAPH[name] and "interface" in GRAPH[name], name
 
@@ -69,6 +70,11 @@ def test_the_numpy_lesson_opens_with_convolution():
     last_import = max(number for number, line in enumerate(source) if line.startswith(("import ", "from ")))
     first_convolution = next(number for number, line in enumerate(source) if line.startswith("def conv2d_"))
     assert first_convolution - last_import <= 60
+
+
+def test_no_module_is_much_over_1200_lines():
+    lengths = {name: len((ROOT / f"{name}.py").read_text(encoding="utf-8").splitlines()) for name in MODULES}
+    assert {name: length for name, length in lengths.items() if length > 1250} == {}
 
 
 def test_one_epoch_functions_take_at_most_six_parameters():

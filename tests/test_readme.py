@@ -309,16 +309,17 @@ def test_function_links_open_the_file_at_the_function(path):
 
 
 def test_fix_anchors_adds_and_corrects_line_anchors():
-    line = definition_line(ROOT / "cnn_from_scratch.py", "conv2d_forward")
-    assert (ROOT / "cnn_from_scratch.py").read_text().splitlines()[line - 1].startswith("def conv2d_forward(")
-    text = ("[`conv2d_forward`](cnn_from_scratch.py) and [`CNN`](cnn_from_scratch.py#L1), "
+    line = definition_line(ROOT / "cnn_from_scratch.py", "conv2d_forward_naive")
+    assert (ROOT / "cnn_from_scratch.py").read_text().splitlines()[line - 1].startswith("def conv2d_forward_naive(")
+    text = ("[`conv2d_forward_naive`](cnn_from_scratch.py) and [`CNN`](cnn_from_scratch.py#L1), "
             "[`cnn_pytorch.py`](cnn_pytorch.py), [`not_there`](cnn_from_scratch.py)\n"
-            "```text\n[`conv2d_forward`](cnn_from_scratch.py)\n```\n")
+            "```text\n[`conv2d_forward_naive`](cnn_from_scratch.py)\n```\n")
     fixed, changes = fix_anchors(text, ROOT)
     cnn_line = definition_line(ROOT / "cnn_from_scratch.py", "CNN")
-    assert fixed == (f"[`conv2d_forward`](cnn_from_scratch.py#L{line}) and [`CNN`](cnn_from_scratch.py#L{cnn_line}), "
+    assert fixed == (f"[`conv2d_forward_naive`](cnn_from_scratch.py#L{line}) and "
+                     f"[`CNN`](cnn_from_scratch.py#L{cnn_line}), "
                      "[`cnn_pytorch.py`](cnn_pytorch.py), [`not_there`](cnn_from_scratch.py)\n"
-                     "```text\n[`conv2d_forward`](cnn_from_scratch.py)\n```\n")  # code blocks stay as they are
+                     "```text\n[`conv2d_forward_naive`](cnn_from_scratch.py)\n```\n")  # code blocks stay as they are
     assert len(changes) == 2
     source = (ROOT / "cnn_from_scratch.py").read_text().splitlines()  # CNN.fit comes first, the top-level fit wins
     assert source[definition_line(ROOT / "cnn_from_scratch.py", "fit") - 1].startswith("def fit(model")
