@@ -12,7 +12,6 @@ the story told in that function's docstring.
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

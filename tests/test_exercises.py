@@ -692,6 +692,7 @@ def test_the_reproduce_line_runs_and_fails_the_same_way(tmp_path):
         printed = next(line for line in result.details if line.startswith(f"{output}: largest difference "))
         line = result.details[-1]
         assert line.startswith("reproduce: import exercises; ")
+        assert f"exercises.case({name!r}, {number})" in line  # the case the verdict names
         namespace = {} if isinstance(functions, types.ModuleType) else dict(vars(functions))
         exec(line[len("reproduce: "):], namespace)
         received, expected = namespace[output], namespace["expected"][0]
