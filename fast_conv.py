@@ -70,7 +70,7 @@ def col2im(dcols, x_shape, HH, WW, stride, padding):
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
-    """Vectorized convolution: im2col, then one matrix product. Same signature and result as the naive version.
+    """Vectorized convolution, im2col then one matrix product: conv2d_forward_naive's signature and result.
 
     Inputs: x of shape (N, C, H, W); w of shape (F, C, HH, WW); b of shape (F,); stride, padding: int or pair
     Returns: out of shape (N, F, H_out, W_out), with H_out = 1 + (H + 2 * padding - HH) // stride; cache
@@ -109,7 +109,8 @@ def conv2d_backward(dout, cache, compute_dx=True):
 # --- Pooling ---
 
 def window_offsets(kernel, stride, output_size):
-    """Yield (u, v, index) with the slice that picks x[n, c, i * sh + u, j * sw + v] for every output (i, j)."""
+    """For each kernel offset (u, v), in row-major order, the index that picks x[n, c, i * sh + u, j * sw + v]
+    for every output (i, j)."""
     (kh, kw), (sh, sw), (H_out, W_out) = kernel, stride, output_size
     for u in range(kh):
         for v in range(kw):
@@ -117,7 +118,7 @@ def window_offsets(kernel, stride, output_size):
 
 
 def pool2d_forward(x, kernel_size=2, stride=None, mode="max"):
-    """Vectorized pooling: one strided slice per kernel offset (u, v). Same signature and result as the naive version.
+    """Vectorized pooling, one strided slice per kernel offset (u, v): pool2d_forward_naive's signature and result.
 
     Instead of looping over the N * C * H_out * W_out windows, loop over the kh * kw positions inside
     a window: x[:, :, u::sh, v::sw] (cut to H_out x W_out) holds element (u, v) of every window at once.
