@@ -261,7 +261,8 @@ def summarize(records, runs, budget, recipes, transfer_methods):
                                                for name in record["load_before"]["other_busy_processes"]}),
                "max_load_average": max((record["load_before"]["load_average_1min"] or 0 for record in planned),
                                        default=None),
-               "machine": planned[0]["machine"] if planned else None, "recipes": recipes,
+               "machine": planned[0]["machine"] if planned else None, "machines": machines(planned),
+               "recipes": recipes,
                "git_commits": sorted({str(record["git_commit"]) for record in planned}),
                "published": PUBLISHED, "write_up_claims": WRITE_UP_CLAIMS, "transfer_methods": transfer_methods,
                "experiments": {}}
@@ -356,11 +357,12 @@ def n_seeds(row):
     return f"{stats['n'] if stats else 0}{failed}"
 
 
-def budget_tag(summary):
-    """'default budget: 6,000 images, 2 epochs, 5 seeds' for the sweeps' headings and figure titles."""
+def budget_tag(summary, seeds=None):
+    """'default budget: 6,000 images, 2 epochs, 5 seeds' for the sweeps' headings and figure titles;
+    seeds: instead of the number of seeds (the 12-epoch check's 'seed 0')."""
     budget = summary["budget"]
     return (f"{budget['name']} budget: {budget['sweep_train_size'] or 55000:,} images, {budget['sweep_epochs']} "
-            f"epoch{'s' if budget['sweep_epochs'] > 1 else ''}, {len(summary['seeds'])} seeds")
+            f"epoch{'s' if budget['sweep_epochs'] > 1 else ''}, {seeds or str(len(summary['seeds'])) + ' seeds'}")
 
 
 def section_frameworks(summary):
@@ -704,6 +706,21 @@ def sweep_experiments(summary):
             if any("augment" in row["config"] for row in experiment["rows"])}
 
 
+def machines(records):
+    """Which machines trained these runs: [{"cpu", "cores", "runs", "seeds", "finished": [first, last]}, ...],
+    in the order they first appear (a budget resumed elsewhere mixes machines; pairs stay within a seed)."""
+    found = {}
+    for record in records:
+        machine = record.get("machine") or {}
+        entry = found.setdefault((machine.get("cpu"), machine.get("cores")), {
+            "cpu": machine.get("cpu"), "cores": machine.get("cores"), "runs": 0, "seeds": set(), "finished": []})
+        entry["runs"] += 1
+        entry["seeds"].add(record["seed"])
+        entry["finished"].append(record.get("finished_at") or "")
+    return [{**entry, "seeds": sorted(entry["seeds"]), "finished": [min(entry["finished"]), max(entry["finished"])]}
+            for entry in found.values()]
+
+
 def header_lines(summary):
     """Machine, runs, load, duration and budget of one summary."""
     budget, machine, sweep = summary["budget"], summary["machine"] or {}, summary["recipes"]["sweep"]
@@ -719,7 +736,10 @@ def header_lines(summary):
             *([] if summary["runs"] == summary["planned_runs"] else
               [f"- **Partly run: {summary['runs']} of its {summary['planned_runs']} trainings.** `python experiments.py "
                f"--budget {budget['name']}` resumes it. Its rows show the seeds they have."]),
-            f"- Machine: {machine.get('cpu')}, {machine.get('cores')} cores; " +
+            "- Machine: " + ("; ".join(
+                f"{entry['cpu']}, {entry['cores']} cores ({entry['runs']} trainings, seeds {entry['seeds']}, "
+                f"finished {entry['finished'][0][:10]} to {entry['finished'][1][:10]})"
+                for entry in summary.get("machines") or []) or "none yet") + "; " +
             ", ".join(f"{package} {version}" for package, version in machine.get("versions", {}).items() if version) +
             f". {summary['runs_with_other_processes']} runs saw another process on a CPU as they started "
             f"({', '.join(summary['other_processes_seen']) or 'none'}); highest 1-minute load average "
@@ -844,7 +864,7 @@ def section_epochs(summary):
                       "n/a" if None in (doubled, at_budget) else f"{100 * (doubled - at_budget):+.2f}"])
     seeds = ", ".join(str(seed) for seed in sorted({seed for row in rows for seed in row["seeds"]}))
     seeds = f"seed {seeds}" if seeds else "the first seed; none has run yet"
-    return [f"### Is {epochs} epoch{'s' * (epochs > 1)} enough? ({budget_tag(summary)})", "",
+    return [f"### Is {epochs} epoch{'s' * (epochs > 1)} enough? ({budget_tag(summary, seeds)})", "",
             f"One configuration of each experiment, chosen in advance as the one expected to learn slowest (the "
             f"deepest CNN, the widest MLP, the ablation's reference), and the smallest CNN, added after the curves "
             f"showed it still rising, trained for {2 * epochs} epochs instead of "

@@ -84,6 +84,15 @@ def test_the_budget_section_says_an_effect_changed_only_where_the_change_is_dete
     assert not changes["CNN a vs MLP a"][1]["detected"]
 
 
+def test_a_budget_resumed_on_another_machine_names_both():
+    records = [{"machine": {"cpu": cpu, "cores": 2}, "seed": seed, "finished_at": day}
+               for cpu, seed, day in (("Xeon", 0, "2026-12-03T01"), ("Xeon", 1, "2026-12-03T02"),
+                                      ("EPYC", 3, "2026-12-08T01"))]
+    assert report.machines(records) == [
+        {"cpu": "Xeon", "cores": 2, "runs": 2, "seeds": [0, 1], "finished": ["2026-12-03T01", "2026-12-03T02"]},
+        {"cpu": "EPYC", "cores": 2, "runs": 1, "seeds": [3], "finished": ["2026-12-08T01", "2026-12-08T01"]}]
+
+
 def test_each_cnn_is_compared_with_the_mlp_of_about_its_size():
     runs = experiments.plan_efficiency(TINY, [0])
     rows = [{"label": run.label, "config": run.config, "test_accuracy": {"mean": 0.9}} for run in runs]
