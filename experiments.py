@@ -91,7 +91,8 @@ from data import load_mnist
 from frameworks import (FRAMEWORKS, copy_numpy_weights, count_flops, fix_malloc_thresholds, framework_module,
                         matrix_product_gflops, to_device)
 from interface import TrainingHook
-from report import atomic_write, summarize, write_figures, write_report
+from report import atomic_write, summarize, write_report
+from report_figures import write_figures
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results"
